@@ -1,0 +1,50 @@
+"""A durable, tamper-evident event store. Independent of oneinfra."""
+
+from .errors import (
+    CorruptStore,
+    DuplicateEventId,
+    EventStoreError,
+    InvalidArgument,
+    NotAnEventStore,
+    StoreClosed,
+    StoreFileError,
+    WrongExpectedVersion,
+)
+from .memory import InMemoryEventStore
+from .records import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    StreamState,
+    VerifyReport,
+)
+from .sqlite import SQLiteEventStore
+from .store import CorruptRecord, EventStore
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "AppendResult",
+    "CorruptRecord",
+    "CorruptStore",
+    "DuplicateEventId",
+    "EventStore",
+    "EventStoreError",
+    "ExpectedVersion",
+    "InMemoryEventStore",
+    "InvalidArgument",
+    "NewEvent",
+    "NotAnEventStore",
+    "RecordedEvent",
+    "SQLiteEventStore",
+    "Snapshot",
+    "StoreClosed",
+    "StoreFileError",
+    "StreamState",
+    "VerifyReport",
+    "WrongExpectedVersion",
+]

@@ -1,0 +1,115 @@
+"""`python -m eventstore`: inspect and verify a store file without the daemon.
+
+Exit codes: 0 fine, 1 the chain does not verify, 2 bad usage or a file that
+cannot be read as an event store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from .errors import EventStoreError
+from .records import RecordedEvent
+from .sqlite import SQLiteEventStore
+
+EXIT_OK, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
+
+
+def build_parser(prog: str = "python -m eventstore") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Inspect an event store file.")
+    add_commands(parser)
+    return parser
+
+
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="command", required=True)
+    verify = commands.add_parser("verify", help="walk the hash chain; exit 1 if it is broken")
+    verify.add_argument("file")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    info = commands.add_parser("info", help="head position, streams, time span")
+    info.add_argument("file")
+    dump = commands.add_parser("dump", help="print records as JSON lines")
+    dump.add_argument("file")
+    dump.add_argument("--from", dest="from_position", type=int, default=1)
+    dump.add_argument("--limit", type=int, default=None)
+
+
+def record_as_json(record: RecordedEvent) -> dict[str, object]:
+    return {
+        "position": record.position,
+        "stream": record.stream_id,
+        "version": record.stream_version,
+        "id": str(record.event_id),
+        "type": record.type,
+        "schemaVersion": record.schema_version,
+        "recordedAt": record.recorded_at.isoformat(),
+        "data": base64.b64encode(record.data).decode(),
+        "metadata": base64.b64encode(record.metadata).decode(),
+        "hash": record.hash.hex(),
+    }
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    async with await SQLiteEventStore.open(args.file, read_only=True) as store:
+        if args.command == "verify":
+            report = await store.verify()
+            if args.json:
+                print(json.dumps({f: getattr(report, f) for f in report.__struct_fields__}))
+            elif report.ok:
+                print(
+                    f"ok: {report.records_checked} records, head position "
+                    f"{report.head_position}, head hash {report.head_hash}"
+                )
+            else:
+                where = (
+                    f"at position {report.first_bad_position}"
+                    if report.first_bad_position is not None
+                    else "in the file"
+                )
+                print(f"TAMPERED {where}: {report.reason}")
+            return EXIT_OK if report.ok else EXIT_BROKEN
+        if args.command == "info":
+            streams: set[str] = set()
+            first = last = None
+            async for record in store.read_all():
+                streams.add(record.stream_id)
+                first = first or record
+                last = record
+            print(
+                json.dumps(
+                    {
+                        "file": str(args.file),
+                        "headPosition": last.position if last else 0,
+                        "streams": len(streams),
+                        "firstRecordedAt": first.recorded_at.isoformat() if first else None,
+                        "lastRecordedAt": last.recorded_at.isoformat() if last else None,
+                    }
+                )
+            )
+            return EXIT_OK
+        printed = 0
+        async for record in store.read_all(max(1, args.from_position)):
+            if args.limit is not None and printed >= args.limit:
+                break
+            print(json.dumps(record_as_json(record)))
+            printed += 1
+        return EXIT_OK
+
+
+def run(args: argparse.Namespace, prog: str) -> int:
+    try:
+        return anyio.run(run_command, args)
+    except EventStoreError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    return run(parser.parse_args(argv), parser.prog)

@@ -1,0 +1,64 @@
+"""Errors raised by the event store. Each message names what is wrong."""
+
+from __future__ import annotations
+
+
+class EventStoreError(Exception):
+    """Base of every error the event store raises on purpose."""
+
+
+class InvalidArgument(EventStoreError, ValueError):
+    """A caller passed something the store cannot accept; nothing was written."""
+
+
+class WrongExpectedVersion(EventStoreError):
+    """An append's expected version did not match the stream; nothing was written."""
+
+    def __init__(self, stream_id: str, expected: object, actual: int | None) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        actual_text = "no stream" if actual is None else f"version {actual}"
+        super().__init__(
+            f"stream {stream_id!r}: expected {describe_expected(expected)}, "
+            f"but the stream is at {actual_text}"
+        )
+
+
+class DuplicateEventId(EventStoreError):
+    """Some event ids of a batch are stored already, but not as this exact batch."""
+
+    def __init__(self, stream_id: str, event_ids: list[str]) -> None:
+        self.stream_id = stream_id
+        self.event_ids = event_ids
+        shown = ", ".join(event_ids[:5]) + (" ..." if len(event_ids) > 5 else "")
+        super().__init__(
+            f"stream {stream_id!r}: event id(s) {shown} are already stored, "
+            "and the batch is not an exact retry of an earlier append"
+        )
+
+
+class StoreFileError(EventStoreError):
+    """The store's file cannot be used; the file was left as it was."""
+
+
+class NotAnEventStore(StoreFileError):
+    """The file exists but is not an event store of ours."""
+
+
+class CorruptStore(StoreFileError):
+    """The file is (or became) unreadable as an event store."""
+
+
+class StoreClosed(EventStoreError):
+    """The store was closed while, or before, it was used."""
+
+
+def describe_expected(expected: object) -> str:
+    """How an expected version reads in a message."""
+    value = getattr(expected, "value", None)
+    if value == "any":
+        return "any version"
+    if value == "no_stream":
+        return "no stream"
+    return f"version {expected}"

@@ -1,0 +1,220 @@
+"""The interface every backend implements, and what they share on top of it."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Self
+
+import anyio
+
+from .errors import CorruptStore, StoreClosed
+from .hashing import GENESIS_HASH, canonical_encoding, chain_hash
+from .planning import validate_non_negative
+from .records import (
+    ANY,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    VerifyReport,
+)
+
+Clock = Callable[[], int]  # microseconds since the epoch
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+class CorruptRecord(CorruptStore):
+    """A stored row cannot be read back as a record."""
+
+    def __init__(self, position: int, detail: str) -> None:
+        self.position = position
+        super().__init__(f"record at position {position} is malformed: {detail}")
+
+
+class AppendSignal:
+    """Wakes subscribers the moment an append commits in this process.
+
+    A waiter takes `current()` before it reads, so an append that commits
+    between its read and its wait still wakes it: no lost wake-up.
+    """
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    def current(self) -> anyio.Event:
+        if self._event is None:
+            self._event = anyio.Event()
+        return self._event
+
+    def fire(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+
+class EventStore(abc.ABC):
+    """An append-only log of events in streams, chained by hashes.
+
+    Positions are global, from 1 and gap-free; stream versions run from 0 and
+    are contiguous per stream. A backend implements storage; subscriptions and
+    chain verification are built here on its reads.
+    """
+
+    # Seconds between checks for appends made by another process; None when
+    # no other process can append (the in-memory store).
+    external_poll_interval: float | None = None
+
+    def __init__(self) -> None:
+        self._signal = AppendSignal()
+        self._closed = False
+
+    # -- what a backend implements ------------------------------------------------
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Append a batch atomically, or raise and write nothing."""
+
+    @abc.abstractmethod
+    def read_stream(self, stream_id: str, from_version: int = 0) -> AsyncIterator[RecordedEvent]:
+        """One stream's records from a version, in order, page by page."""
+
+    @abc.abstractmethod
+    def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        """Every record from a position, in global order, page by page."""
+
+    @abc.abstractmethod
+    async def head_position(self) -> int:
+        """The last position stored, 0 for an empty log."""
+
+    @abc.abstractmethod
+    async def current_version(self, stream_id: str) -> int | None:
+        """The stream's last version, None when it has no event."""
+
+    @abc.abstractmethod
+    async def save_snapshot(self, name: str, position: int, data: bytes) -> Snapshot:
+        """Store a projection's state at a position (replacing one at the same key)."""
+
+    @abc.abstractmethod
+    async def latest_snapshot(self, name: str, max_position: int | None = None) -> Snapshot | None:
+        """The newest snapshot of a name at or before max_position."""
+
+    @abc.abstractmethod
+    async def delete_snapshots(self, name: str) -> int:
+        """Drop every snapshot of a name; returns how many."""
+
+    @abc.abstractmethod
+    async def _close_storage(self) -> None:
+        """Release the backend's resources."""
+
+    # -- shared behaviour ---------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the event store is closed")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._signal.fire()  # subscribers wake and see the store closed
+        await self._close_storage()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        """Yield the stored records from a position, then each new one as it commits.
+
+        Catch-up and live delivery are one loop over read_all from the next
+        position, so the hand-over can neither skip nor repeat a record.
+        Raises StoreClosed when the store is closed.
+        """
+        next_position = validate_non_negative("from position", from_position, minimum=1)
+        while True:
+            self._ensure_open()
+            appended = self._signal.current()
+            caught_up = True
+            async for record in self.read_all(next_position):
+                caught_up = False
+                next_position = record.position + 1
+                yield record
+            if caught_up:
+                with anyio.move_on_after(self.external_poll_interval):
+                    await appended.wait()
+
+    async def verify(self) -> VerifyReport:
+        """Walk the whole chain and report the first record that does not match."""
+        previous_hash = GENESIS_HASH
+        expected_position = 1
+        checked = 0
+
+        def broken(position: int, reason: str) -> VerifyReport:
+            return VerifyReport(
+                ok=False,
+                records_checked=checked,
+                head_position=expected_position - 1,
+                head_hash=previous_hash.hex(),
+                first_bad_position=position,
+                reason=reason,
+            )
+
+        try:
+            async for record in self.read_all(1):
+                if record.position != expected_position:
+                    return broken(
+                        expected_position,
+                        f"record {expected_position} is missing "
+                        f"(the next stored record is {record.position})",
+                    )
+                encoded = canonical_encoding(
+                    record.position,
+                    record.stream_id,
+                    record.stream_version,
+                    record.event_id,
+                    record.type,
+                    record.schema_version,
+                    record.data,
+                    record.metadata,
+                    record.recorded_at_us,
+                )
+                if chain_hash(previous_hash, encoded) != record.hash:
+                    return broken(
+                        record.position,
+                        "the stored hash does not match the record's content "
+                        "and the previous record's hash",
+                    )
+                previous_hash = record.hash
+                expected_position += 1
+                checked += 1
+        except CorruptRecord as error:
+            return broken(error.position, str(error))
+        return VerifyReport(
+            ok=True,
+            records_checked=checked,
+            head_position=expected_position - 1,
+            head_hash=previous_hash.hex(),
+        )
