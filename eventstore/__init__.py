@@ -23,13 +23,12 @@ from .records import (
     VerifyReport,
 )
 from .sqlite import SQLiteEventStore
-from .store import CorruptRecord, EventStore
+from .store import EventStore
 
 __all__ = [
     "ANY",
     "NO_STREAM",
     "AppendResult",
-    "CorruptRecord",
     "CorruptStore",
     "DuplicateEventId",
     "EventStore",

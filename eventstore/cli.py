@@ -40,7 +40,15 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     dump.add_argument("--limit", type=int, default=None)
 
 
+def as_text(payload: bytes) -> str | None:
+    try:
+        return payload.decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def record_as_json(record: RecordedEvent) -> dict[str, object]:
+    """A record for people and tools: base64 is lossless, *Text is for reading."""
     return {
         "position": record.position,
         "stream": record.stream_id,
@@ -50,7 +58,9 @@ def record_as_json(record: RecordedEvent) -> dict[str, object]:
         "schemaVersion": record.schema_version,
         "recordedAt": record.recorded_at.isoformat(),
         "data": base64.b64encode(record.data).decode(),
+        "dataText": as_text(record.data),
         "metadata": base64.b64encode(record.metadata).decode(),
+        "metadataText": as_text(record.metadata),
         "hash": record.hash.hex(),
     }
 

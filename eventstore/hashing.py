@@ -1,14 +1,13 @@
 """The hash chain: each record's hash covers the previous hash and the record.
 
 The canonical encoding is a MessagePack array of the record's fields in a fixed
-order (event id as its 16 raw bytes); MessagePack is specified and msgspec
+order (the event id as its 16 raw bytes); MessagePack is specified and msgspec
 always writes the smallest form, so any language can recompute the chain.
 """
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 
 import msgspec
 
@@ -21,7 +20,7 @@ def canonical_encoding(
     position: int,
     stream_id: str,
     stream_version: int,
-    event_id: uuid.UUID,
+    event_id: bytes,
     type: str,
     schema_version: int,
     data: bytes,
@@ -33,7 +32,7 @@ def canonical_encoding(
             position,
             stream_id,
             stream_version,
-            event_id.bytes,
+            event_id,
             type,
             schema_version,
             data,

@@ -54,9 +54,9 @@ class InMemoryEventStore(EventStore):
         records = build_records(stream_id, batch, version, self._head(), self._clock())
         self._log.extend(records)
         stream_positions = self._streams.setdefault(stream_id, [])
-        for record in records:
+        for event, record in zip(batch, records, strict=True):
             stream_positions.append(record.position)
-            self._ids[record.event_id] = StoredId(stream_id, record.stream_version, record.position)
+            self._ids[event.event_id] = StoredId(stream_id, record.stream_version, record.position)
         self._signal.fire()
         return result_of(records)
 
@@ -82,15 +82,14 @@ class InMemoryEventStore(EventStore):
             version += len(page)
             await anyio.lowlevel.checkpoint()
 
-    async def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+    async def read_all_pages(self, from_position: int = 1) -> AsyncIterator[list[RecordedEvent]]:
         index = validate_non_negative("from position", from_position, minimum=1) - 1
         while True:
             self._ensure_open()
             page = self._log[index : index + self._page_size]
             if not page:
                 return
-            for record in page:
-                yield record
+            yield page
             index += len(page)
             await anyio.lowlevel.checkpoint()
 

@@ -180,11 +180,12 @@ def build_records(
     for offset, event in enumerate(events):
         position = head.position + 1 + offset
         version = next_version + offset
+        event_id = event.event_id.bytes
         encoded = canonical_encoding(
             position,
             stream_id,
             version,
-            event.event_id,
+            event_id,
             event.type,
             event.schema_version,
             event.data,
@@ -197,7 +198,7 @@ def build_records(
                 position,
                 stream_id,
                 version,
-                event.event_id,
+                event_id,
                 event.type,
                 event.schema_version,
                 event.data,

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
+import uuid6
 
 
 class StreamState(enum.Enum):
@@ -23,32 +24,49 @@ NO_STREAM = StreamState.NO_STREAM
 ExpectedVersion = int | StreamState
 
 
+def new_event_id() -> uuid.UUID:
+    """A UUIDv7: time-ordered, so the store's id index only grows at its end
+    (random v4 ids make every append rewrite random index pages: 3x slower)."""
+    return uuid6.uuid7()
+
+
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event to append. `data` and `metadata` are opaque bytes to the store."""
+    """An event to append. `data` and `metadata` are opaque bytes to the store.
+
+    Give `event_id` to make retries idempotent; any UUID works, v7 is fastest.
+    """
 
     type: str
     data: bytes
     metadata: bytes = b""
     schema_version: int = 1
-    event_id: uuid.UUID = msgspec.field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = msgspec.field(default_factory=new_event_id)
 
 
-class RecordedEvent(msgspec.Struct, frozen=True):
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     """An event as stored: its place in the log and the hash that chains it.
 
     Field order matches the storage row so a row builds a record positionally.
+    The id is kept as its 16 bytes: building a UUID object costs more than the
+    rest of a record together, and replay rarely needs it. gc=False: fields are
+    str, int and bytes, so a record can never be in a reference cycle, and
+    replay makes millions of them that the cyclic GC need not track.
     """
 
     position: int  # global, from 1, gap-free
     stream_id: str
     stream_version: int  # within the stream, from 0, contiguous
-    event_id: uuid.UUID
+    event_id_bytes: bytes
     type: str
     schema_version: int
     data: bytes
     metadata: bytes
     recorded_at_us: int  # microseconds since the epoch, UTC; non-decreasing by position
     hash: bytes  # SHA-256 over the previous record's hash and this record
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return uuid.UUID(bytes=self.event_id_bytes)
 
     @property
     def recorded_at(self) -> datetime:

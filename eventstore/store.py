@@ -10,7 +10,7 @@ from typing import Self
 
 import anyio
 
-from .errors import CorruptStore, StoreClosed
+from .errors import StoreClosed
 from .hashing import GENESIS_HASH, canonical_encoding, chain_hash
 from .planning import validate_non_negative
 from .records import (
@@ -28,14 +28,6 @@ Clock = Callable[[], int]  # microseconds since the epoch
 
 def wall_clock_us() -> int:
     return time.time_ns() // 1000
-
-
-class CorruptRecord(CorruptStore):
-    """A stored row cannot be read back as a record."""
-
-    def __init__(self, position: int, detail: str) -> None:
-        self.position = position
-        super().__init__(f"record at position {position} is malformed: {detail}")
 
 
 class AppendSignal:
@@ -91,8 +83,9 @@ class EventStore(abc.ABC):
         """One stream's records from a version, in order, page by page."""
 
     @abc.abstractmethod
-    def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
-        """Every record from a position, in global order, page by page."""
+    def read_all_pages(self, from_position: int = 1) -> AsyncIterator[list[RecordedEvent]]:
+        """Every record from a position, in global order, a page at a time: the
+        fastest way to fold a long log (no per-record await)."""
 
     @abc.abstractmethod
     async def head_position(self) -> int:
@@ -146,6 +139,12 @@ class EventStore(abc.ABC):
     ) -> None:
         await self.close()
 
+    async def read_all(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
+        """Every record from a position, in global order; memory stays a page."""
+        async for page in self.read_all_pages(from_position):
+            for record in page:
+                yield record
+
     async def subscribe(self, from_position: int = 1) -> AsyncIterator[RecordedEvent]:
         """Yield the stored records from a position, then each new one as it commits.
 
@@ -182,36 +181,33 @@ class EventStore(abc.ABC):
                 reason=reason,
             )
 
-        try:
-            async for record in self.read_all(1):
-                if record.position != expected_position:
-                    return broken(
-                        expected_position,
-                        f"record {expected_position} is missing "
-                        f"(the next stored record is {record.position})",
-                    )
-                encoded = canonical_encoding(
-                    record.position,
-                    record.stream_id,
-                    record.stream_version,
-                    record.event_id,
-                    record.type,
-                    record.schema_version,
-                    record.data,
-                    record.metadata,
-                    record.recorded_at_us,
+        async for record in self.read_all(1):
+            if record.position != expected_position:
+                return broken(
+                    expected_position,
+                    f"record {expected_position} is missing "
+                    f"(the next stored record is {record.position})",
                 )
-                if chain_hash(previous_hash, encoded) != record.hash:
-                    return broken(
-                        record.position,
-                        "the stored hash does not match the record's content "
-                        "and the previous record's hash",
-                    )
-                previous_hash = record.hash
-                expected_position += 1
-                checked += 1
-        except CorruptRecord as error:
-            return broken(error.position, str(error))
+            encoded = canonical_encoding(
+                record.position,
+                record.stream_id,
+                record.stream_version,
+                record.event_id_bytes,
+                record.type,
+                record.schema_version,
+                record.data,
+                record.metadata,
+                record.recorded_at_us,
+            )
+            if chain_hash(previous_hash, encoded) != record.hash:
+                return broken(
+                    record.position,
+                    "the stored hash does not match the record's content "
+                    "and the previous record's hash",
+                )
+            previous_hash = record.hash
+            expected_position += 1
+            checked += 1
         return VerifyReport(
             ok=True,
             records_checked=checked,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from pathlib import Path
+
 import pytest
 
-from eventstore import EventStore, InvalidArgument, StoreClosed
+from eventstore import EventStore, InvalidArgument, SQLiteEventStore, StoreClosed
 
 from .conftest import StoreFactory, event
 
@@ -28,6 +31,14 @@ async def test_read_all_from_a_position_across_pages(make_store: StoreFactory) -
     await store.append("a", [event() for _ in range(9)])
     assert [r.position async for r in store.read_all(from_position=3)] == list(range(3, 10))
     assert [r.position async for r in store.read_all(from_position=10)] == []
+
+
+async def test_read_all_pages_gives_whole_pages_then_the_rest(make_store: StoreFactory) -> None:
+    store = await make_store(page_size=4)
+    await store.append("a", [event() for _ in range(10)])
+    pages = [[r.position for r in page] async for page in store.read_all_pages(from_position=2)]
+    assert pages == [[2, 3, 4, 5], [6, 7, 8, 9], [10]]
+    assert [page async for page in store.read_all_pages(from_position=11)] == []
 
 
 async def test_exactly_one_page_ends_the_read(make_store: StoreFactory) -> None:
@@ -69,3 +80,22 @@ async def test_a_closed_store_refuses_everything(store: EventStore) -> None:
         await store.head_position()
     with pytest.raises(StoreClosed):
         [r async for r in store.read_all()]
+
+
+async def test_read_all_memory_stays_bounded_by_the_page(tmp_path: Path) -> None:
+    """Reading a log many times larger than a page never holds more than a page."""
+    store = await SQLiteEventStore.open(tmp_path / "big.db", page_size=200)
+    payload = bytes(4096)
+    for batch in range(40):
+        await store.append(f"s{batch}", [event(payload) for _ in range(250)])  # 40 MiB of data
+    tracemalloc.start()
+    try:
+        count = 0
+        async for _ in store.read_all():
+            count += 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await store.close()
+    assert count == 10_000
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for a 40 MiB log"
