@@ -222,40 +222,16 @@ def bench_sqlite_floor(directory: Path, sizes: argparse.Namespace) -> dict[str, 
 
     digest, results = bytes(32), {}
     Row = Callable[[int, int, int], tuple[object, ...]]
+
+    def our_row(new_id: Callable[[], uuid.UUID]) -> Row:
+        return lambda p, b, v: (
+            p, f"batched-{b}", v, new_id().bytes, "ComponentPlaced", 1, payload(p), b"", 1, digest
+        )  # fmt: skip
+
     schemas: dict[str, tuple[Sequence[str], str, Row]] = {
-        "oneinfra_schema": (
-            SCHEMA,
-            INSERT_RECORD,
-            lambda p, b, v: (
-                p,
-                f"batched-{b}",
-                v,
-                uuid6.uuid7().bytes,
-                "ComponentPlaced",
-                1,
-                payload(p),
-                b"",
-                1,
-                digest,
-            ),
-        ),
+        "oneinfra_schema": (SCHEMA, INSERT_RECORD, our_row(uuid6.uuid7)),
         # The same with random (v4) event ids: what UUIDv7 ids save.
-        "oneinfra_schema_uuid4_ids": (
-            SCHEMA,
-            INSERT_RECORD,
-            lambda p, b, v: (
-                p,
-                f"batched-{b}",
-                v,
-                uuid.uuid4().bytes,
-                "ComponentPlaced",
-                1,
-                payload(p),
-                b"",
-                1,
-                digest,
-            ),
-        ),
+        "oneinfra_schema_uuid4_ids": (SCHEMA, INSERT_RECORD, our_row(uuid.uuid4)),
         "eventsourcing_schema": (
             [
                 "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "

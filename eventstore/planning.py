@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from .errors import DuplicateEventId, InvalidArgument, WrongExpectedVersion
 from .hashing import canonical_encoding, chain_hash
@@ -17,26 +18,20 @@ MAX_STREAM_ID_LENGTH = 512
 MAX_TYPE_LENGTH = 256
 
 
-class StoredId:
+class StoredId(NamedTuple):
     """Where an already stored event id sits."""
 
-    __slots__ = ("position", "stream_id", "stream_version")
-
-    def __init__(self, stream_id: str, stream_version: int, position: int) -> None:
-        self.stream_id = stream_id
-        self.stream_version = stream_version
-        self.position = position
+    stream_id: str
+    stream_version: int
+    position: int
 
 
-class Head:
+class Head(NamedTuple):
     """The last record of the log, or the genesis values of an empty log."""
 
-    __slots__ = ("hash", "position", "recorded_at_us")
-
-    def __init__(self, position: int, hash: bytes, recorded_at_us: int) -> None:
-        self.position = position
-        self.hash = hash
-        self.recorded_at_us = recorded_at_us
+    position: int
+    hash: bytes
+    recorded_at_us: int
 
 
 def validate_stream_id(stream_id: object) -> str:
