@@ -1,0 +1,83 @@
+"""What people ask for. The decider turns each into events, or refuses it."""
+
+from __future__ import annotations
+
+import msgspec
+
+DEFAULT_PORT_RANGE = (30000, 32767)
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+DEFAULT_POD_CIDR = "10.244.0.0/16"
+DEFAULT_VPN_CIDR = "10.220.0.0/16"
+DEFAULT_DNS_DOMAIN = "cluster.local"
+DEFAULT_KUBECONFIG_TTL = 24 * 3600
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    pass
+
+
+class HypervisorCredentials(msgspec.Struct, frozen=True):
+    """Mutual TLS to a tcp:// CRI endpoint; the key arrives in PEM, in clear."""
+
+    ca_certificate: str
+    client_certificate: str
+    client_key: str
+
+
+class RegisterHypervisor(Command, frozen=True):
+    name: str
+    endpoint: str
+    role: str
+    ip_address: str
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    labels: dict[str, str] = {}
+    tls: HypervisorCredentials | None = None
+
+
+class LabelHypervisor(Command, frozen=True):
+    name: str
+    set: dict[str, str] = {}
+    remove: list[str] = []
+
+
+class RemoveHypervisor(Command, frozen=True):
+    name: str
+
+
+class CreateCluster(Command, frozen=True):
+    name: str
+    kubernetes_version: str | None = None
+    control_plane_replicas: int = 1
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    pod_cidr: str = DEFAULT_POD_CIDR
+    dns_domain: str = DEFAULT_DNS_DOMAIN
+    apiserver_extra_sans: list[str] = []
+    vpn_enabled: bool = False
+    vpn_cidr: str = DEFAULT_VPN_CIDR
+
+
+class ScaleCluster(Command, frozen=True):
+    name: str
+    control_plane_replicas: int
+
+
+class DeleteCluster(Command, frozen=True):
+    name: str
+
+
+class IssueKubeconfig(Command, frozen=True):
+    cluster: str
+    user: str = "admin"
+    groups: list[str] = msgspec.field(default_factory=lambda: ["system:masters"])
+    ttl_seconds: int = DEFAULT_KUBECONFIG_TTL
+
+
+FleetCommand = (
+    RegisterHypervisor
+    | LabelHypervisor
+    | RemoveHypervisor
+    | CreateCluster
+    | ScaleCluster
+    | DeleteCluster
+    | IssueKubeconfig
+)

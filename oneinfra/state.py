@@ -1,0 +1,98 @@
+"""The desired state of the fleet: what the events say should exist.
+
+Only the projection changes it; the decider reads it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .events import ClusterPKI, HypervisorTLS, KeyPair
+
+CONTROL_PLANE = "control-plane"
+INGRESS = "ingress"
+PUBLIC = "public"
+PRIVATE = "private"
+
+# Host ports each role needs, by name.
+PORT_NAMES = {
+    CONTROL_PLANE: ("apiserver", "etcd-client", "etcd-peer"),
+    INGRESS: ("apiserver",),
+}
+
+
+class Component(msgspec.Struct):
+    name: str
+    role: str
+    hypervisor: str
+    ports: dict[str, int]
+    etcd_server: KeyPair | None = None
+    etcd_peer: KeyPair | None = None
+
+
+class Cluster(msgspec.Struct):
+    cluster_id: str
+    name: str
+    kubernetes_version: str
+    control_plane_replicas: int
+    service_cidr: str
+    pod_cidr: str
+    dns_domain: str
+    apiserver_extra_sans: list[str]
+    vpn_enabled: bool
+    vpn_cidr: str
+    key_id: str
+    pki: ClusterPKI
+    components: dict[str, Component] = msgspec.field(default_factory=dict)
+    apiserver_sans: list[str] = msgspec.field(default_factory=list)
+    apiserver_serving: KeyPair | None = None
+
+    def control_planes(self) -> list[Component]:
+        return sorted(
+            (c for c in self.components.values() if c.role == CONTROL_PLANE),
+            key=lambda c: component_index(c.name),
+        )
+
+    def ingress(self) -> Component | None:
+        return self.components.get(INGRESS)
+
+
+class Hypervisor(msgspec.Struct):
+    name: str
+    endpoint: str
+    role: str
+    ip_address: str
+    port_range: tuple[int, int]
+    labels: dict[str, str]
+    tls: HypervisorTLS | None = None
+    # "cluster/component" -> its host ports here: what placement needs to know.
+    placements: dict[str, list[int]] = msgspec.field(default_factory=dict)
+
+    def used_ports(self) -> set[int]:
+        return {port for ports in self.placements.values() for port in ports}
+
+
+class FleetState(msgspec.Struct):
+    version: int | None = None  # the fleet stream's version folded so far
+    position: int = 0  # the global log position folded so far
+    hypervisors: dict[str, Hypervisor] = msgspec.field(default_factory=dict)
+    clusters: dict[str, Cluster] = msgspec.field(default_factory=dict)
+
+
+def component_index(name: str) -> int:
+    """control-plane-3 -> 3."""
+    return int(name.rsplit("-", 1)[1])
+
+
+def placement_key(cluster: str, component: str) -> str:
+    return f"{cluster}/{component}"
+
+
+def api_server_endpoint(cluster: Cluster, hypervisors: dict[str, Hypervisor]) -> str | None:
+    ingress = cluster.ingress()
+    if ingress is None:
+        return None
+    host = hypervisors[ingress.hypervisor].ip_address
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{ingress.ports['apiserver']}"
