@@ -28,7 +28,7 @@ def build_parser(prog: str = "python -m eventstore") -> argparse.ArgumentParser:
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="store_command", required=True)
     verify = commands.add_parser("verify", help="walk the hash chain; exit 1 if it is broken")
     verify.add_argument("file")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -67,7 +67,7 @@ def record_as_json(record: RecordedEvent) -> dict[str, object]:
 
 async def run_command(args: argparse.Namespace) -> int:
     async with await SQLiteEventStore.open(args.file, read_only=True) as store:
-        if args.command == "verify":
+        if args.store_command == "verify":
             report = await store.verify()
             if args.json:
                 print(json.dumps({f: getattr(report, f) for f in report.__struct_fields__}))
@@ -84,7 +84,7 @@ async def run_command(args: argparse.Namespace) -> int:
                 )
                 print(f"TAMPERED {where}: {report.reason}")
             return EXIT_OK if report.ok else EXIT_BROKEN
-        if args.command == "info":
+        if args.store_command == "info":
             streams: set[str] = set()
             first = last = None
             async for record in store.read_all():

@@ -1,0 +1,110 @@
+"""Between the API's messages and the domain: requests to commands, state to views."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from . import commands as cmd
+from .api.oneinfra import v1 as api
+from .state import Cluster, FleetState, Hypervisor, api_server_endpoint
+
+T = TypeVar("T")
+
+
+def register_hypervisor(request: api.RegisterHypervisorRequest) -> cmd.RegisterHypervisor:
+    low = (
+        request.port_range_low if request.port_range_low is not None else cmd.DEFAULT_PORT_RANGE[0]
+    )
+    high = (
+        request.port_range_high
+        if request.port_range_high is not None
+        else cmd.DEFAULT_PORT_RANGE[1]
+    )
+    tls_parts = (request.ca_certificate, request.client_certificate, request.client_key)
+    tls = cmd.HypervisorCredentials(*tls_parts) if any(tls_parts) else None
+    return cmd.RegisterHypervisor(
+        name=request.name,
+        endpoint=request.endpoint,
+        role=request.role,
+        ip_address=request.ip_address,
+        port_range=(low, high),
+        labels=dict(request.labels),
+        tls=tls,
+    )
+
+
+def create_cluster(request: api.CreateClusterRequest) -> cmd.CreateCluster:
+    defaults = cmd.CreateCluster(name=request.name)
+    return cmd.CreateCluster(
+        name=request.name,
+        kubernetes_version=request.kubernetes_version,
+        control_plane_replicas=pick(
+            request.control_plane_replicas, defaults.control_plane_replicas
+        ),
+        service_cidr=pick(request.service_cidr, defaults.service_cidr),
+        pod_cidr=pick(request.pod_cidr, defaults.pod_cidr),
+        dns_domain=pick(request.dns_domain, defaults.dns_domain),
+        apiserver_extra_sans=list(request.apiserver_extra_sans),
+        vpn_enabled=pick(request.vpn_enabled, defaults.vpn_enabled),
+        vpn_cidr=pick(request.vpn_cidr, defaults.vpn_cidr),
+    )
+
+
+def issue_kubeconfig(request: api.IssueKubeconfigRequest) -> cmd.IssueKubeconfig:
+    defaults = cmd.IssueKubeconfig(cluster=request.cluster)
+    return cmd.IssueKubeconfig(
+        cluster=request.cluster,
+        user=pick(request.user, defaults.user),
+        groups=list(request.groups) or defaults.groups,
+        ttl_seconds=pick(request.ttl_seconds, defaults.ttl_seconds),
+    )
+
+
+def pick(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+def hypervisor_view(hypervisor: Hypervisor) -> api.Hypervisor:
+    low, high = hypervisor.port_range
+    return api.Hypervisor(
+        name=hypervisor.name,
+        endpoint=hypervisor.endpoint,
+        role=hypervisor.role,
+        ip_address=hypervisor.ip_address,
+        port_range_low=low,
+        port_range_high=high,
+        labels=dict(hypervisor.labels),
+        mutual_tls=hypervisor.tls is not None,
+        components=sorted(hypervisor.placements),
+    )
+
+
+def cluster_view(cluster: Cluster, state: FleetState) -> api.Cluster:
+    components = sorted(cluster.components.values(), key=lambda c: (c.role, c.name))
+    return api.Cluster(
+        name=cluster.name,
+        cluster_id=cluster.cluster_id,
+        kubernetes_version=cluster.kubernetes_version,
+        control_plane_replicas=cluster.control_plane_replicas,
+        service_cidr=cluster.service_cidr,
+        pod_cidr=cluster.pod_cidr,
+        dns_domain=cluster.dns_domain,
+        apiserver_extra_sans=list(cluster.apiserver_extra_sans),
+        vpn_enabled=cluster.vpn_enabled,
+        vpn_cidr=cluster.vpn_cidr,
+        api_server_endpoint=api_server_endpoint(cluster, state.hypervisors) or "",
+        components=[
+            api.Component(name=c.name, role=c.role, hypervisor=c.hypervisor, ports=dict(c.ports))
+            for c in components
+        ],
+        status=api.ClusterStatus(ready=False, conditions=[]),
+    )
+
+
+def fleet_view(state: FleetState, recorded_at: str) -> api.FleetView:
+    return api.FleetView(
+        position=state.position,
+        recorded_at=recorded_at,
+        hypervisors=[hypervisor_view(h) for _, h in sorted(state.hypervisors.items())],
+        clusters=[cluster_view(c, state) for _, c in sorted(state.clusters.items())],
+    )

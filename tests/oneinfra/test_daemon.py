@@ -1,0 +1,208 @@
+"""The daemon over a real Unix socket, driven by the real CLI."""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+import yaml
+from grpclib.client import Channel
+from grpclib.exceptions import GRPCError
+
+from oneinfra.api.oneinfra import v1 as api
+
+from .daemon import Daemon
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    running = Daemon(tmp_path).start()
+    yield running
+    if running.process is not None:
+        running.stop(signal.SIGKILL)
+
+
+def test_the_socket_is_private_to_its_owner(daemon: Daemon) -> None:
+    assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o600
+
+
+def test_a_socket_group_widens_it_to_0660(tmp_path: Path) -> None:
+    group = grp.getgrgid(os.getgid()).gr_name
+    running = Daemon(tmp_path, "--socket-group", group).start()
+    try:
+        assert stat.S_IMODE(running.socket.stat().st_mode) == 0o660
+        assert running.socket.stat().st_gid == os.getgid()
+    finally:
+        running.stop()
+
+
+def test_every_cli_command_end_to_end(daemon: Daemon, tmp_path: Path) -> None:
+    daemon.add_hypervisors()
+    hypervisors = daemon.json("hypervisor", "list")
+    assert [h["name"] for h in hypervisors] == ["priv0", "priv1", "priv2", "pub"]
+    assert daemon.json("hypervisor", "show", "priv0")["ipAddress"] == "198.51.100.1"
+    daemon.cli("hypervisor", "label", "priv0", "zone=a", "disk=ssd")
+    labelled = daemon.json("hypervisor", "label", "priv0", "disk-")
+    assert labelled["labels"] == {"zone": "a"}
+
+    created = daemon.json("cluster", "create", "prod", "--control-plane-replicas", "3",
+                          "--apiserver-extra-san", "api.example.com")  # fmt: skip
+    assert created["name"] == "prod" and created["controlPlaneReplicas"] == 3
+    shown = daemon.json("cluster", "show", "prod")
+    assert shown["kubernetesVersion"] == "v1.37.2"
+    assert shown["apiServerEndpoint"] == "https://192.0.2.1:30000"
+    assert {c["role"] for c in shown["components"]} == {"control-plane", "ingress"}
+    assert all({"name", "role", "hypervisor", "ports"} <= c.keys() for c in shown["components"])
+    assert shown["status"] == {"ready": False, "conditions": []}
+    assert yaml.safe_load(daemon.cli("cluster", "show", "prod", "-o", "yaml").stdout) == shown
+    assert "control-plane-2" in daemon.cli("cluster", "show", "prod").stdout
+    assert [c["name"] for c in daemon.json("cluster", "list")] == ["prod"]
+
+    scaled = daemon.json("cluster", "scale", "prod", "--control-plane-replicas", "1")
+    assert scaled["controlPlaneReplicas"] == 1
+    kubeconfig = yaml.safe_load(
+        daemon.cli("cluster", "kubeconfig", "prod", "--user", "alice", "--group", "devs",
+                   "--ttl", "2h").stdout
+    )  # fmt: skip
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://192.0.2.1:30000"
+
+    history = [json.loads(line) for line in daemon.cli("history", "-o", "json").stdout.splitlines()]
+    types = Counter(event["type"] for event in history)
+    assert types["ClusterCreated"] == 1 and types["KubeconfigIssued"] == 1
+    assert [e["position"] for e in history] == list(range(1, len(history) + 1))
+    only_prod = daemon.cli("history", "--cluster", "prod", "-o", "json").stdout.splitlines()
+    assert all(json.loads(e)["type"] not in ("HypervisorRegistered",) for e in only_prod)
+    since = daemon.cli("history", "--since", "5", "-o", "json").stdout.splitlines()
+    assert json.loads(since[0])["position"] == 5
+    assert "ClusterCreated" in daemon.cli("history").stdout
+
+    at_creation = next(e["position"] for e in history if e["type"] == "ClusterCreated")
+    replayed = daemon.json("replay", "--at", str(at_creation - 1))
+    assert replayed["clusters"] == [] and len(replayed["hypervisors"]) == 4
+    later = daemon.json("replay", "--at", history[-1]["recordedAt"])
+    assert later["position"] == history[-1]["position"]
+    assert "ok:" in daemon.cli("audit", "verify").stdout
+
+    daemon.cli("cluster", "delete", "prod")
+    assert daemon.json("cluster", "list") == []
+    daemon.cli("hypervisor", "remove", "priv2")
+    assert "priv2" not in daemon.cli("hypervisor", "list").stdout
+    assert daemon.cli("version").stdout.startswith("oneinfra ")
+
+
+def test_refusals_exit_1_with_one_line_and_usage_errors_exit_2(daemon: Daemon) -> None:
+    refused = daemon.cli("cluster", "create", "Bad_Name", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "DNS-1123" in refused.stderr
+    missing = daemon.cli("cluster", "show", "ghost", check=False)
+    assert missing.returncode == 1 and "unknown cluster 'ghost'" in missing.stderr
+    usage = daemon.cli("cluster", "scale", "x", check=False)
+    assert usage.returncode == 2 and "--control-plane-replicas" in usage.stderr
+    bad_ttl = daemon.cli("cluster", "kubeconfig", "x", "--ttl", "soon", check=False)
+    assert bad_ttl.returncode == 2 and "duration" in bad_ttl.stderr
+
+
+def test_an_unreachable_daemon_is_exit_1(tmp_path: Path) -> None:
+    nobody = Daemon(tmp_path)
+    result = nobody.cli("cluster", "list", check=False)
+    assert result.returncode == 1
+    assert "cannot reach the oneinfra daemon" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_history_names_the_caller(daemon: Daemon) -> None:
+    daemon.add_hypervisors(private=1)
+    (event, *_) = [
+        json.loads(line) for line in daemon.cli("history", "-o", "json").stdout.splitlines()
+    ]
+    metadata = json.loads(event["metadataJson"])
+    assert metadata["actor"]["uid"] == os.getuid()
+    assert metadata["actor"]["gid"] == os.getgid()
+    assert metadata["actor"]["pid"] > 0 and metadata["actor"]["pid"] != os.getpid()
+    assert metadata["command"] == "RegisterHypervisor"
+    assert metadata["correlation_id"] and metadata["causation_id"]
+
+
+def test_fifty_concurrent_clients_lose_and_duplicate_nothing(daemon: Daemon) -> None:
+    daemon.add_hypervisors()
+    names = [f"c{i % 25}" for i in range(50)]  # 25 names, each asked for twice
+
+    async def create_all() -> list[str]:
+        outcomes: list[str] = []
+
+        async def create(name: str) -> None:
+            channel = Channel(path=str(daemon.socket))
+            try:
+                reply = await api.FleetStub(channel).create_cluster(
+                    api.CreateClusterRequest(name=name)
+                )
+                outcomes.append(f"created {reply.name}")
+            except GRPCError as error:
+                assert "already exists" in (error.message or "")
+                outcomes.append(f"refused {name}")
+            finally:
+                channel.close()
+
+        async with anyio.create_task_group() as tasks:
+            for name in names:
+                tasks.start_soon(create, name)
+        return outcomes
+
+    outcomes = anyio.run(create_all)
+    assert len(outcomes) == 50
+    assert sorted(o for o in outcomes if o.startswith("created")) == sorted(
+        f"created c{i}" for i in range(25)
+    )
+    assert Counter(o.split()[1] for o in outcomes) == dict.fromkeys((f"c{i}" for i in range(25)), 2)
+    assert sorted(c["name"] for c in daemon.json("cluster", "list")) == sorted(
+        f"c{i}" for i in range(25)
+    )
+    history = daemon.cli("history", "-o", "json").stdout.splitlines()
+    assert sum(json.loads(e)["type"] == "ClusterCreated" for e in history) == 25
+    ports: Counter[tuple[str, int]] = Counter()
+    for cluster in daemon.json("cluster", "list"):
+        for component in cluster["components"]:
+            for port in component["ports"].values():
+                ports[(component["hypervisor"], port)] += 1
+    assert max(ports.values()) == 1
+
+
+def test_sigterm_exits_0_and_a_restart_has_the_same_state(daemon: Daemon) -> None:
+    daemon.add_hypervisors()
+    daemon.cli("cluster", "create", "prod", "--control-plane-replicas", "3")
+    before = (daemon.json("cluster", "list"), daemon.json("hypervisor", "list"))
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert not daemon.socket.exists()
+    daemon.start()
+    assert (daemon.json("cluster", "list"), daemon.json("hypervisor", "list")) == before
+    assert "ok:" in daemon.cli("audit", "verify").stdout
+
+
+def test_after_kill_9_the_stale_socket_is_cleared_and_state_kept(daemon: Daemon) -> None:
+    daemon.add_hypervisors()
+    daemon.cli("cluster", "create", "prod")
+    daemon.stop(signal.SIGKILL)
+    assert daemon.socket.exists()  # left behind by the killed daemon
+    daemon.start()
+    assert [c["name"] for c in daemon.json("cluster", "list")] == ["prod"]
+
+
+def test_a_second_daemon_on_the_same_state_is_refused(daemon: Daemon, tmp_path: Path) -> None:
+    other = Daemon(tmp_path)
+    other.socket = tmp_path / "other.sock"
+    process = subprocess.run(
+        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir",
+         str(daemon.state_dir), "--socket", str(other.socket)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert process.returncode == 1
+    assert "another oneinfra daemon is using" in process.stderr
