@@ -362,9 +362,12 @@ class SQLiteEventStore(EventStore):
         return await super().verify()
 
     async def _close_storage(self) -> None:
+        # The reader first: SQLite checkpoints the WAL into the file only when
+        # the last connection to close can write, so a cleanly closed store is
+        # one self-contained file.
+        await self._reader.close()
         if self._writer is not None:
             await self._writer.close()
-        await self._reader.close()
 
 
 # -- opening -------------------------------------------------------------------------

@@ -50,6 +50,9 @@ class Context:
     now: dt.datetime
     entropy: pki.Entropy
     data_keys: DataKeys  # existing data keys, to sign with a cluster's CAs
+    # The PKI of the clusters the command signs for (see pki_needed): the state
+    # only refers to it, by the position of its ClusterCreated event.
+    pki: Mapping[str, ev.ClusterPKI] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +61,18 @@ class Decision:
     new_keys: dict[str, bytes] = field(default_factory=dict)  # store before appending
     destroyed_keys: list[str] = field(default_factory=list)  # destroy after appending
     reply: str | None = None  # a kubeconfig: for the caller only, never stored
+
+
+def pki_needed(state: FleetState, command: cmd.Command) -> dict[str, int]:
+    """The clusters whose CAs the command signs with: name -> the log position
+    of the ClusterCreated event that holds them."""
+    name = None
+    if isinstance(command, cmd.ScaleCluster):
+        name = command.name
+    elif isinstance(command, cmd.IssueKubeconfig):
+        name = command.cluster
+    cluster = state.clusters.get(name) if name is not None else None
+    return {cluster.name: cluster.created_at} if cluster is not None else {}
 
 
 def decide(state: FleetState, command: cmd.Command, context: Context) -> Decision:
@@ -252,7 +267,7 @@ def scale_cluster(state: FleetState, command: cmd.ScaleCluster, context: Context
             {c.hypervisor for c in current},
             f"scaling cluster {cluster.name!r} to {replicas} control-plane replicas",
         )
-        etcd_ca = issuer.open_ca(cluster.pki.etcd_ca)
+        etcd_ca = issuer.open_ca(context.pki[cluster.name].etcd_ca)
         placed = [
             issuer.control_plane(etcd_ca, cluster.name, f"{CONTROL_PLANE}-{index}", host.name,
                                  host.ip_address, ports)
@@ -270,7 +285,7 @@ def scale_cluster(state: FleetState, command: cmd.ScaleCluster, context: Context
     ingress = cluster.ingress()
     events.append(
         issuer.apiserver_certificate(
-            issuer.open_ca(cluster.pki.ca),
+            issuer.open_ca(context.pki[cluster.name].ca),
             cluster.name,
             cluster.dns_domain,
             cluster.service_cidr,
@@ -307,7 +322,8 @@ def issue_kubeconfig(state: FleetState, command: cmd.IssueKubeconfig, context: C
     if server is None:
         raise DomainError(f"cluster {cluster.name!r} has no ingress yet")
     issuer = Issuer(context, cluster.key_id, context.data_keys.get(cluster.key_id))
-    ca = issuer.open_ca(cluster.pki.ca)
+    cluster_pki = context.pki[cluster.name]
+    ca = issuer.open_ca(cluster_pki.ca)
     key = pki.new_key(context.entropy)
     certificate = pki.issue_leaf(
         ca.certificate,
@@ -323,7 +339,7 @@ def issue_kubeconfig(state: FleetState, command: cmd.IssueKubeconfig, context: C
     kubeconfig = render_kubeconfig(
         cluster.name,
         server,
-        cluster.pki.ca.certificate,
+        cluster_pki.ca.certificate,
         command.user,
         pki.cert_pem(certificate),
         pki.key_pem(key).decode(),

@@ -10,8 +10,8 @@ from . import events as ev
 from .state import Cluster, Component, FleetState, Hypervisor, placement_key
 
 
-def apply(state: FleetState, event: ev.Event) -> None:
-    """Fold one event into the state, in place."""
+def apply(state: FleetState, event: ev.Event, position: int) -> None:
+    """Fold one event, stored at `position` of the log, into the state, in place."""
     match event:
         case ev.HypervisorRegistered():
             state.hypervisors[event.name] = Hypervisor(
@@ -28,16 +28,27 @@ def apply(state: FleetState, event: ev.Event) -> None:
         case ev.HypervisorRemoved():
             del state.hypervisors[event.name]
         case ev.ClusterCreated():
-            fields = msgspec.structs.asdict(event)
-            state.clusters[event.name] = Cluster(**fields)
+            state.clusters[event.name] = Cluster(
+                cluster_id=event.cluster_id,
+                name=event.name,
+                kubernetes_version=event.kubernetes_version,
+                control_plane_replicas=event.control_plane_replicas,
+                service_cidr=event.service_cidr,
+                pod_cidr=event.pod_cidr,
+                dns_domain=event.dns_domain,
+                apiserver_extra_sans=list(event.apiserver_extra_sans),
+                vpn_enabled=event.vpn_enabled,
+                vpn_cidr=event.vpn_cidr,
+                key_id=event.key_id,
+                created_at=position,
+            )
         case ev.ComponentPlaced():
             state.clusters[event.cluster].components[event.component] = Component(
                 name=event.component,
                 role=event.role,
                 hypervisor=event.hypervisor,
                 ports=dict(event.ports),
-                etcd_server=event.etcd_server,
-                etcd_peer=event.etcd_peer,
+                placed_at=position,
             )
             state.hypervisors[event.hypervisor].placements[
                 placement_key(event.cluster, event.component)
@@ -50,7 +61,7 @@ def apply(state: FleetState, event: ev.Event) -> None:
         case ev.ApiServerCertificateIssued():
             cluster = state.clusters[event.cluster]
             cluster.apiserver_sans = list(event.sans)
-            cluster.apiserver_serving = event.serving
+            cluster.apiserver_at = position
         case ev.ClusterScaled():
             state.clusters[event.name].control_plane_replicas = event.control_plane_replicas
         case ev.ClusterDeleted():
@@ -66,10 +77,12 @@ def apply(state: FleetState, event: ev.Event) -> None:
 
 
 def fold(events: Iterable[ev.Event], state: FleetState | None = None) -> FleetState:
-    """A fresh (or given) state with the events applied; versions are not tracked."""
+    """A fresh (or given) state with the events applied, as if they were
+    stored one after another from the state's position on."""
     state = state if state is not None else FleetState()
     for event in events:
-        apply(state, event)
+        state.position += 1
+        apply(state, event, state.position)
     return state
 
 

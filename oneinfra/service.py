@@ -33,13 +33,14 @@ from eventstore import (
 from . import commands as cmd
 from . import events as ev
 from . import projection
-from .decider import Context, Decision, decide
+from .decider import Context, Decision, decide, pki_needed
 from .secrets import KeyStore
 from .state import FleetState
 
 SNAPSHOT_NAME = "fleet-state-v1"  # bump when the state's shape or the fold changes
 SNAPSHOT_EVERY = 5000  # events between snapshots
 CONFLICT_RETRIES = 3
+PKI_CACHE_SIZE = 256  # clusters whose CAs stay decoded in memory
 
 
 class ServiceClosed(Exception):
@@ -114,6 +115,7 @@ class FleetService:
         self._snapshot_position = state.position
         self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[Job](math.inf)
         self._encode_metadata = msgspec.json.Encoder().encode
+        self._pki_cache: dict[int, ev.ClusterPKI] = {}
 
     @classmethod
     async def open(cls, store: EventStore, keys: KeyStore, **options: object) -> FleetService:
@@ -167,7 +169,15 @@ class FleetService:
             )
         )
         for _ in range(CONFLICT_RETRIES):
-            context = Context(now=self._clock(), entropy=self._entropy, data_keys=self.keys)
+            context = Context(
+                now=self._clock(),
+                entropy=self._entropy,
+                data_keys=self.keys,
+                pki={
+                    name: await self.cluster_pki(position)
+                    for name, position in pki_needed(self.state, job.command).items()
+                },
+            )
             decision = decide(self.state, job.command, context)
             if not decision.events:
                 return Outcome(decision, position=0)
@@ -189,8 +199,8 @@ class FleetService:
             except BaseException:
                 self.keys.destroy(decision.new_keys)
                 raise
-            for event in decision.events:
-                projection.apply(self.state, event)
+            for position, event in enumerate(decision.events, start=result.first_position):
+                projection.apply(self.state, event, position)
             self.state.version = result.stream_version
             self.state.position = result.last_position
             self.keys.destroy(decision.destroyed_keys)
@@ -200,6 +210,19 @@ class FleetService:
         raise Conflict(
             "the fleet changed under this command on every try; nothing was done, try again"
         )
+
+    async def cluster_pki(self, position: int) -> ev.ClusterPKI:
+        """A cluster's PKI, from its ClusterCreated event (cached: it never changes)."""
+        cached = self._pki_cache.get(position)
+        if cached is None:
+            event = await event_at(self.store, position)
+            if not isinstance(event, ev.ClusterCreated):
+                raise RuntimeError(f"position {position} holds no ClusterCreated event")
+            cached = event.pki
+            if len(self._pki_cache) >= PKI_CACHE_SIZE:
+                self._pki_cache.pop(next(iter(self._pki_cache)))
+            self._pki_cache[position] = cached
+        return cached
 
     async def catch_up(self) -> None:
         """Fold events appended by someone else since our last position."""
@@ -274,6 +297,13 @@ async def rebuild(store: EventStore, up_to: int | None = None) -> FleetState:
     return state
 
 
+async def event_at(store: EventStore, position: int) -> ev.Event:
+    record = await record_at(store, position)
+    if record is None:
+        raise RuntimeError(f"no event at position {position}")
+    return ev.decode(record.type, record.schema_version, record.data)
+
+
 async def record_at(store: EventStore, position: int) -> RecordedEvent | None:
     if position < 1:
         return None
@@ -302,7 +332,8 @@ async def fold_from(
             if up_to is not None and record.position > up_to:
                 return
             if record.stream_id == ev.FLEET_STREAM:
-                projection.apply(state, ev.decode(record.type, record.schema_version, record.data))
+                event = ev.decode(record.type, record.schema_version, record.data)
+                projection.apply(state, event, record.position)
                 state.version = record.stream_version
             state.position = record.position
 

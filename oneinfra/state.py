@@ -1,13 +1,16 @@
 """The desired state of the fleet: what the events say should exist.
 
-Only the projection changes it; the decider reads it.
+Only the projection changes it; the decider reads it. Certificates and keys
+are not held here but referred to: by the log position of the event that
+carries them. Those events never change, so a position names its content for
+good, and the state (and its snapshots) stay small.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from .events import ClusterPKI, HypervisorTLS, KeyPair
+from .events import HypervisorTLS
 
 CONTROL_PLANE = "control-plane"
 INGRESS = "ingress"
@@ -26,8 +29,7 @@ class Component(msgspec.Struct):
     role: str
     hypervisor: str
     ports: dict[str, int]
-    etcd_server: KeyPair | None = None
-    etcd_peer: KeyPair | None = None
+    placed_at: int = 0  # its ComponentPlaced event: its etcd member's certificates
 
 
 class Cluster(msgspec.Struct):
@@ -42,10 +44,10 @@ class Cluster(msgspec.Struct):
     vpn_enabled: bool
     vpn_cidr: str
     key_id: str
-    pki: ClusterPKI
+    created_at: int = 0  # its ClusterCreated event: the cluster's CAs and clients
     components: dict[str, Component] = msgspec.field(default_factory=dict)
     apiserver_sans: list[str] = msgspec.field(default_factory=list)
-    apiserver_serving: KeyPair | None = None
+    apiserver_at: int = 0  # its latest ApiServerCertificateIssued event
 
     def control_planes(self) -> list[Component]:
         return sorted(

@@ -113,3 +113,14 @@ async def test_two_openers_of_a_new_file_share_one_schema(tmp_path: Path) -> Non
     assert (await second.verify()).ok
     await first.close()
     await second.close()
+
+
+async def test_a_closed_store_is_one_self_contained_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    async with await SQLiteEventStore.open(path) as store:
+        await store.append("s", [NewEvent(type="T", data=b"kept")])
+    assert not (tmp_path / "events.db-wal").exists()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(path.read_bytes())
+    async with await SQLiteEventStore.open(copy, read_only=True) as reopened:
+        assert [r.data async for r in reopened.read_all()] == [b"kept"]

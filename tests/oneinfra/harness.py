@@ -27,16 +27,32 @@ class Fleet:
         self.keys = MemoryKeys()
         self.log: list[ev.Event] = []
 
+    def at(self, position: int) -> ev.Event:
+        """The event stored at a log position (positions start at 1)."""
+        return self.log[position - 1]
+
     def run(self, command: cmd.Command) -> decider.Decision:
-        context = decider.Context(now=NOW, entropy=os.urandom, data_keys=self.keys)
+        needed = decider.pki_needed(self.state, command)
+        context = decider.Context(
+            now=NOW,
+            entropy=os.urandom,
+            data_keys=self.keys,
+            pki={name: self.created(name).pki for name in needed},
+        )
         decision = decider.decide(self.state, command, context)
         self.keys.update(decision.new_keys)
         for event in decision.events:
-            projection.apply(self.state, event)
-        self.log.extend(decision.events)
+            self.log.append(event)
+            self.state.position = len(self.log)
+            projection.apply(self.state, event, self.state.position)
         for key_id in decision.destroyed_keys:
             self.keys.pop(key_id, None)
         return decision
+
+    def created(self, cluster: str) -> ev.ClusterCreated:
+        event = self.at(self.state.clusters[cluster].created_at)
+        assert isinstance(event, ev.ClusterCreated)
+        return event
 
     def hypervisors(
         self, public: int = 1, private: int = 3, ports: tuple[int, int] = (30000, 32767)

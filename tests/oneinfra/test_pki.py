@@ -80,7 +80,7 @@ def every_leaf(
 ) -> list[tuple[str, ev.KeyPair, ev.KeyPair, tuple[x509.ObjectIdentifier, ...]]]:
     """(name, leaf, issuing CA, extended key usages) for every leaf of the cluster."""
     cluster = fleet.state.clusters["prod"]
-    p = cluster.pki
+    p = fleet.created("prod").pki
     leaves: list[tuple[str, ev.KeyPair, ev.KeyPair, pki.Usages]] = [
         ("apiserver-kubelet-client", p.apiserver_kubelet_client, p.ca, pki.CLIENT),
         ("apiserver-etcd-client", p.apiserver_etcd_client, p.etcd_ca, pki.CLIENT),
@@ -89,21 +89,34 @@ def every_leaf(
         ("scheduler", p.scheduler, p.ca, pki.CLIENT),
         ("admin", p.admin, p.ca, pki.CLIENT),
     ]
-    assert cluster.apiserver_serving is not None
-    leaves.append(("apiserver", cluster.apiserver_serving, p.ca, pki.SERVER))
+    leaves.append(("apiserver", apiserver_serving(fleet), p.ca, pki.SERVER))
     for member in cluster.control_planes():
-        assert member.etcd_server and member.etcd_peer
+        placed = fleet.at(member.placed_at)
+        assert isinstance(placed, ev.ComponentPlaced)
+        assert placed.etcd_server and placed.etcd_peer
         leaves.append(
-            (f"etcd-server-{member.name}", member.etcd_server, p.etcd_ca, pki.SERVER_AND_CLIENT)
+            (f"etcd-server-{member.name}", placed.etcd_server, p.etcd_ca, pki.SERVER_AND_CLIENT)
         )
         leaves.append(
-            (f"etcd-peer-{member.name}", member.etcd_peer, p.etcd_ca, pki.SERVER_AND_CLIENT)
+            (f"etcd-peer-{member.name}", placed.etcd_peer, p.etcd_ca, pki.SERVER_AND_CLIENT)
         )
     return leaves
 
 
+def apiserver_serving(fleet: Fleet) -> ev.KeyPair:
+    issued = fleet.at(fleet.state.clusters["prod"].apiserver_at)
+    assert isinstance(issued, ev.ApiServerCertificateIssued)
+    return issued.serving
+
+
+def etcd_server(fleet: Fleet, member_placed_at: int) -> ev.KeyPair:
+    placed = fleet.at(member_placed_at)
+    assert isinstance(placed, ev.ComponentPlaced) and placed.etcd_server is not None
+    return placed.etcd_server
+
+
 def test_subjects_follow_kubeadm(fleet: Fleet) -> None:
-    p = fleet.state.clusters["prod"].pki
+    p = fleet.created("prod").pki
     assert common_name(cert(p.ca)) == ["kubernetes"]
     assert common_name(cert(p.etcd_ca)) == ["etcd-ca"]
     assert common_name(cert(p.front_proxy_ca)) == ["front-proxy-ca"]
@@ -121,8 +134,7 @@ def test_subjects_follow_kubeadm(fleet: Fleet) -> None:
 
 def test_apiserver_sans_cover_every_way_it_is_reached(fleet: Fleet) -> None:
     cluster = fleet.state.clusters["prod"]
-    assert cluster.apiserver_serving is not None
-    names = sans(cert(cluster.apiserver_serving))
+    names = sans(cert(apiserver_serving(fleet)))
     expected = {
         "kubernetes",
         "kubernetes.default",
@@ -139,8 +151,8 @@ def test_apiserver_sans_cover_every_way_it_is_reached(fleet: Fleet) -> None:
 def test_etcd_sans_are_its_address_and_localhost(fleet: Fleet) -> None:
     for member in fleet.state.clusters["prod"].control_planes():
         address = fleet.state.hypervisors[member.hypervisor].ip_address
-        assert member.etcd_server is not None
-        assert {address, "localhost", "127.0.0.1"} <= sans(cert(member.etcd_server))
+        server = etcd_server(fleet, member.placed_at)
+        assert {address, "localhost", "127.0.0.1"} <= sans(cert(server))
 
 
 def test_every_chain_verifies_with_cryptography(fleet: Fleet) -> None:
