@@ -218,6 +218,13 @@ def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> No
     )
 
 
+def done(reply: api.CommandReply, fmt: str, message: str) -> None:
+    if fmt == "table":
+        print(f"{message} (log position {reply.position})")
+    else:
+        emit(as_data(reply), fmt)
+
+
 @handles("hypervisor", "add")
 async def hypervisor_add(stub: api.FleetStub, args: argparse.Namespace) -> None:
     tls = [args.ca_cert, args.client_cert, args.client_key]
@@ -276,8 +283,8 @@ async def hypervisor_label(stub: api.FleetStub, args: argparse.Namespace) -> Non
 
 @handles("hypervisor", "remove")
 async def hypervisor_remove(stub: api.FleetStub, args: argparse.Namespace) -> None:
-    await stub.remove_hypervisor(api.NameRequest(name=args.name))
-    print(f"hypervisor {args.name} removed", file=sys.stderr)
+    reply = await stub.remove_hypervisor(api.NameRequest(name=args.name))
+    done(reply, args.output, f"hypervisor {args.name} removed")
 
 
 @handles("cluster", "create")
@@ -318,8 +325,8 @@ async def cluster_scale(stub: api.FleetStub, args: argparse.Namespace) -> None:
 
 @handles("cluster", "delete")
 async def cluster_delete(stub: api.FleetStub, args: argparse.Namespace) -> None:
-    await stub.delete_cluster(api.NameRequest(name=args.name))
-    print(f"cluster {args.name} deleted", file=sys.stderr)
+    reply = await stub.delete_cluster(api.NameRequest(name=args.name))
+    done(reply, args.output, f"cluster {args.name} deleted")
 
 
 @handles("cluster", "kubeconfig")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import grp
 import json
 import os
+import queue
 import signal
 import stat
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import anyio
 import pytest
@@ -93,7 +96,8 @@ def test_every_cli_command_end_to_end(daemon: Daemon, tmp_path: Path) -> None:
     assert later["position"] == history[-1]["position"]
     assert "ok:" in daemon.cli("audit", "verify").stdout
 
-    daemon.cli("cluster", "delete", "prod")
+    deleted = daemon.json("cluster", "delete", "prod")
+    assert deleted["position"] > history[-1]["position"]
     assert daemon.json("cluster", "list") == []
     daemon.cli("hypervisor", "remove", "priv2")
     assert "priv2" not in daemon.cli("hypervisor", "list").stdout
@@ -206,3 +210,32 @@ def test_a_second_daemon_on_the_same_state_is_refused(daemon: Daemon, tmp_path: 
     )  # fmt: skip
     assert process.returncode == 1
     assert "another oneinfra daemon is using" in process.stderr
+
+
+def pump(stream: IO[str], into: queue.Queue[str]) -> None:
+    """Move a child's output lines into a queue, so a test can wait with a timeout."""
+    for line in stream:
+        into.put(line)
+
+
+def test_history_follow_streams_new_events_as_they_happen(daemon: Daemon) -> None:
+    daemon.add_hypervisors()
+    env = dict(os.environ, ONEINFRA_SOCKET=str(daemon.socket))
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "oneinfra", "history", "--follow", "--since", "2", "-o", "json"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    assert follower.stdout is not None
+    reader = threading.Thread(target=pump, args=(follower.stdout, lines), daemon=True)
+    reader.start()
+    try:
+        seen = [json.loads(lines.get(timeout=30)) for _ in range(3)]  # positions 2, 3, 4
+        assert [e["position"] for e in seen] == [2, 3, 4]
+        daemon.cli("cluster", "create", "live")
+        while (event := json.loads(lines.get(timeout=30)))["type"] != "ClusterCreated":
+            pass
+        assert json.loads(event["dataJson"])["name"] == "live"
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
