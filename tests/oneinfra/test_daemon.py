@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import grp
 import json
 import os
@@ -19,12 +20,19 @@ from typing import IO
 import anyio
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError
 
+from eventstore import SQLiteEventStore
+from oneinfra import events as ev
+from oneinfra import pki
 from oneinfra.api.oneinfra import v1 as api
+from oneinfra.secrets import KeyStore, unseal
 
 from .daemon import Daemon
+from .harness import NOW
+from .test_pki import private_key_forms, sealed_keys
 
 
 @pytest.fixture
@@ -239,3 +247,48 @@ def test_history_follow_streams_new_events_as_they_happen(daemon: Daemon) -> Non
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+
+
+def test_no_private_key_in_clear_in_the_daemons_files(daemon: Daemon, tmp_path: Path) -> None:
+    """Every key the daemon made or was given, in PEM, DER and raw form, is
+    absent from its state directory: only sealed copies are there."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = pki.issue_ca("hypervisor-ca", ca_key, NOW, os.urandom)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = pki.issue_leaf(ca, ca_key, client_key, common_name="oneinfra",
+                            usages=pki.CLIENT, now=NOW, entropy=os.urandom)  # fmt: skip
+    files = {"ca.pem": pki.cert_pem(ca), "client.pem": pki.cert_pem(client),
+             "client.key": pki.key_pem(client_key).decode()}  # fmt: skip
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    daemon.add_hypervisors()
+    daemon.cli("hypervisor", "add", "remote", "--endpoint", "tcp://203.0.113.9:10010",
+               "--ip-address", "203.0.113.9", "--private", "--ca-cert", str(tmp_path / "ca.pem"),
+               "--client-cert", str(tmp_path / "client.pem"),
+               "--client-key", str(tmp_path / "client.key"))  # fmt: skip
+    assert daemon.json("hypervisor", "show", "remote")["mutualTls"] is True
+    daemon.cli("cluster", "create", "prod", "--control-plane-replicas", "3")
+    kubeconfig = yaml.safe_load(daemon.cli("cluster", "kubeconfig", "prod").stdout)
+    assert daemon.stop() == 0
+
+    master = (daemon.state_dir / "master.key").read_bytes()
+    keys = KeyStore(daemon.state_dir / "keys.db", master)
+    secrets = private_key_forms(pki.key_pem(client_key))
+    secrets += private_key_forms(
+        base64.b64decode(kubeconfig["users"][0]["user"]["client-key-data"])
+    )
+    history = anyio.run(read_events, daemon.state_dir / "events.db")
+    for event in history:
+        for sealed in sealed_keys(event):
+            secrets += private_key_forms(unseal(sealed, keys.get(sealed.key_id)))
+            secrets.append(keys.get(sealed.key_id))
+    keys.close()
+    assert len(secrets) > 50
+    stored = b"".join(p.read_bytes() for p in daemon.state_dir.iterdir() if p.name != "master.key")
+    for secret in secrets:
+        assert secret not in stored
+
+
+async def read_events(path: Path) -> list[ev.Event]:
+    async with await SQLiteEventStore.open(path, read_only=True) as store:
+        return [ev.decode(r.type, r.schema_version, r.data) async for r in store.read_all()]
