@@ -15,8 +15,8 @@ class KubernetesRelease(msgspec.Struct, frozen=True):
 # Newest first; the first is the default. Images for each are built by the
 # real-hypervisor tooling (tests/e2e).
 SUPPORTED = (
-    KubernetesRelease("v1.37.2", etcd_version="3.6.5"),
-    KubernetesRelease("v1.36.3", etcd_version="3.6.5"),
+    KubernetesRelease("v1.37.2", etcd_version="3.6.8"),
+    KubernetesRelease("v1.36.3", etcd_version="3.6.8"),
 )
 DEFAULT_VERSION = SUPPORTED[0].version
 

@@ -1,0 +1,3 @@
+module oneinfra.test/pause
+
+go 1.24
