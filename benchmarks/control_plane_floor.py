@@ -1,0 +1,92 @@
+"""The floor for time-to-ready: etcd and kube-apiserver started directly as
+host processes, with the flags oneinfra's containers get, timed from start
+to /readyz ok. No orchestrator can beat it; the reconciler's time-to-ready
+is compared against it.
+
+Needs the binaries the e2e environment builds (python -m tests.e2e.env up).
+
+    .venv/bin/python benchmarks/control_plane_floor.py [--runs 5] [--version v1.37.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.e2e import controlplane
+from tests.e2e.env import builds, config
+
+# kube-apiserver refuses a loopback --advertise-address. It only publishes it
+# (for the kubernetes service's endpoints); it listens on 0.0.0.0, so clients
+# here reach it on 127.0.0.1 and nothing needs to reach this address.
+ADVERTISE = "10.213.1.1"
+
+
+def once(version: str) -> float:
+    kube, etcd = builds.kubernetes(version), builds.etcd()
+    ports = controlplane.Ports(etcd_client=33790, etcd_peer=33800, apiserver=36443)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        controlplane.write_pki(root / "pki", "127.0.0.1")
+        etcd_cmd = controlplane.etcd_command(
+            str(root / "pki"), str(root / "etcd"), "127.0.0.1", ports
+        )
+        api_cmd = controlplane.apiserver_command(str(root / "pki"), ADVERTISE, ports)
+        etcd_cmd[0] = str(etcd.binary("etcd"))
+        api_cmd[0] = str(kube.binary("kube-apiserver"))
+        started = time.monotonic()
+        processes = [
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for cmd in (etcd_cmd, api_cmd)
+        ]
+        try:
+            while not controlplane.readyz(root / "pki", "127.0.0.1", ports.apiserver):
+                if time.monotonic() - started > 120:
+                    raise RuntimeError("kube-apiserver did not become ready within 120 s")
+                time.sleep(0.05)
+            return time.monotonic() - started
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--version", default=config.KUBERNETES_VERSIONS[0])
+    args = parser.parse_args()
+    samples = [once(args.version) for _ in range(args.runs)]
+    for metric, value in (
+        ("floor_time_to_ready_median", statistics.median(samples)),
+        ("floor_time_to_ready_min", min(samples)),
+        ("floor_time_to_ready_max", max(samples)),
+    ):
+        print(
+            json.dumps(
+                {
+                    "metric": metric,
+                    "value": round(value, 3),
+                    "unit": "s",
+                    "version": args.version,
+                    "runs": args.runs,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
