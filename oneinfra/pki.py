@@ -79,34 +79,50 @@ def name(common_name: str, organizations: Sequence[str] = ()) -> x509.Name:
     return x509.Name(attributes)
 
 
-def issue_ca(
-    common_name: str, key: ec.EllipticCurvePrivateKey, now: dt.datetime, entropy: Entropy
-) -> x509.Certificate:
-    subject = name(common_name)
-    public = key.public_key()
+def key_usage(certificate_signing: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=True,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=certificate_signing,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    ca: bool,
+    now: dt.datetime,
+    validity: dt.timedelta,
+    entropy: Entropy,
+) -> x509.CertificateBuilder:
+    """What every certificate here has: names, key, serial, validity, role."""
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public)
+        .issuer_name(issuer)
+        .public_key(public_key)
         .serial_number(serial_number(entropy))
         .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(key_usage(certificate_signing=ca), critical=True)
+    )
+
+
+def issue_ca(
+    common_name: str, key: ec.EllipticCurvePrivateKey, now: dt.datetime, entropy: Entropy
+) -> x509.Certificate:
+    subject, public = name(common_name), key.public_key()
+    return (
+        builder(subject, subject, public, ca=True, now=now, validity=CA_VALIDITY, entropy=entropy)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -125,28 +141,15 @@ def issue_leaf(
     entropy: Entropy,
     validity: dt.timedelta = LEAF_VALIDITY,
 ) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name(common_name, organizations))
-        .issuer_name(issuer.subject)
-        .public_key(key.public_key())
-        .serial_number(serial_number(entropy))
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + validity)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+    leaf = (
+        builder(
+            name(common_name, organizations),
+            issuer.subject,
+            key.public_key(),
+            ca=False,
+            now=now,
+            validity=validity,
+            entropy=entropy,
         )
         .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(
@@ -155,10 +158,10 @@ def issue_leaf(
         )
     )
     if sans:
-        builder = builder.add_extension(
+        leaf = leaf.add_extension(
             x509.SubjectAlternativeName([general_name(san) for san in sans]), critical=False
         )
-    return builder.sign(issuer_key, hashes.SHA256())
+    return leaf.sign(issuer_key, hashes.SHA256())
 
 
 def general_name(value: str) -> x509.GeneralName:
