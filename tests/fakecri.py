@@ -1,0 +1,335 @@
+"""A fake CRI runtime: in memory, over a real grpclib Unix socket, with faults.
+
+For unit tests, fault injection and scale benchmarks, beside the real
+containerd of tests/e2e, never instead of it. It behaves as containerd does
+where oneinfra can tell: sandbox and container names are reserved, a status
+of something missing is NOT_FOUND, removing what is gone succeeds, and list
+calls filter by labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from grpclib.server import Server
+
+from oneinfra.api.runtime import v1 as cri
+
+MUTATING = frozenset(
+    {
+        "run_pod_sandbox",
+        "stop_pod_sandbox",
+        "remove_pod_sandbox",
+        "create_container",
+        "start_container",
+        "stop_container",
+        "remove_container",
+        "pull_image",
+        "exec_sync",
+    }
+)
+
+
+@dataclass
+class Sandbox:
+    id: str
+    config: cri.PodSandboxConfig
+    state: cri.PodSandboxState = cri.PodSandboxState.SANDBOX_READY
+    created_at: int = field(default_factory=time.time_ns)
+
+
+@dataclass
+class Container:
+    id: str
+    sandbox_id: str
+    config: cri.ContainerConfig
+    state: cri.ContainerState = cri.ContainerState.CONTAINER_CREATED
+    created_at: int = field(default_factory=time.time_ns)
+    started_at: int = 0
+    finished_at: int = 0
+    exit_code: int = 0
+
+
+@dataclass
+class FakeRuntime:
+    """The state, and the knobs tests turn."""
+
+    latency: float = 0.0  # seconds added to every call
+    failures: dict[str, Status] = field(default_factory=dict)  # method -> status to raise
+    hanging: bool = False  # the hypervisor stops answering
+    pullable: set[str] | None = None  # None: any image pulls
+    exec_result: cri.ExecSyncResponse = field(default_factory=lambda: cri.ExecSyncResponse())
+    calls: Counter[str] = field(default_factory=Counter)
+    sandboxes: dict[str, Sandbox] = field(default_factory=dict)
+    containers: dict[str, Container] = field(default_factory=dict)
+    images: set[str] = field(default_factory=set)
+
+    async def enter(self, method: str) -> None:
+        self.calls[method] += 1
+        if self.hanging:
+            await asyncio.Event().wait()
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        status = self.failures.get(method)
+        if status is not None:
+            raise GRPCError(status, f"injected failure of {method}")
+
+    def mutating_calls(self) -> int:
+        return sum(n for method, n in self.calls.items() if method in MUTATING)
+
+    def exit(self, container_id: str, code: int = 1) -> None:
+        """The container's process ends, as a crash would end it."""
+        container = self.containers[container_id]
+        container.state = cri.ContainerState.CONTAINER_EXITED
+        container.finished_at, container.exit_code = time.time_ns(), code
+
+
+def matches(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def container_name(config: cri.ContainerConfig) -> tuple[str, int]:
+    m = config.metadata or cri.ContainerMetadata()
+    return m.name, m.attempt
+
+
+def sandbox_name(config: cri.PodSandboxConfig) -> str:
+    m = config.metadata or cri.PodSandboxMetadata()
+    return f"{m.name}_{m.namespace}_{m.uid}_{m.attempt}"
+
+
+class FakeRuntimeService(cri.RuntimeServiceBase):
+    def __init__(self, fake: FakeRuntime) -> None:
+        self.fake = fake
+
+    async def version(self, message: cri.VersionRequest) -> cri.VersionResponse:
+        await self.fake.enter("version")
+        return cri.VersionResponse(
+            version="0.1.0",
+            runtime_name="fakecri",
+            runtime_version="0.0.1",
+            runtime_api_version="v1",
+        )
+
+    async def run_pod_sandbox(self, message: cri.RunPodSandboxRequest) -> cri.RunPodSandboxResponse:
+        await self.fake.enter("run_pod_sandbox")
+        config = message.config or cri.PodSandboxConfig()
+        name = sandbox_name(config)
+        if any(sandbox_name(s.config) == name for s in self.fake.sandboxes.values()):
+            raise GRPCError(Status.UNKNOWN, f'failed to reserve sandbox name "{name}": reserved')
+        sandbox = Sandbox(uuid.uuid4().hex, config)
+        self.fake.sandboxes[sandbox.id] = sandbox
+        return cri.RunPodSandboxResponse(pod_sandbox_id=sandbox.id)
+
+    def sandbox(self, sandbox_id: str) -> Sandbox:
+        sandbox = self.fake.sandboxes.get(sandbox_id)
+        if sandbox is None:
+            raise GRPCError(Status.NOT_FOUND, f"sandbox {sandbox_id} not found")
+        return sandbox
+
+    async def stop_pod_sandbox(
+        self, message: cri.StopPodSandboxRequest
+    ) -> cri.StopPodSandboxResponse:
+        await self.fake.enter("stop_pod_sandbox")
+        sandbox = self.sandbox(message.pod_sandbox_id)
+        sandbox.state = cri.PodSandboxState.SANDBOX_NOTREADY
+        for container in self.fake.containers.values():
+            running = container.state != cri.ContainerState.CONTAINER_EXITED
+            if container.sandbox_id == sandbox.id and running:
+                self.fake.exit(container.id, 137)
+        return cri.StopPodSandboxResponse()
+
+    async def remove_pod_sandbox(
+        self, message: cri.RemovePodSandboxRequest
+    ) -> cri.RemovePodSandboxResponse:
+        await self.fake.enter("remove_pod_sandbox")
+        self.fake.sandboxes.pop(message.pod_sandbox_id, None)
+        for container_id in [
+            c.id for c in self.fake.containers.values() if c.sandbox_id == message.pod_sandbox_id
+        ]:
+            del self.fake.containers[container_id]
+        return cri.RemovePodSandboxResponse()
+
+    async def pod_sandbox_status(
+        self, message: cri.PodSandboxStatusRequest
+    ) -> cri.PodSandboxStatusResponse:
+        await self.fake.enter("pod_sandbox_status")
+        s = self.sandbox(message.pod_sandbox_id)
+        return cri.PodSandboxStatusResponse(
+            status=cri.PodSandboxStatus(
+                id=s.id,
+                metadata=s.config.metadata,
+                state=s.state,
+                created_at=s.created_at,
+                labels=dict(s.config.labels),
+                annotations=dict(s.config.annotations),
+            )
+        )
+
+    async def list_pod_sandbox(
+        self, message: cri.ListPodSandboxRequest
+    ) -> cri.ListPodSandboxResponse:
+        await self.fake.enter("list_pod_sandbox")
+        wanted = message.filter or cri.PodSandboxFilter()
+        items = [
+            cri.PodSandbox(
+                id=s.id,
+                metadata=s.config.metadata,
+                state=s.state,
+                created_at=s.created_at,
+                labels=dict(s.config.labels),
+                annotations=dict(s.config.annotations),
+            )
+            for s in self.fake.sandboxes.values()
+            if matches(s.config.labels, wanted.label_selector)
+            and (not wanted.id or s.id == wanted.id)
+            and (wanted.state is None or s.state == wanted.state.state)
+        ]
+        return cri.ListPodSandboxResponse(items=items)
+
+    async def create_container(
+        self, message: cri.CreateContainerRequest
+    ) -> cri.CreateContainerResponse:
+        await self.fake.enter("create_container")
+        sandbox = self.sandbox(message.pod_sandbox_id)
+        if sandbox.state != cri.PodSandboxState.SANDBOX_READY:
+            raise GRPCError(Status.UNKNOWN, f"sandbox {sandbox.id} is not ready")
+        config = message.config or cri.ContainerConfig()
+        image = config.image.image if config.image else ""
+        if image not in self.fake.images:
+            raise GRPCError(Status.NOT_FOUND, f"image {image!r} not found")
+        name = container_name(config)
+        for other in self.fake.containers.values():
+            if other.sandbox_id == sandbox.id and container_name(other.config) == name:
+                raise GRPCError(Status.UNKNOWN, f"failed to reserve container name {name[0]}")
+        container = Container(uuid.uuid4().hex, sandbox.id, config)
+        self.fake.containers[container.id] = container
+        return cri.CreateContainerResponse(container_id=container.id)
+
+    def container(self, container_id: str) -> Container:
+        container = self.fake.containers.get(container_id)
+        if container is None:
+            raise GRPCError(Status.NOT_FOUND, f"container {container_id} not found")
+        return container
+
+    async def start_container(
+        self, message: cri.StartContainerRequest
+    ) -> cri.StartContainerResponse:
+        await self.fake.enter("start_container")
+        container = self.container(message.container_id)
+        if container.state != cri.ContainerState.CONTAINER_CREATED:
+            raise GRPCError(Status.UNKNOWN, f"container {container.id} is not in created state")
+        container.state, container.started_at = cri.ContainerState.CONTAINER_RUNNING, time.time_ns()
+        return cri.StartContainerResponse()
+
+    async def stop_container(self, message: cri.StopContainerRequest) -> cri.StopContainerResponse:
+        await self.fake.enter("stop_container")
+        container = self.container(message.container_id)
+        if container.state == cri.ContainerState.CONTAINER_RUNNING:
+            self.fake.exit(container.id, 0)
+        return cri.StopContainerResponse()
+
+    async def remove_container(
+        self, message: cri.RemoveContainerRequest
+    ) -> cri.RemoveContainerResponse:
+        await self.fake.enter("remove_container")
+        self.fake.containers.pop(message.container_id, None)
+        return cri.RemoveContainerResponse()
+
+    async def list_containers(
+        self, message: cri.ListContainersRequest
+    ) -> cri.ListContainersResponse:
+        await self.fake.enter("list_containers")
+        wanted = message.filter or cri.ContainerFilter()
+        containers = [
+            cri.Container(
+                id=c.id,
+                pod_sandbox_id=c.sandbox_id,
+                metadata=c.config.metadata,
+                image=c.config.image,
+                state=c.state,
+                created_at=c.created_at,
+                labels=dict(c.config.labels),
+                annotations=dict(c.config.annotations),
+            )
+            for c in self.fake.containers.values()
+            if matches(c.config.labels, wanted.label_selector)
+            and (not wanted.id or c.id == wanted.id)
+            and (not wanted.pod_sandbox_id or c.sandbox_id == wanted.pod_sandbox_id)
+            and (wanted.state is None or c.state == wanted.state.state)
+        ]
+        return cri.ListContainersResponse(containers=containers)
+
+    async def container_status(
+        self, message: cri.ContainerStatusRequest
+    ) -> cri.ContainerStatusResponse:
+        await self.fake.enter("container_status")
+        c = self.container(message.container_id)
+        return cri.ContainerStatusResponse(
+            status=cri.ContainerStatus(
+                id=c.id,
+                metadata=c.config.metadata,
+                state=c.state,
+                created_at=c.created_at,
+                started_at=c.started_at,
+                finished_at=c.finished_at,
+                exit_code=c.exit_code,
+                image=c.config.image,
+                labels=dict(c.config.labels),
+                annotations=dict(c.config.annotations),
+                log_path=c.config.log_path,
+            )
+        )
+
+    async def exec_sync(self, message: cri.ExecSyncRequest) -> cri.ExecSyncResponse:
+        await self.fake.enter("exec_sync")
+        if self.container(message.container_id).state != cri.ContainerState.CONTAINER_RUNNING:
+            raise GRPCError(Status.UNKNOWN, "container is not running")
+        return self.fake.exec_result
+
+
+class FakeImageService(cri.ImageServiceBase):
+    def __init__(self, fake: FakeRuntime) -> None:
+        self.fake = fake
+
+    async def image_status(self, message: cri.ImageStatusRequest) -> cri.ImageStatusResponse:
+        await self.fake.enter("image_status")
+        name = message.image.image if message.image else ""
+        if name not in self.fake.images:
+            return cri.ImageStatusResponse()
+        return cri.ImageStatusResponse(
+            image=cri.Image(id=f"sha256:{abs(hash(name)):x}", repo_tags=[name])
+        )
+
+    async def pull_image(self, message: cri.PullImageRequest) -> cri.PullImageResponse:
+        await self.fake.enter("pull_image")
+        name = message.image.image if message.image else ""
+        if self.fake.pullable is not None and name not in self.fake.pullable:
+            raise GRPCError(Status.NOT_FOUND, f"{name}: not found in any registry")
+        self.fake.images.add(name)
+        return cri.PullImageResponse(image_ref=f"sha256:{abs(hash(name)):x}")
+
+
+@asynccontextmanager
+async def serve_fake(path: Path, fake: FakeRuntime | None = None) -> AsyncIterator[FakeRuntime]:
+    """A fake hypervisor answering on a Unix socket while the block runs."""
+    fake = fake or FakeRuntime()
+    server = Server([FakeRuntimeService(fake), FakeImageService(fake)])
+    await server.start(path=str(path))
+    try:
+        yield fake
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+Factory = Callable[[], FakeRuntime]
