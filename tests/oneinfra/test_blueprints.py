@@ -1,0 +1,171 @@
+"""Blueprints: the pods a component should run, from the desired state."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from oneinfra import blueprints as bp
+from oneinfra import commands as cmd
+from oneinfra import events as ev
+from oneinfra.state import Cluster
+
+from .harness import Fleet
+
+
+@pytest.fixture
+def fleet() -> Fleet:
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="prod", control_plane_replicas=3))
+    return fleet
+
+
+def membership(fleet: Fleet, cluster: Cluster) -> bp.EtcdMembership:
+    return bp.EtcdMembership(
+        members={
+            bp.member_name(cluster, c): bp.host_url(
+                fleet.state.hypervisors[c.hypervisor].ip_address, c.ports["etcd-peer"]
+            )
+            for c in cluster.control_planes()
+        },
+        state="new",
+    )
+
+
+def control_plane_pod(fleet: Fleet, name: str = "prod", index: int = 0) -> bp.PodSpec:
+    cluster = fleet.state.clusters[name]
+    component = cluster.control_planes()[index]
+    placed = fleet.at(component.placed_at)
+    issued = fleet.at(cluster.apiserver_at)
+    assert isinstance(placed, ev.ComponentPlaced)
+    assert isinstance(issued, ev.ApiServerCertificateIssued)
+    return bp.control_plane(
+        cluster, component, fleet.state.hypervisors, fleet.created(name).pki, placed, issued,
+        membership(fleet, cluster), fleet.keys[cluster.key_id],
+    )  # fmt: skip
+
+
+def in_container_paths(pod: bp.PodSpec) -> dict[str, bp.File]:
+    """Each file as the containers see it, through their mounts."""
+    seen: dict[str, bp.File] = {}
+    for container in pod.containers:
+        for mount in container.mounts:
+            for file in pod.files:
+                host_path = f"{pod.directory}/{file.path}"
+                if host_path.startswith(mount.host_path + "/"):
+                    seen[mount.container_path + host_path[len(mount.host_path) :]] = file
+    return seen
+
+
+def test_every_path_a_flag_names_is_a_mounted_file(fleet: Fleet) -> None:
+    pod = control_plane_pod(fleet)
+    visible = in_container_paths(pod)
+    referenced = [
+        arg.split("=", 1)[1]
+        for container in pod.containers
+        for arg in container.command
+        if "=" in arg and arg.split("=", 1)[1].startswith("/etc/kubernetes/")
+    ]
+    assert len(referenced) > 25
+    for path in referenced:
+        assert path in visible, f"{path} is named by a flag but not written and mounted"
+
+
+def test_private_keys_are_0600_and_match_their_certificates(fleet: Fleet) -> None:
+    pod = control_plane_pod(fleet)
+    files = {f.path: f for f in pod.files}
+    keys = [f for f in pod.files if f.path.endswith(".key")]
+    assert len(keys) >= 8
+    for key_file in keys:
+        assert key_file.mode == 0o600
+        certificate = files.get(key_file.path.removesuffix(".key") + ".crt")
+        if certificate is not None:
+            key = load_pem_private_key(key_file.content, None)
+            cert = x509.load_pem_x509_certificate(certificate.content)
+            assert key.public_key() == cert.public_key(), key_file.path
+    assert all(f.mode == 0o644 for f in pod.files if f.path.endswith(".crt"))
+
+
+def test_labels_name_the_pod_and_its_spec(fleet: Fleet) -> None:
+    pod = control_plane_pod(fleet)
+    cluster = fleet.state.clusters["prod"]
+    assert pod.labels == {
+        bp.LABEL_MANAGED_BY: "oneinfra",
+        bp.LABEL_CLUSTER: "prod",
+        bp.LABEL_CLUSTER_ID: cluster.cluster_id,
+        bp.LABEL_COMPONENT: "control-plane-0",
+        bp.LABEL_SPEC_HASH: bp.spec_hash(pod.containers, pod.files),
+    }
+    assert pod.name == f"{cluster.cluster_id}-control-plane-0"
+    assert [c.name for c in pod.containers] == [
+        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+    ]  # fmt: skip
+
+
+def test_the_spec_hash_is_stable_and_follows_changes(fleet: Fleet) -> None:
+    first, again = control_plane_pod(fleet), control_plane_pod(fleet)
+    assert first == again  # pure: the same state gives the same pod, byte for byte
+    fleet.run(cmd.ScaleCluster(name="prod", control_plane_replicas=1))  # new apiserver cert
+    after = control_plane_pod(fleet)
+    assert after.labels[bp.LABEL_SPEC_HASH] != first.labels[bp.LABEL_SPEC_HASH]
+
+
+def test_etcd_knows_every_member_at_its_peer_url(fleet: Fleet) -> None:
+    pod = control_plane_pod(fleet)
+    etcd = next(c for c in pod.containers if c.name == "etcd")
+    flags = dict(arg.split("=", 1) for arg in etcd.command[1:])
+    members = dict(m.split("=", 1) for m in flags["--initial-cluster"].split(","))
+    cluster = fleet.state.clusters["prod"]
+    assert len(members) == 3
+    for component in cluster.control_planes():
+        address = fleet.state.hypervisors[component.hypervisor].ip_address
+        assert (
+            members[f"prod-{component.name}"] == f"https://{address}:{component.ports['etcd-peer']}"
+        )
+    assert flags["--initial-cluster-state"] == "new"
+    assert flags["--initial-cluster-token"] == cluster.cluster_id
+
+
+def test_kubeconfigs_reach_the_local_api_server_as_their_component(fleet: Fleet) -> None:
+    pod = control_plane_pod(fleet)
+    files = {f.path: f for f in pod.files}
+    port = fleet.state.clusters["prod"].control_planes()[0].ports["apiserver"]
+    for path, user in (("controller-manager.conf", "system:kube-controller-manager"),
+                       ("scheduler.conf", "system:kube-scheduler")):  # fmt: skip
+        config = yaml.safe_load(files[path].content)
+        assert config["clusters"][0]["cluster"]["server"] == f"https://127.0.0.1:{port}"
+        cert = x509.load_pem_x509_certificate(
+            base64.b64decode(config["users"][0]["user"]["client-certificate-data"])
+        )
+        assert cert.subject.rfc4514_string() == f"CN={user}"
+        assert files[path].mode == 0o600
+
+
+def test_the_ingress_balances_over_every_api_server_with_health_checks(fleet: Fleet) -> None:
+    cluster = fleet.state.clusters["prod"]
+    ingress = cluster.ingress()
+    assert ingress is not None
+    pod = bp.ingress(cluster, ingress, fleet.state.hypervisors)
+    config = pod.files[0].content.decode()
+    assert f"bind :{ingress.ports['apiserver']}" in config and "mode tcp" in config
+    for component in cluster.control_planes():
+        address = fleet.state.hypervisors[component.hypervisor].ip_address
+        assert f"{address}:{component.ports['apiserver']} check" in config
+    assert "option httpchk GET /readyz" in config
+    assert pod.hypervisor == ingress.hypervisor
+
+
+def test_clusters_and_components_never_share_a_directory_or_name(fleet: Fleet) -> None:
+    fleet.run(cmd.CreateCluster(name="other", control_plane_replicas=3))
+    pods = [control_plane_pod(fleet, name, i) for name in ("prod", "other") for i in range(3)]
+    assert len({p.directory for p in pods}) == len({p.name for p in pods}) == 6
+
+
+def test_a_component_on_an_ipv6_hypervisor_gets_bracketed_urls() -> None:
+    assert bp.host_url("2001:db8::1", 2380) == "https://[2001:db8::1]:2380"
+    assert bp.host("2001:db8::1") == "[2001:db8::1]"
