@@ -1,0 +1,118 @@
+"""The reconciler's decision, pure: what a hypervisor runs versus what it
+should, as a list of actions. Level-triggered: it compares with what CRI
+reports, never with what oneinfra believes it did, so a crash anywhere is
+repaired by the next plan. Only sandboxes labelled as oneinfra's are seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from . import blueprints as bp
+from .realize import LABEL_ROLE
+
+WRITER_ROLE = "file-writer"
+
+
+class ObservedContainer(msgspec.Struct, frozen=True):
+    id: str
+    role: str  # the container's name in its blueprint
+    running: bool
+
+
+class ObservedPod(msgspec.Struct, frozen=True):
+    sandbox_id: str
+    labels: dict[str, str]
+    ready: bool
+    containers: list[ObservedContainer]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.labels.get(bp.LABEL_CLUSTER_ID, ""), self.labels.get(bp.LABEL_COMPONENT, "")
+
+
+class CreatePod(msgspec.Struct, frozen=True, tag=True):
+    pod: bp.PodSpec
+
+
+class RemovePod(msgspec.Struct, frozen=True, tag=True):
+    sandbox_id: str
+    reason: str
+
+
+class RestartContainer(msgspec.Struct, frozen=True, tag=True):
+    """Start a container of a healthy pod anew: none of its role runs. The
+    stale ones of that role (exited, or left by a crash) go first."""
+
+    sandbox_id: str
+    old_container_ids: list[str]
+    pod: bp.PodSpec
+    container: str
+
+
+class RemoveContainer(msgspec.Struct, frozen=True, tag=True):
+    sandbox_id: str
+    container_id: str
+    reason: str
+
+
+Action = CreatePod | RemovePod | RestartContainer | RemoveContainer
+
+
+def container_actions(current: ObservedPod, pod: bp.PodSpec) -> list[Action]:
+    """Exactly one running container per role of the blueprint, and no other."""
+    actions: list[Action] = []
+    roles = {c.name for c in pod.containers}
+    for container in sorted(current.containers, key=lambda c: c.id):
+        if container.role not in roles:
+            actions.append(
+                RemoveContainer(current.sandbox_id, container.id, "not in the blueprint")
+            )
+    for role in [c.name for c in pod.containers]:
+        mine = sorted((c for c in current.containers if c.role == role), key=lambda c: c.id)
+        live = [c for c in mine if c.running]
+        if live:
+            keep = live[0]
+            actions += [
+                RemoveContainer(current.sandbox_id, c.id, f"a stale {role}")
+                for c in mine
+                if c is not keep
+            ]
+        else:
+            actions.append(RestartContainer(current.sandbox_id, [c.id for c in mine], pod, role))
+    return actions
+
+
+def key_of(pod: bp.PodSpec) -> tuple[str, str]:
+    return pod.labels[bp.LABEL_CLUSTER_ID], pod.labels[bp.LABEL_COMPONENT]
+
+
+def plan(desired: Sequence[bp.PodSpec], observed: Sequence[ObservedPod]) -> list[Action]:
+    """Removals first (they free ports), then creations, then restarts."""
+    wanted = {key_of(pod): pod for pod in desired}
+    removals: list[Action] = []
+    creations: list[Action] = []
+    restarts: list[Action] = []
+    kept: set[tuple[str, str]] = set()
+    for current in sorted(observed, key=lambda p: p.sandbox_id):
+        if current.labels.get(LABEL_ROLE) == WRITER_ROLE:
+            removals.append(RemovePod(current.sandbox_id, "a file writer left behind"))
+            continue
+        pod = wanted.get(current.key)
+        if pod is None:
+            removals.append(RemovePod(current.sandbox_id, "no longer desired"))
+        elif current.key in kept:
+            removals.append(RemovePod(current.sandbox_id, "a duplicate"))
+        elif current.labels.get(bp.LABEL_SPEC_HASH) != pod.labels[bp.LABEL_SPEC_HASH]:
+            removals.append(RemovePod(current.sandbox_id, "its spec changed"))
+        elif not current.ready:
+            removals.append(RemovePod(current.sandbox_id, "its sandbox is not ready"))
+        else:
+            kept.add(current.key)
+            restarts += container_actions(current, pod)
+    for key, pod in sorted(wanted.items()):
+        if key not in kept:
+            creations.append(CreatePod(pod))
+    return removals + creations + restarts

@@ -1,0 +1,178 @@
+"""The plan: from any observed state, one plan converges a hypervisor to its
+desired pods, and the plan after that is empty (a converged hypervisor
+gets no mutating call)."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from oneinfra import blueprints as bp
+from oneinfra import plan as pl
+from oneinfra.realize import LABEL_ROLE
+
+ids = itertools.count()
+
+
+def pod_spec(cluster: str, component: str, version: int, containers: tuple[str, ...]) -> bp.PodSpec:
+    specs = [bp.ContainerSpec(name, "image", [name], []) for name in containers]
+    return bp.PodSpec(
+        name=f"{cluster}-{component}",
+        hypervisor="hv",
+        directory=f"/data/{cluster}/{component}",
+        labels={
+            **bp.MANAGED,
+            bp.LABEL_CLUSTER_ID: cluster,
+            bp.LABEL_COMPONENT: component,
+            bp.LABEL_SPEC_HASH: f"v{version}",
+        },
+        containers=specs,
+        files=[],
+    )
+
+
+def running(pod: bp.PodSpec) -> pl.ObservedPod:
+    return pl.ObservedPod(
+        sandbox_id=f"s{next(ids)}",
+        labels=dict(pod.labels),
+        ready=True,
+        containers=[pl.ObservedContainer(f"c{next(ids)}", c.name, True) for c in pod.containers],
+    )
+
+
+def apply(actions: list[pl.Action], world: list[pl.ObservedPod]) -> list[pl.ObservedPod]:
+    """What the hypervisor looks like after the actions, in the model."""
+    pods = {p.sandbox_id: p for p in world}
+    for action in actions:
+        match action:
+            case pl.RemovePod():
+                assert action.sandbox_id in pods, "removing a sandbox that is not there"
+                del pods[action.sandbox_id]
+            case pl.CreatePod():
+                fresh = running(action.pod)
+                pods[fresh.sandbox_id] = fresh
+            case pl.RestartContainer():
+                current = pods[action.sandbox_id]
+                containers = [c for c in current.containers if c.id not in action.old_container_ids]
+                containers.append(pl.ObservedContainer(f"c{next(ids)}", action.container, True))
+                pods[action.sandbox_id] = pl.ObservedPod(
+                    current.sandbox_id, current.labels, current.ready, containers
+                )
+            case pl.RemoveContainer():
+                current = pods[action.sandbox_id]
+                assert any(c.id == action.container_id for c in current.containers)
+                containers = [c for c in current.containers if c.id != action.container_id]
+                pods[action.sandbox_id] = pl.ObservedPod(
+                    current.sandbox_id, current.labels, current.ready, containers
+                )
+    return list(pods.values())
+
+
+clusters = st.sampled_from(["a", "b", "c"])
+components = st.sampled_from(["control-plane-0", "control-plane-1", "ingress"])
+container_sets = st.sampled_from([("etcd", "kube-apiserver"), ("haproxy",), ("etcd",)])
+specs = st.builds(pod_spec, clusters, components, st.integers(1, 2), container_sets)
+
+
+DAMAGE = ("intact", "exited", "missing", "twice", "twice, one exited")
+
+
+@st.composite
+def drifted(draw: st.DrawFn, pool: list[bp.PodSpec]) -> list[pl.ObservedPod]:
+    """An observed world: pods that are, were or never were wanted, damaged:
+    containers vanished, exited, or doubled by a crash in mid-restart;
+    sandboxes not ready; file writers left behind."""
+    world = []
+    for pod in draw(st.lists(st.sampled_from(pool) if pool else specs, max_size=6)):
+        observed = running(pod)
+        containers: list[pl.ObservedContainer] = []
+        for c in observed.containers:
+            damage = draw(st.sampled_from(DAMAGE))
+            if damage in ("intact", "twice"):
+                containers.append(c)
+            if damage == "exited":
+                containers.append(pl.ObservedContainer(c.id, c.role, False))
+            if damage in ("twice", "twice, one exited"):
+                containers.append(pl.ObservedContainer(f"c{next(ids)}", c.role, True))
+            if damage == "twice, one exited":
+                containers.append(pl.ObservedContainer(f"c{next(ids)}", c.role, False))
+        labels = dict(observed.labels)
+        if draw(st.integers(0, 9)) == 0:
+            labels[LABEL_ROLE] = pl.WRITER_ROLE
+        ready = draw(st.sampled_from([True, True, False]))
+        world.append(pl.ObservedPod(observed.sandbox_id, labels, ready, containers))
+    return world
+
+
+@settings(max_examples=600, deadline=None)
+@given(desired=st.lists(specs, max_size=6), data=st.data())
+def test_one_plan_converges_and_the_next_is_empty(
+    desired: list[bp.PodSpec], data: st.DataObject
+) -> None:
+    desired = list({pl.key_of(p): p for p in desired}.values())  # one pod per component
+    pool = desired + data.draw(st.lists(specs, max_size=4))
+    world = data.draw(drifted(pool))
+    actions = pl.plan(desired, world)
+    for kind in {type(a).__name__ for a in actions}:
+        event(kind)
+    after = apply(actions, world)
+    assert pl.plan(desired, after) == [], "a converged hypervisor was planned to change"
+    assert sorted(p.key for p in after) == sorted(pl.key_of(p) for p in desired)
+    by_key = {p.key: p for p in after}
+    for pod in desired:
+        seen = by_key[pl.key_of(pod)]
+        assert seen.ready and seen.labels[bp.LABEL_SPEC_HASH] == pod.labels[bp.LABEL_SPEC_HASH]
+        assert LABEL_ROLE not in seen.labels
+        assert sorted(c.role for c in seen.containers) == sorted(c.name for c in pod.containers)
+        assert all(c.running for c in seen.containers)
+
+
+def test_a_converged_hypervisor_gets_no_action() -> None:
+    desired = [
+        pod_spec("a", "ingress", 1, ("haproxy",)),
+        pod_spec("a", "control-plane-0", 1, ("etcd",)),
+    ]
+    assert pl.plan(desired, [running(p) for p in desired]) == []
+
+
+def test_an_exited_container_is_restarted_in_place() -> None:
+    pod = pod_spec("a", "control-plane-0", 1, ("etcd", "kube-apiserver"))
+    observed = running(pod)
+    etcd = observed.containers[0]
+    crashed = pl.ObservedPod(
+        observed.sandbox_id, observed.labels, True,
+        [pl.ObservedContainer(etcd.id, "etcd", False), observed.containers[1]],
+    )  # fmt: skip
+    assert pl.plan([pod], [crashed]) == [
+        pl.RestartContainer(observed.sandbox_id, [etcd.id], pod, "etcd")
+    ]
+
+
+def test_a_crash_mid_restart_leaves_one_container_per_role() -> None:
+    """Two etcd containers (the old one exited, the new one running) and a
+    container of no role: the stale ones go, nothing is restarted."""
+    pod = pod_spec("a", "control-plane-0", 1, ("etcd",))
+    observed = running(pod)
+    old, new = pl.ObservedContainer("c-old", "etcd", False), observed.containers[0]
+    stray = pl.ObservedContainer("c-stray", "debug", True)
+    messy = pl.ObservedPod(observed.sandbox_id, observed.labels, True, [old, new, stray])
+    assert pl.plan([pod], [messy]) == [
+        pl.RemoveContainer(observed.sandbox_id, "c-stray", "not in the blueprint"),
+        pl.RemoveContainer(observed.sandbox_id, "c-old", "a stale etcd"),
+    ]
+
+
+def test_a_changed_spec_replaces_the_pod_removing_first() -> None:
+    old, new = pod_spec("a", "ingress", 1, ("haproxy",)), pod_spec("a", "ingress", 2, ("haproxy",))
+    observed = running(old)
+    assert pl.plan([new], [observed]) == [
+        pl.RemovePod(observed.sandbox_id, "its spec changed"),
+        pl.CreatePod(new),
+    ]
+
+
+def test_pods_of_a_deleted_cluster_are_removed() -> None:
+    gone = running(pod_spec("a", "ingress", 1, ("haproxy",)))
+    assert pl.plan([], [gone]) == [pl.RemovePod(gone.sandbox_id, "no longer desired")]
