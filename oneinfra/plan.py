@@ -11,9 +11,7 @@ from collections.abc import Sequence
 import msgspec
 
 from . import blueprints as bp
-from .realize import LABEL_ROLE
-
-WRITER_ROLE = "file-writer"
+from .realize import LABEL_ROLE, WRITER_ROLE
 
 
 class ObservedContainer(msgspec.Struct, frozen=True):

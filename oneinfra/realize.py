@@ -19,6 +19,7 @@ from .cri import Failed, HypervisorClient
 
 WRITER_IMAGE = "docker.io/library/busybox:1.35"
 LABEL_ROLE = "oneinfra.io/role"
+WRITER_ROLE = "file-writer"
 SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 NAMESPACE = "oneinfra"
 WRITE_TIMEOUT = 120.0  # seconds for the writer to finish once started
@@ -66,7 +67,7 @@ async def ensure_image(client: HypervisorClient, image: str) -> None:
 async def write_files(client: HypervisorClient, pod: bp.PodSpec) -> None:
     """Run the writer to completion; raise Failed if it does not exit 0."""
     await ensure_image(client, WRITER_IMAGE)
-    labels = {**pod.labels, LABEL_ROLE: "file-writer"}
+    labels = {**pod.labels, LABEL_ROLE: WRITER_ROLE}
     digest = pod.labels[bp.LABEL_SPEC_HASH]
     config = host_network_sandbox(f"{pod.name}-files", digest, labels, f"{pod.directory}/logs")
     sandbox = await client.run_sandbox(config)
@@ -99,30 +100,42 @@ async def write_files(client: HypervisorClient, pod: bp.PodSpec) -> None:
         await client.remove_sandbox(sandbox)
 
 
+def pod_sandbox_config(pod: bp.PodSpec) -> cri.PodSandboxConfig:
+    digest = pod.labels[bp.LABEL_SPEC_HASH]
+    return host_network_sandbox(pod.name, digest, pod.labels, f"{pod.directory}/logs")
+
+
+async def start_container(
+    client: HypervisorClient, sandbox: str, pod: bp.PodSpec, name: str
+) -> str:
+    """Create and start one of the pod's containers in its sandbox."""
+    (container,) = [c for c in pod.containers if c.name == name]
+    created = await client.create_container(
+        sandbox,
+        cri.ContainerConfig(
+            metadata=cri.ContainerMetadata(name=container.name),
+            image=cri.ImageSpec(image=container.image),
+            command=container.command,
+            mounts=[
+                cri.Mount(
+                    container_path=m.container_path, host_path=m.host_path, readonly=m.readonly
+                )
+                for m in container.mounts
+            ],
+            labels={**pod.labels, LABEL_ROLE: container.name},
+            log_path=f"{container.name}.log",
+        ),
+        pod_sandbox_config(pod),
+    )
+    await client.start_container(created)
+    return created
+
+
 async def run_pod(client: HypervisorClient, pod: bp.PodSpec) -> str:
     """Start the pod's sandbox and containers; returns the sandbox id."""
     for container in pod.containers:
         await ensure_image(client, container.image)
-    digest = pod.labels[bp.LABEL_SPEC_HASH]
-    config = host_network_sandbox(pod.name, digest, pod.labels, f"{pod.directory}/logs")
-    sandbox = await client.run_sandbox(config)
+    sandbox = await client.run_sandbox(pod_sandbox_config(pod))
     for container in pod.containers:
-        created = await client.create_container(
-            sandbox,
-            cri.ContainerConfig(
-                metadata=cri.ContainerMetadata(name=container.name),
-                image=cri.ImageSpec(image=container.image),
-                command=container.command,
-                mounts=[
-                    cri.Mount(
-                        container_path=m.container_path, host_path=m.host_path, readonly=m.readonly
-                    )
-                    for m in container.mounts
-                ],
-                labels={**pod.labels, LABEL_ROLE: container.name},
-                log_path=f"{container.name}.log",
-            ),
-            config,
-        )
-        await client.start_container(created)
+        await start_container(client, sandbox, pod, container.name)
     return sandbox

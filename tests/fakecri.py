@@ -24,6 +24,8 @@ from grpclib.server import Server
 
 from oneinfra.api.runtime import v1 as cri
 
+ROLE_LABEL, WRITER = "oneinfra.io/role", "file-writer"  # how oneinfra labels its file writers
+
 MUTATING = frozenset(
     {
         "run_pod_sandbox",
@@ -67,6 +69,7 @@ class FakeRuntime:
     failures: dict[str, Status] = field(default_factory=dict)  # method -> status to raise
     hanging: bool = False  # the hypervisor stops answering
     pullable: set[str] | None = None  # None: any image pulls
+    writer_exit_code: int = 0  # oneinfra's file writers end at once, with this code
     exec_result: cri.ExecSyncResponse = field(default_factory=lambda: cri.ExecSyncResponse())
     calls: Counter[str] = field(default_factory=Counter)
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
@@ -229,6 +232,8 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
         if container.state != cri.ContainerState.CONTAINER_CREATED:
             raise GRPCError(Status.UNKNOWN, f"container {container.id} is not in created state")
         container.state, container.started_at = cri.ContainerState.CONTAINER_RUNNING, time.time_ns()
+        if container.config.labels.get(ROLE_LABEL) == WRITER:
+            self.fake.exit(container.id, self.fake.writer_exit_code)  # a writer runs to its end
         return cri.StartContainerResponse()
 
     async def stop_container(self, message: cri.StopContainerRequest) -> cri.StopContainerResponse:

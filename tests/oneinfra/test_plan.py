@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from oneinfra import blueprints as bp
 from oneinfra import plan as pl
-from oneinfra.realize import LABEL_ROLE
+from oneinfra.realize import LABEL_ROLE, WRITER_ROLE
 
 ids = itertools.count()
 
@@ -100,7 +100,7 @@ def drifted(draw: st.DrawFn, pool: list[bp.PodSpec]) -> list[pl.ObservedPod]:
                 containers.append(pl.ObservedContainer(f"c{next(ids)}", c.role, False))
         labels = dict(observed.labels)
         if draw(st.integers(0, 9)) == 0:
-            labels[LABEL_ROLE] = pl.WRITER_ROLE
+            labels[LABEL_ROLE] = WRITER_ROLE
         ready = draw(st.sampled_from([True, True, False]))
         world.append(pl.ObservedPod(observed.sandbox_id, labels, ready, containers))
     return world

@@ -1,0 +1,130 @@
+"""One reconcile pass against the fake CRI runtime: convergence from empty,
+no mutating call on a converged hypervisor, drift repaired, deletion, and
+nothing touched that oneinfra did not create."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from oneinfra import blueprints as bp
+from oneinfra import cri, reconciler
+from oneinfra.api.runtime import v1 as api
+from tests.fakecri import FakeRuntime, serve_fake
+
+pytestmark = pytest.mark.anyio
+
+
+def pod_spec(
+    cluster: str, component: str, containers: tuple[str, ...], version: int = 1
+) -> bp.PodSpec:
+    return bp.PodSpec(
+        name=f"{cluster}-{component}",
+        hypervisor="hv",
+        directory=f"/data/{cluster}/{component}",
+        labels={
+            **bp.MANAGED,
+            bp.LABEL_CLUSTER: cluster,
+            bp.LABEL_CLUSTER_ID: cluster,
+            bp.LABEL_COMPONENT: component,
+            bp.LABEL_SPEC_HASH: f"v{version}",
+        },
+        containers=[bp.ContainerSpec(n, f"registry.k8s.io/{n}:v1", [n], []) for n in containers],
+        files=[bp.File("pki/ca.crt", b"ca")],
+    )
+
+
+DESIRED = [
+    pod_spec("a", "control-plane-0", ("etcd", "kube-apiserver")),
+    pod_spec("a", "ingress", ("haproxy",)),
+]
+
+
+@pytest.fixture
+async def hypervisor(tmp_path: Path) -> AsyncIterator[tuple[FakeRuntime, cri.HypervisorClient]]:
+    async with serve_fake(tmp_path / "cri.sock") as fake:
+        client = cri.HypervisorClient(f"unix://{tmp_path}/cri.sock")
+        yield fake, client
+        client.close()
+
+
+def running_roles(fake: FakeRuntime) -> list[str]:
+    return sorted(
+        c.config.labels["oneinfra.io/role"]
+        for c in fake.containers.values()
+        if c.state == api.ContainerState.CONTAINER_RUNNING
+    )
+
+
+async def test_converges_from_empty_then_makes_no_mutating_call(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    done = await reconciler.reconcile(client, DESIRED)
+    assert sorted(type(a).__name__ for a in done) == ["CreatePod", "CreatePod"]
+    assert running_roles(fake) == ["etcd", "haproxy", "kube-apiserver"]
+    assert len(fake.sandboxes) == 2  # the file writers are gone
+    before = fake.mutating_calls()
+    assert await reconciler.reconcile(client, DESIRED) == []
+    assert fake.mutating_calls() == before
+    assert {m for m in fake.calls if fake.calls[m]} >= {"list_pod_sandbox", "list_containers"}
+
+
+async def test_an_exited_container_is_restarted(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    await reconciler.reconcile(client, DESIRED)
+    etcd = next(
+        c for c in fake.containers.values() if c.config.labels["oneinfra.io/role"] == "etcd"
+    )
+    fake.exit(etcd.id, 137)
+    done = await reconciler.reconcile(client, DESIRED)
+    assert [type(a).__name__ for a in done] == ["RestartContainer"]
+    assert running_roles(fake) == ["etcd", "haproxy", "kube-apiserver"]
+    assert etcd.id not in fake.containers
+    assert await reconciler.reconcile(client, DESIRED) == []
+
+
+async def test_a_removed_sandbox_is_recreated_and_a_changed_spec_replaced(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    await reconciler.reconcile(client, DESIRED)
+    ingress = next(s for s in fake.sandboxes.values() if "ingress" in s.config.metadata.name)  # type: ignore[union-attr]
+    await client.stop_sandbox(ingress.id)  # someone removes it behind our back
+    await client.remove_sandbox(ingress.id)
+    await reconciler.reconcile(client, DESIRED)
+    assert running_roles(fake) == ["etcd", "haproxy", "kube-apiserver"]
+    changed = [DESIRED[0], pod_spec("a", "ingress", ("haproxy",), version=2)]
+    done = await reconciler.reconcile(client, changed)
+    assert [type(a).__name__ for a in done] == ["RemovePod", "CreatePod"]
+    hashes = sorted(s.config.labels[bp.LABEL_SPEC_HASH] for s in fake.sandboxes.values())
+    assert hashes == ["v1", "v2"]
+
+
+async def test_deleting_everything_leaves_only_what_is_not_ours(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    theirs = await client.run_sandbox(
+        api.PodSandboxConfig(
+            metadata=api.PodSandboxMetadata(name="kubelet-pod", uid="x"),
+            labels={"io.kubernetes.pod.name": "coredns"},
+        )
+    )
+    await reconciler.reconcile(client, DESIRED)
+    await reconciler.reconcile(client, [])
+    assert list(fake.sandboxes) == [theirs]
+
+
+async def test_a_failing_writer_stops_the_pod_from_starting(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    fake.writer_exit_code = 1
+    with pytest.raises(cri.Failed, match="exited 1"):
+        await reconciler.reconcile(client, DESIRED[:1])
+    assert fake.sandboxes == {}  # the writer cleaned up, no pod half made
