@@ -19,7 +19,7 @@ import yaml
 
 from . import events as ev
 from .secrets import unseal
-from .state import Cluster, Component, Hypervisor
+from .state import Cluster, Component, Hypervisor, etcd_member_name
 from .versions import release
 
 DATA_DIR = "/var/lib/oneinfra"  # on each hypervisor
@@ -77,7 +77,7 @@ def component_directory(cluster: Cluster, component: Component, data_dir: str = 
 
 
 def member_name(cluster: Cluster, component: Component) -> str:
-    return f"{cluster.name}-{component.name}"
+    return etcd_member_name(cluster.name, component.name)
 
 
 def host_url(address: str, port: int) -> str:

@@ -33,6 +33,7 @@ from .state import (
     FleetState,
     api_server_endpoint,
     component_index,
+    etcd_member_name,
 )
 from .versions import DEFAULT_VERSION, release
 
@@ -448,7 +449,7 @@ class Issuer:
         address: str,
         ports: dict[str, int],
     ) -> ev.ComponentPlaced:
-        member = f"{cluster}-{component}"
+        member = etcd_member_name(cluster, component)
         sans = pki.etcd_sans(member, address)
         return ev.ComponentPlaced(
             cluster=cluster,

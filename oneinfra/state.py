@@ -86,6 +86,11 @@ def component_index(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
 
 
+def etcd_member_name(cluster: str, component: str) -> str:
+    """The member's --name, and the CN and a SAN of its certificates: one rule."""
+    return f"{cluster}-{component}"
+
+
 def placement_key(cluster: str, component: str) -> str:
     return f"{cluster}/{component}"
 

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from oneinfra import cri
+from oneinfra import cri, realize
 from oneinfra.api.runtime import v1 as api
 
 from .env import config
@@ -29,14 +29,8 @@ def test_oneinfras_client_drives_real_containerd(hypervisors: list[dict[str, Any
             assert (version.runtime_name, version.runtime_api_version) == ("containerd", "v1")
             await client.pull_image(busybox)
             assert await client.image_status(busybox) is not None
-            sandbox_config = api.PodSandboxConfig(
-                metadata=api.PodSandboxMetadata(name="probe", namespace="e2e", uid=labels["run"]),
-                labels=labels,
-                linux=api.LinuxPodSandboxConfig(
-                    security_context=api.LinuxSandboxSecurityContext(
-                        namespace_options=api.NamespaceOption(network=api.NamespaceMode.NODE)
-                    )
-                ),
+            sandbox_config = realize.host_network_sandbox(
+                "probe", labels["run"], labels, str(config.STATE / "probe-logs")
             )
             sandbox = await client.run_sandbox(sandbox_config)
             try:

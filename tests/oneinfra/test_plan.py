@@ -13,24 +13,9 @@ from oneinfra import blueprints as bp
 from oneinfra import plan as pl
 from oneinfra.realize import LABEL_ROLE, WRITER_ROLE
 
+from .pods import pod_spec
+
 ids = itertools.count()
-
-
-def pod_spec(cluster: str, component: str, version: int, containers: tuple[str, ...]) -> bp.PodSpec:
-    specs = [bp.ContainerSpec(name, "image", [name], []) for name in containers]
-    return bp.PodSpec(
-        name=f"{cluster}-{component}",
-        hypervisor="hv",
-        directory=f"/data/{cluster}/{component}",
-        labels={
-            **bp.MANAGED,
-            bp.LABEL_CLUSTER_ID: cluster,
-            bp.LABEL_COMPONENT: component,
-            bp.LABEL_SPEC_HASH: f"v{version}",
-        },
-        containers=specs,
-        files=[],
-    )
 
 
 def running(pod: bp.PodSpec) -> pl.ObservedPod:
@@ -73,7 +58,13 @@ def apply(actions: list[pl.Action], world: list[pl.ObservedPod]) -> list[pl.Obse
 clusters = st.sampled_from(["a", "b", "c"])
 components = st.sampled_from(["control-plane-0", "control-plane-1", "ingress"])
 container_sets = st.sampled_from([("etcd", "kube-apiserver"), ("haproxy",), ("etcd",)])
-specs = st.builds(pod_spec, clusters, components, st.integers(1, 2), container_sets)
+specs = st.builds(
+    lambda c, k, v, cs: pod_spec(c, k, cs, v),
+    clusters,
+    components,
+    st.integers(1, 2),
+    container_sets,
+)
 
 
 DAMAGE = ("intact", "exited", "missing", "twice", "twice, one exited")
@@ -131,14 +122,14 @@ def test_one_plan_converges_and_the_next_is_empty(
 
 def test_a_converged_hypervisor_gets_no_action() -> None:
     desired = [
-        pod_spec("a", "ingress", 1, ("haproxy",)),
-        pod_spec("a", "control-plane-0", 1, ("etcd",)),
+        pod_spec("a", "ingress", ("haproxy",), 1),
+        pod_spec("a", "control-plane-0", ("etcd",), 1),
     ]
     assert pl.plan(desired, [running(p) for p in desired]) == []
 
 
 def test_an_exited_container_is_restarted_in_place() -> None:
-    pod = pod_spec("a", "control-plane-0", 1, ("etcd", "kube-apiserver"))
+    pod = pod_spec("a", "control-plane-0", ("etcd", "kube-apiserver"), 1)
     observed = running(pod)
     etcd = observed.containers[0]
     crashed = pl.ObservedPod(
@@ -153,7 +144,7 @@ def test_an_exited_container_is_restarted_in_place() -> None:
 def test_a_crash_mid_restart_leaves_one_container_per_role() -> None:
     """Two etcd containers (the old one exited, the new one running) and a
     container of no role: the stale ones go, nothing is restarted."""
-    pod = pod_spec("a", "control-plane-0", 1, ("etcd",))
+    pod = pod_spec("a", "control-plane-0", ("etcd",), 1)
     observed = running(pod)
     old, new = pl.ObservedContainer("c-old", "etcd", False), observed.containers[0]
     stray = pl.ObservedContainer("c-stray", "debug", True)
@@ -165,7 +156,7 @@ def test_a_crash_mid_restart_leaves_one_container_per_role() -> None:
 
 
 def test_a_changed_spec_replaces_the_pod_removing_first() -> None:
-    old, new = pod_spec("a", "ingress", 1, ("haproxy",)), pod_spec("a", "ingress", 2, ("haproxy",))
+    old, new = pod_spec("a", "ingress", ("haproxy",), 1), pod_spec("a", "ingress", ("haproxy",), 2)
     observed = running(old)
     assert pl.plan([new], [observed]) == [
         pl.RemovePod(observed.sandbox_id, "its spec changed"),
@@ -174,5 +165,5 @@ def test_a_changed_spec_replaces_the_pod_removing_first() -> None:
 
 
 def test_pods_of_a_deleted_cluster_are_removed() -> None:
-    gone = running(pod_spec("a", "ingress", 1, ("haproxy",)))
+    gone = running(pod_spec("a", "ingress", ("haproxy",), 1))
     assert pl.plan([], [gone]) == [pl.RemovePod(gone.sandbox_id, "no longer desired")]

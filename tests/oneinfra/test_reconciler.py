@@ -14,26 +14,9 @@ from oneinfra import cri, reconciler
 from oneinfra.api.runtime import v1 as api
 from tests.fakecri import FakeRuntime, serve_fake
 
+from .pods import pod_spec
+
 pytestmark = pytest.mark.anyio
-
-
-def pod_spec(
-    cluster: str, component: str, containers: tuple[str, ...], version: int = 1
-) -> bp.PodSpec:
-    return bp.PodSpec(
-        name=f"{cluster}-{component}",
-        hypervisor="hv",
-        directory=f"/data/{cluster}/{component}",
-        labels={
-            **bp.MANAGED,
-            bp.LABEL_CLUSTER: cluster,
-            bp.LABEL_CLUSTER_ID: cluster,
-            bp.LABEL_COMPONENT: component,
-            bp.LABEL_SPEC_HASH: f"v{version}",
-        },
-        containers=[bp.ContainerSpec(n, f"registry.k8s.io/{n}:v1", [n], []) for n in containers],
-        files=[bp.File("pki/ca.crt", b"ca")],
-    )
 
 
 DESIRED = [
