@@ -1,0 +1,65 @@
+"""The desired pods of each hypervisor, from a real service's state and log."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from eventstore import InMemoryEventStore, NewEvent
+from oneinfra import blueprints as bp
+from oneinfra import commands as cmd
+from oneinfra import events as ev
+from oneinfra.desired import EventCache, desired_pods
+from oneinfra.secrets import KeyStore
+from oneinfra.service import FleetService
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_each_hypervisor_gets_exactly_its_pods(tmp_path: Path) -> None:
+    store = InMemoryEventStore()
+    keys = KeyStore(tmp_path / "keys.db", os.urandom(32))
+    service = await FleetService.open(store, keys)
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(service.run)
+        await service.execute(
+            cmd.RegisterHypervisor(
+                name="pub", endpoint="unix:///run/pub.sock", role="public", ip_address="10.0.0.1"
+            )
+        )
+        for i in range(3):
+            await service.execute(cmd.RegisterHypervisor(
+                name=f"priv{i}", endpoint=f"unix:///run/priv{i}.sock", role="private",
+                ip_address=f"10.0.0.{10 + i}"))  # fmt: skip
+        await service.execute(cmd.CreateCluster(name="prod", control_plane_replicas=3))
+        await service.execute(cmd.CreateCluster(name="dev"))
+        service.stop_accepting()
+
+    cache = EventCache(store)
+    state = service.state
+    public = await desired_pods(state, "pub", cache, keys.get)
+    assert sorted(p.labels[bp.LABEL_CLUSTER] for p in public) == ["dev", "prod"]
+    assert all(p.labels[bp.LABEL_COMPONENT] == "ingress" for p in public)
+    everywhere = [await desired_pods(state, f"priv{i}", cache, keys.get) for i in range(3)]
+    prod = [p for pods in everywhere for p in pods if p.labels[bp.LABEL_CLUSTER] == "prod"]
+    assert sorted(p.hypervisor for p in prod) == ["priv0", "priv1", "priv2"]
+    assert sum(len(pods) for pods in everywhere) == 4  # 3 for prod, 1 for dev
+    # The same state and log give the same pods, byte for byte.
+    assert everywhere[0] == await desired_pods(state, "priv0", cache, keys.get)
+    etcd = next(c for c in prod[0].containers if c.name == "etcd")
+    initial = next(a for a in etcd.command if a.startswith("--initial-cluster="))
+    assert initial.count("=https://") == 3
+
+
+async def test_a_position_holding_another_event_is_refused() -> None:
+    store = InMemoryEventStore()
+    scaled = ev.ClusterScaled(name="x", control_plane_replicas=1)
+    event_type, version, data = ev.encode(scaled)
+    await store.append(
+        ev.FLEET_STREAM, [NewEvent(type=event_type, data=data, schema_version=version)]
+    )
+    with pytest.raises(RuntimeError, match="holds ClusterScaled, not ClusterCreated"):
+        await EventCache(store).get(1, ev.ClusterCreated)
