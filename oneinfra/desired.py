@@ -13,39 +13,13 @@ reconciler's loop, which will pass the membership it established.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
-
-from eventstore import EventStore
 
 from . import blueprints as bp
 from . import events as ev
-from .service import event_at
+from .logreader import EventCache
 from .state import INGRESS, Cluster, FleetState
 
-E = TypeVar("E", bound=ev.Event)
 DataKey = Callable[[str], bytes]  # data key id -> the key
-
-
-class EventCache:
-    """Events by log position: an event, once stored, never changes."""
-
-    def __init__(self, store: EventStore, size: int = 4096) -> None:
-        self._store = store
-        self._size = size
-        self._events: dict[int, ev.Event] = {}
-
-    async def get(self, position: int, kind: type[E]) -> E:
-        event = self._events.get(position)
-        if event is None:
-            event = await event_at(self._store, position)
-            if len(self._events) >= self._size:
-                self._events.pop(next(iter(self._events)))
-            self._events[position] = event
-        if not isinstance(event, kind):
-            raise RuntimeError(
-                f"position {position} holds {type(event).__name__}, not {kind.__name__}"
-            )
-        return event
 
 
 def initial_membership(state: FleetState, cluster: Cluster) -> bp.EtcdMembership:

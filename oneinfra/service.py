@@ -34,13 +34,14 @@ from . import commands as cmd
 from . import events as ev
 from . import projection
 from .decider import Context, Decision, decide, pki_needed
+from .logreader import EventCache, record_at
 from .secrets import KeyStore
 from .state import FleetState
 
 SNAPSHOT_NAME = "fleet-state-v1"  # bump when the state's shape or the fold changes
 SNAPSHOT_EVERY = 5000  # events between snapshots
 CONFLICT_RETRIES = 3
-PKI_CACHE_SIZE = 256  # clusters whose CAs stay decoded in memory
+PKI_CACHE_SIZE = 256  # clusters whose ClusterCreated (their CAs) stay decoded
 
 
 class ServiceClosed(Exception):
@@ -115,7 +116,7 @@ class FleetService:
         self._snapshot_position = state.position
         self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[Job](math.inf)
         self._encode_metadata = msgspec.json.Encoder().encode
-        self._pki_cache: dict[int, ev.ClusterPKI] = {}
+        self._events = EventCache(store, size=PKI_CACHE_SIZE)
 
     @classmethod
     async def open(cls, store: EventStore, keys: KeyStore, **options: object) -> FleetService:
@@ -212,17 +213,8 @@ class FleetService:
         )
 
     async def cluster_pki(self, position: int) -> ev.ClusterPKI:
-        """A cluster's PKI, from its ClusterCreated event (cached: it never changes)."""
-        cached = self._pki_cache.get(position)
-        if cached is None:
-            event = await event_at(self.store, position)
-            if not isinstance(event, ev.ClusterCreated):
-                raise RuntimeError(f"position {position} holds no ClusterCreated event")
-            cached = event.pki
-            if len(self._pki_cache) >= PKI_CACHE_SIZE:
-                self._pki_cache.pop(next(iter(self._pki_cache)))
-            self._pki_cache[position] = cached
-        return cached
+        """A cluster's PKI, from its ClusterCreated event."""
+        return (await self._events.get(position, ev.ClusterCreated)).pki
 
     async def catch_up(self) -> None:
         """Fold events appended by someone else since our last position."""
@@ -295,21 +287,6 @@ async def rebuild(store: EventStore, up_to: int | None = None) -> FleetState:
     state = await load_snapshot(store, up_to)
     await fold_from(store, state, state.position + 1, up_to)
     return state
-
-
-async def event_at(store: EventStore, position: int) -> ev.Event:
-    record = await record_at(store, position)
-    if record is None:
-        raise RuntimeError(f"no event at position {position}")
-    return ev.decode(record.type, record.schema_version, record.data)
-
-
-async def record_at(store: EventStore, position: int) -> RecordedEvent | None:
-    if position < 1:
-        return None
-    async for record in store.read_all(position):
-        return record
-    return None
 
 
 async def load_snapshot(store: EventStore, max_position: int | None) -> FleetState:

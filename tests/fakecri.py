@@ -13,7 +13,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,6 +335,3 @@ async def serve_fake(path: Path, fake: FakeRuntime | None = None) -> AsyncIterat
     finally:
         server.close()
         await server.wait_closed()
-
-
-Factory = Callable[[], FakeRuntime]

@@ -12,7 +12,8 @@ from eventstore import InMemoryEventStore, NewEvent
 from oneinfra import blueprints as bp
 from oneinfra import commands as cmd
 from oneinfra import events as ev
-from oneinfra.desired import EventCache, desired_pods
+from oneinfra.desired import desired_pods
+from oneinfra.logreader import EventCache
 from oneinfra.secrets import KeyStore
 from oneinfra.service import FleetService
 
