@@ -439,10 +439,10 @@ async def call(args: argparse.Namespace, handler: Handler) -> None:
 
 def run_daemon(args: argparse.Namespace) -> int:
     from .secrets import SecretsError
-    from .server import DaemonError, announce, default_socket, default_state_dir, serve
+    from .server import DaemonError, announce, default_state_dir, serve
 
     state_dir = args.state_dir or default_state_dir()
-    socket = args.socket or Path(os.environ.get("ONEINFRA_SOCKET") or default_socket())
+    socket = socket_path(args)  # the same rule as every client command
     try:
         anyio.run(
             lambda: serve(
