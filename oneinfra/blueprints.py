@@ -9,15 +9,14 @@ hash in the labels tells it when a running pod is out of date.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
-import yaml
 
 from . import events as ev
+from .pki import kubeconfig as kubeconfig_yaml
 from .secrets import unseal
 from .state import Cluster, Component, Hypervisor, etcd_member_name
 from .versions import release
@@ -130,33 +129,8 @@ def cert_and_key(path: str, pair: ev.KeyPair, data_key: bytes) -> list[File]:
 
 
 def kubeconfig(user: str, server: str, ca: str, pair: ev.KeyPair, data_key: bytes) -> bytes:
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "local",
-                    "cluster": {"server": server, "certificate-authority-data": b64(ca.encode())},
-                }
-            ],
-            "users": [
-                {
-                    "name": user,
-                    "user": {
-                        "client-certificate-data": b64(pair.certificate.encode()),
-                        "client-key-data": b64(unseal(pair.key, data_key)),
-                    },
-                }
-            ],
-            "contexts": [{"name": user, "context": {"cluster": "local", "user": user}}],
-            "current-context": user,
-        },
-        sort_keys=False,
-    ).encode()
+    key = unseal(pair.key, data_key).decode()
+    return kubeconfig_yaml("local", server, ca, user, pair.certificate, key).encode()
 
 
 def control_plane(

@@ -7,14 +7,12 @@ replay never runs this code again. It never changes the state it reads.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -337,7 +335,7 @@ def issue_kubeconfig(state: FleetState, command: cmd.IssueKubeconfig, context: C
         entropy=context.entropy,
         validity=dt.timedelta(seconds=command.ttl_seconds),
     )
-    kubeconfig = render_kubeconfig(
+    kubeconfig = pki.kubeconfig(
         cluster.name,
         server,
         cluster_pki.ca.certificate,
@@ -478,34 +476,6 @@ class Issuer:
         sans = pki.apiserver_sans(dns_domain, service_cidr, ingress_address, addresses, extra_sans)
         serving = self.leaf(ca, common_name="kube-apiserver", usages=pki.SERVER, sans=sans)
         return ev.ApiServerCertificateIssued(cluster=cluster, sans=sans, serving=serving)
-
-
-def render_kubeconfig(
-    cluster: str, server: str, ca_pem: str, user: str, cert_pem: str, key_pem: str
-) -> str:
-    def b64(text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
-
-    context_name = f"{user}@{cluster}"
-    document = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": cluster,
-                "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)},
-            }
-        ],
-        "contexts": [{"name": context_name, "context": {"cluster": cluster, "user": user}}],
-        "current-context": context_name,
-    }
-    return yaml.safe_dump(document, sort_keys=False)
 
 
 def new_id(context: Context) -> str:

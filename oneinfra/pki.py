@@ -8,10 +8,12 @@ each, and Kubernetes, etcd and service-account signing all accept ECDSA.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 from collections.abc import Callable, Sequence
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -198,3 +200,34 @@ def apiserver_sans(
 
 def etcd_sans(member_name: str, address: str) -> list[str]:
     return list(dict.fromkeys(["localhost", member_name, address, "127.0.0.1", "::1"]))
+
+
+def kubeconfig(
+    cluster: str, server: str, ca_pem: str, user: str, cert_pem: str, key_pem: str
+) -> str:
+    """A kubeconfig (YAML) with its credentials inlined: the form kubectl and
+    the control-plane components both read."""
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    context_name = f"{user}@{cluster}"
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)},
+            }
+        ],
+        "contexts": [{"name": context_name, "context": {"cluster": cluster, "user": user}}],
+        "current-context": context_name,
+    }
+    return yaml.safe_dump(document, sort_keys=False)
