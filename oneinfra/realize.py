@@ -72,18 +72,13 @@ async def write_files(client: HypervisorClient, pod: bp.PodSpec) -> None:
     config = host_network_sandbox(f"{pod.name}-files", digest, labels, f"{pod.directory}/logs")
     sandbox = await client.run_sandbox(config)
     try:
-        container = await client.create_container(
-            sandbox,
-            cri.ContainerConfig(
-                metadata=cri.ContainerMetadata(name="writer"),
-                image=cri.ImageSpec(image=WRITER_IMAGE),
-                command=["sh", "-c", writer_script(pod.files)],
-                mounts=[cri.Mount(container_path="/target", host_path=pod.directory)],
-                labels=labels,
-                log_path="writer.log",
-            ),
-            config,
+        writer = bp.ContainerSpec(
+            name="writer",
+            image=WRITER_IMAGE,
+            command=["sh", "-c", writer_script(pod.files)],
+            mounts=[bp.Mount("/target", pod.directory, readonly=False)],
         )
+        container = await client.create_container(sandbox, container_config(writer, labels), config)
         await client.start_container(container)
         with anyio.fail_after(WRITE_TIMEOUT):
             while True:
@@ -100,6 +95,21 @@ async def write_files(client: HypervisorClient, pod: bp.PodSpec) -> None:
         await client.remove_sandbox(sandbox)
 
 
+def container_config(spec: bp.ContainerSpec, labels: dict[str, str]) -> cri.ContainerConfig:
+    """A blueprint's container as CRI takes it; its log is named after it."""
+    return cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name=spec.name),
+        image=cri.ImageSpec(image=spec.image),
+        command=spec.command,
+        mounts=[
+            cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.readonly)
+            for m in spec.mounts
+        ],
+        labels=labels,
+        log_path=f"{spec.name}.log",
+    )
+
+
 def pod_sandbox_config(pod: bp.PodSpec) -> cri.PodSandboxConfig:
     digest = pod.labels[bp.LABEL_SPEC_HASH]
     return host_network_sandbox(pod.name, digest, pod.labels, f"{pod.directory}/logs")
@@ -110,22 +120,9 @@ async def start_container(
 ) -> str:
     """Create and start one of the pod's containers in its sandbox."""
     (container,) = [c for c in pod.containers if c.name == name]
+    labels = {**pod.labels, LABEL_ROLE: container.name}
     created = await client.create_container(
-        sandbox,
-        cri.ContainerConfig(
-            metadata=cri.ContainerMetadata(name=container.name),
-            image=cri.ImageSpec(image=container.image),
-            command=container.command,
-            mounts=[
-                cri.Mount(
-                    container_path=m.container_path, host_path=m.host_path, readonly=m.readonly
-                )
-                for m in container.mounts
-            ],
-            labels={**pod.labels, LABEL_ROLE: container.name},
-            log_path=f"{container.name}.log",
-        ),
-        pod_sandbox_config(pod),
+        sandbox, container_config(container, labels), pod_sandbox_config(pod)
     )
     await client.start_container(created)
     return created
