@@ -43,14 +43,16 @@ def once(version: str) -> float:
         etcd_cmd[0] = str(etcd.binary("etcd"))
         api_cmd[0] = str(kube.binary("kube-apiserver"))
         started = time.monotonic()
+        logs = {name: (root / f"{name}.log").open("w") for name in ("etcd", "kube-apiserver")}
         processes = [
-            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for cmd in (etcd_cmd, api_cmd)
+            subprocess.Popen(cmd, stdout=logs[name], stderr=subprocess.STDOUT)
+            for name, cmd in (("etcd", etcd_cmd), ("kube-apiserver", api_cmd))
         ]
         try:
             while not controlplane.readyz(root / "pki", "127.0.0.1", ports.apiserver):
                 if time.monotonic() - started > 120:
-                    raise RuntimeError("kube-apiserver did not become ready within 120 s")
+                    tails = {n: (root / f"{n}.log").read_text()[-2000:] for n in logs}
+                    raise RuntimeError(f"kube-apiserver did not become ready within 120 s: {tails}")
                 time.sleep(0.05)
             return time.monotonic() - started
         finally:
@@ -62,6 +64,8 @@ def once(version: str) -> float:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+            for log in logs.values():
+                log.close()
 
 
 def main() -> None:
