@@ -30,6 +30,8 @@ LABEL_CLUSTER = "oneinfra.io/cluster"
 LABEL_CLUSTER_ID = "oneinfra.io/cluster-id"
 LABEL_COMPONENT = "oneinfra.io/component"
 LABEL_SPEC_HASH = "oneinfra.io/spec-hash"
+LABEL_FILES_HASH = "oneinfra.io/files-hash"  # on containers: the files they read
+LABEL_DIRECTORY = "oneinfra.io/directory"  # the component's directory, removed with it
 MANAGED = {LABEL_MANAGED_BY: "oneinfra"}
 
 
@@ -50,6 +52,10 @@ class ContainerSpec(msgspec.Struct, frozen=True):
     image: str
     command: list[str]
     mounts: list[Mount]
+    # Appended to the command when the container is created, and not part of
+    # the spec hash: what only its first start reads (etcd's initial
+    # membership), so that a later change of it replaces nothing.
+    startup_args: list[str] = msgspec.field(default_factory=list)
 
 
 class PodSpec(msgspec.Struct, frozen=True):
@@ -59,6 +65,22 @@ class PodSpec(msgspec.Struct, frozen=True):
     labels: dict[str, str]
     containers: list[ContainerSpec]
     files: list[File]
+    # Why the pod may not be created yet (an etcd member not admitted to its
+    # cluster); a pod that runs already is kept.
+    blocked: str = ""
+
+    def files_of(self, container: ContainerSpec) -> list[File]:
+        """The files a container reads: those under its mounts."""
+        roots = [m.host_path.rstrip("/") + "/" for m in container.mounts]
+        return [
+            f for f in self.files if any(f"{self.directory}/{f.path}".startswith(r) for r in roots)
+        ]
+
+    def files_hash(self, container: ContainerSpec) -> str:
+        """Changes when a file the container reads changes: it is then
+        restarted with the new files, and the others are left running."""
+        digest = hashlib.sha256(msgspec.msgpack.encode(self.files_of(container)))
+        return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,12 @@ class EtcdMembership:
 
     members: dict[str, str]  # member name -> peer URL
     state: Literal["new", "existing"]
+
+    def startup_args(self) -> list[str]:
+        return [
+            "--initial-cluster=" + ",".join(f"{n}={u}" for n, u in sorted(self.members.items())),
+            f"--initial-cluster-state={self.state}",
+        ]
 
 
 def component_directory(cluster: Cluster, component: Component, data_dir: str = DATA_DIR) -> str:
@@ -83,19 +111,24 @@ def host_url(address: str, port: int) -> str:
     return f"https://[{address}]:{port}" if ":" in address else f"https://{address}:{port}"
 
 
-def spec_hash(containers: list[ContainerSpec], files: list[File]) -> str:
-    """Changes when anything the pod runs or reads changes."""
-    digest = hashlib.sha256(msgspec.msgpack.encode((containers, files)))
+def spec_hash(containers: list[ContainerSpec]) -> str:
+    """Changes when what the pod runs changes (images, commands, mounts): the
+    pod is then replaced. Files have their own hash, per container."""
+    hashed = [msgspec.structs.replace(c, startup_args=[]) for c in containers]
+    digest = hashlib.sha256(msgspec.msgpack.encode(hashed))
     return digest.hexdigest()[:16]
 
 
-def labels_for(cluster: Cluster, component: Component, digest: str) -> dict[str, str]:
+def labels_for(
+    cluster: Cluster, component: Component, digest: str, directory: str
+) -> dict[str, str]:
     return {
         **MANAGED,
         LABEL_CLUSTER: cluster.name,
         LABEL_CLUSTER_ID: cluster.cluster_id,
         LABEL_COMPONENT: component.name,
         LABEL_SPEC_HASH: digest,
+        LABEL_DIRECTORY: directory,
     }
 
 
@@ -106,14 +139,16 @@ def pod(
     directory: str,
     containers: list[ContainerSpec],
     files: list[File],
+    blocked: str = "",
 ) -> PodSpec:
     return PodSpec(
         name=f"{cluster.cluster_id}-{component.name}",
         hypervisor=hypervisor,
         directory=directory,
-        labels=labels_for(cluster, component, spec_hash(containers, files)),
+        labels=labels_for(cluster, component, spec_hash(containers), directory),
         containers=containers,
         files=files,
+        blocked=blocked,
     )
 
 
@@ -140,12 +175,13 @@ def control_plane(
     pki: ev.ClusterPKI,
     placed: ev.ComponentPlaced,
     apiserver: ev.ApiServerCertificateIssued,
-    membership: EtcdMembership,
+    membership: EtcdMembership | None,
     data_key: bytes,
     data_dir: str = DATA_DIR,
 ) -> PodSpec:
     """etcd, kube-apiserver, kube-controller-manager and kube-scheduler of one
-    replica, sharing the host network of its hypervisor."""
+    replica, sharing the host network of its hypervisor. Without a membership
+    (a member not yet added to its etcd cluster) the pod is blocked."""
     assert placed.etcd_server is not None and placed.etcd_peer is not None
     address = hypervisors[component.hypervisor].ip_address
     ports = component.ports
@@ -166,7 +202,7 @@ def control_plane(
         *cert_and_key("pki/etcd/server", placed.etcd_server, data_key),
         *cert_and_key("pki/etcd/peer", placed.etcd_peer, data_key),
         File(
-            "controller-manager.conf",
+            "conf/controller-manager.conf",
             kubeconfig(
                 "system:kube-controller-manager",
                 local_api,
@@ -177,7 +213,7 @@ def control_plane(
             0o600,
         ),
         File(
-            "scheduler.conf",
+            "conf/scheduler.conf",
             kubeconfig(
                 "system:kube-scheduler", local_api, pki.ca.certificate, pki.scheduler, data_key
             ),
@@ -185,7 +221,7 @@ def control_plane(
         ),
     ]
     pki_mount = Mount(PKI, f"{directory}/pki")
-    configs = Mount(f"{KUBECONFIGS}/conf", directory)
+    configs = Mount(f"{KUBECONFIGS}/conf", f"{directory}/conf")
     member = member_name(cluster, component)
     etcd = ContainerSpec(
         name="etcd",
@@ -199,9 +235,6 @@ def control_plane(
             f"--advertise-client-urls={host_url(address, ports['etcd-client'])}",
             f"--listen-peer-urls={host_url(address, ports['etcd-peer'])}",
             f"--initial-advertise-peer-urls={host_url(address, ports['etcd-peer'])}",
-            "--initial-cluster="
-            + ",".join(f"{n}={u}" for n, u in sorted(membership.members.items())),
-            f"--initial-cluster-state={membership.state}",
             f"--initial-cluster-token={cluster.cluster_id}",
             f"--cert-file={PKI}/etcd/server.crt",
             f"--key-file={PKI}/etcd/server.key",
@@ -212,7 +245,13 @@ def control_plane(
             f"--peer-trusted-ca-file={PKI}/etcd/ca.crt",
             "--peer-client-cert-auth=true",
         ],
-        mounts=[pki_mount, Mount("/var/lib/etcd", f"{directory}/etcd", readonly=False)],
+        # Only its own certificates: a new API server certificate (scaling)
+        # must not restart etcd.
+        mounts=[
+            Mount(f"{PKI}/etcd", f"{directory}/pki/etcd"),
+            Mount("/var/lib/etcd", f"{directory}/etcd", readonly=False),
+        ],
+        startup_args=membership.startup_args() if membership else [],
     )
     apiserver_container = ContainerSpec(
         name="kube-apiserver",
@@ -285,7 +324,8 @@ def control_plane(
         mounts=[configs],
     )
     containers = [etcd, apiserver_container, controller_manager, scheduler]
-    return pod(cluster, component, component.hypervisor, directory, containers, files)
+    blocked = "" if membership else "waiting to be added to etcd as a learner"
+    return pod(cluster, component, component.hypervisor, directory, containers, files, blocked)
 
 
 def haproxy_config(

@@ -25,6 +25,7 @@ from eventstore import cli as eventstore_cli
 from . import __version__
 from .api.oneinfra import v1 as api
 from .output import FORMATS, as_data, emit, pairs, table
+from .progress import WaitFailed, wait_gone, wait_ready
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -95,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument(
         "--master-key", type=Path, help="the master key file (default: in the state dir)"
     )
+    daemon.add_argument(
+        "--resync", type=float, default=30.0, metavar="SECONDS",
+        help="seconds between passes over a converged fleet (default 30)",
+    )  # fmt: skip
+    daemon.add_argument(
+        "--no-reconcile", action="store_true", help="keep the log only; touch no hypervisor"
+    )
 
     hypervisor = top.add_parser("hypervisor", help="register and inspect hypervisors")
     hv = hypervisor.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -110,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--client-cert")
     add.add_argument("--client-key")
     add.add_argument("--label", type=key_value, action="append", default=[], metavar="K=V")
+    add.add_argument(
+        "--data-dir", help="on the hypervisor: components' files and data (/var/lib/oneinfra)"
+    )
     hv.add_parser("list", parents=[common])
     hv.add_parser("show", parents=[common]).add_argument("name")
     label = hv.add_parser("label", parents=[common], help="set K=V, remove K-")
@@ -129,12 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--apiserver-extra-san", action="append", default=[], metavar="SAN")
     create.add_argument("--vpn", action="store_true", default=None, help="enable the VPN")
     create.add_argument("--vpn-cidr")
+    waits(create, "ready")
     cl.add_parser("list", parents=[common])
     cl.add_parser("show", parents=[common]).add_argument("name")
     scale = cl.add_parser("scale", parents=[common])
     scale.add_argument("name")
     scale.add_argument("--control-plane-replicas", type=int, required=True)
-    cl.add_parser("delete", parents=[common]).add_argument("name")
+    waits(scale, "ready with its new replicas")
+    delete = cl.add_parser("delete", parents=[common])
+    delete.add_argument("name")
+    waits(delete, "gone from every hypervisor")
     kubeconfig = cl.add_parser("kubeconfig", parents=[common], help="print a new kubeconfig")
     kubeconfig.add_argument("name")
     kubeconfig.add_argument("--user")
@@ -160,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     store = top.add_parser("eventstore", help="inspect and verify an event store file offline")
     eventstore_cli.add_commands(store)
     return parser
+
+
+def waits(parser: argparse.ArgumentParser, until: str) -> None:
+    parser.add_argument("--wait", action="store_true", help=f"return once the cluster is {until}")
+    parser.add_argument(
+        "--timeout", type=duration, default=300, help="how long --wait waits (default 5m)"
+    )
 
 
 # -- commands -------------------------------------------------------------------------
@@ -211,11 +233,14 @@ def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> No
     print(f"endpoint:      {c.api_server_endpoint}")
     print(f"networks:      services {c.service_cidr}, pods {c.pod_cidr}, dns {c.dns_domain}")
     print(f"ready:         {'yes' if c.status and c.status.ready else 'no'}")
+    if c.status:
+        print(f"status:        {c.status.phase}: {c.status.reason}")
     print()
     table(
-        ["COMPONENT", "ROLE", "HYPERVISOR", "PORTS"],
-        [[x.name, x.role, x.hypervisor, pairs(x.ports)] for x in c.components],
-    )
+        ["COMPONENT", "ROLE", "HYPERVISOR", "PORTS", "PHASE", "REASON"],
+        [[x.name, x.role, x.hypervisor, pairs(x.ports), x.phase, x.reason]
+         for x in c.components],
+    )  # fmt: skip
 
 
 def done(reply: api.CommandReply, fmt: str, message: str) -> None:
@@ -243,6 +268,7 @@ async def hypervisor_add(stub: api.FleetStub, args: argparse.Namespace) -> None:
             ca_certificate=read_file(args.ca_cert) if args.ca_cert else "",
             client_certificate=read_file(args.client_cert) if args.client_cert else "",
             client_key=read_file(args.client_key) if args.client_key else "",
+            data_dir=args.data_dir or "",
         )
     )
     show_hypervisors([reply], args.output, single=True)
@@ -302,6 +328,8 @@ async def cluster_create(stub: api.FleetStub, args: argparse.Namespace) -> None:
             vpn_cidr=args.vpn_cidr,
         )
     )
+    if args.wait:
+        reply = await wait_ready(stub, args.name, args.timeout)
     show_clusters([reply], args.output, single=True)
 
 
@@ -320,12 +348,19 @@ async def cluster_scale(stub: api.FleetStub, args: argparse.Namespace) -> None:
     reply = await stub.scale_cluster(
         api.ScaleClusterRequest(name=args.name, control_plane_replicas=args.control_plane_replicas)
     )
+    if args.wait:
+        reply = await wait_ready(stub, args.name, args.timeout, args.control_plane_replicas)
     show_clusters([reply], args.output, single=True)
 
 
 @handles("cluster", "delete")
 async def cluster_delete(stub: api.FleetStub, args: argparse.Namespace) -> None:
+    cluster_id = ""
+    if args.wait:
+        cluster_id = (await stub.get_cluster(api.NameRequest(name=args.name))).cluster_id
     reply = await stub.delete_cluster(api.NameRequest(name=args.name))
+    if args.wait:
+        await wait_gone(stub, args.name, cluster_id, reply.position, args.timeout)
     done(reply, args.output, f"cluster {args.name} deleted")
 
 
@@ -427,6 +462,8 @@ async def call(args: argparse.Namespace, handler: Handler) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except GRPCError as error:
         raise CommandFailed(error.message or error.status.name) from None
+    except WaitFailed as error:
+        raise CommandFailed(str(error)) from None
     except (ConnectionError, FileNotFoundError, StreamTerminatedError) as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise CommandFailed(
@@ -438,8 +475,13 @@ async def call(args: argparse.Namespace, handler: Handler) -> None:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
+    from .controller import Options
     from .secrets import SecretsError
     from .server import DaemonError, announce, default_state_dir, serve
+
+    if args.resync <= 0:
+        print("oneinfra daemon: --resync must be a positive number of seconds", file=sys.stderr)
+        return EXIT_USAGE
 
     state_dir = args.state_dir or default_state_dir()
     socket = socket_path(args)  # the same rule as every client command
@@ -451,6 +493,7 @@ def run_daemon(args: argparse.Namespace) -> int:
                 socket_group=args.socket_group,
                 master_key=args.master_key,
                 on_ready=announce(state_dir, socket),
+                reconcile=None if args.no_reconcile else Options(resync=args.resync),
             )
         )
     except (DaemonError, SecretsError, EventStoreError, OSError) as error:

@@ -32,6 +32,7 @@ class RegisterHypervisor(Command, frozen=True):
     port_range: tuple[int, int] = DEFAULT_PORT_RANGE
     labels: dict[str, str] = {}
     tls: HypervisorCredentials | None = None
+    data_dir: str = "/var/lib/oneinfra"  # where its components' files and data live
 
 
 class LabelHypervisor(Command, frozen=True):

@@ -128,6 +128,7 @@ def register_hypervisor(
             port_range=port_range,
             labels=labels,
             tls=tls,
+            data_dir=validation.absolute_path(command.data_dir, "hypervisor data directory"),
         )
     )
     return decision

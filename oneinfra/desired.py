@@ -4,22 +4,25 @@ The state refers to certificates by the log position of the event holding
 them; this loads those events (cached: they never change) and hands them,
 with the cluster's data key, to the pure blueprints.
 
-etcd membership here is a cluster's initial one (every member 'new'), which
-is right for members that start together. A member added by scaling joins
-an existing cluster as a learner first; that step belongs to the
-reconciler's loop, which will pass the membership it established.
+etcd membership: the members a cluster was created with start together
+('new'); a member placed by scaling starts only once the reconciler has
+added it to the running etcd as a learner, with the membership it got then
+(`admissions`); until then its pod is blocked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from . import blueprints as bp
 from . import events as ev
 from .logreader import EventCache
-from .state import INGRESS, Cluster, FleetState
+from .state import INGRESS, Cluster, Component, FleetState
 
 DataKey = Callable[[str], bytes]  # data key id -> the key
+
+
+Admissions = Mapping[tuple[str, str], bp.EtcdMembership]  # (cluster id, component) ->
 
 
 def initial_membership(state: FleetState, cluster: Cluster) -> bp.EtcdMembership:
@@ -28,8 +31,17 @@ def initial_membership(state: FleetState, cluster: Cluster) -> bp.EtcdMembership
             state.hypervisors[c.hypervisor].ip_address, c.ports["etcd-peer"]
         )
         for c in cluster.control_planes()
+        if c.founding
     }
     return bp.EtcdMembership(members=members, state="new")
+
+
+def membership(
+    state: FleetState, cluster: Cluster, component: Component, admissions: Admissions
+) -> bp.EtcdMembership | None:
+    if component.founding:
+        return initial_membership(state, cluster)
+    return admissions.get((cluster.cluster_id, component.name))
 
 
 async def desired_pods(
@@ -37,9 +49,11 @@ async def desired_pods(
     hypervisor: str,
     events: EventCache,
     data_key: DataKey,
-    data_dir: str = bp.DATA_DIR,
+    admissions: Admissions | None = None,
 ) -> list[bp.PodSpec]:
     """Every pod the hypervisor should run, in a stable order."""
+    data_dir = state.hypervisors[hypervisor].data_dir
+    admissions = admissions or {}
     pods: list[bp.PodSpec] = []
     for _, cluster in sorted(state.clusters.items()):
         for _, component in sorted(cluster.components.items()):
@@ -59,7 +73,7 @@ async def desired_pods(
                     created.pki,
                     placed,
                     issued,
-                    initial_membership(state, cluster),
+                    membership(state, cluster, component, admissions),
                     data_key(cluster.key_id),
                     data_dir=data_dir,
                 )

@@ -65,6 +65,7 @@ class HypervisorRegistered(Event, frozen=True):
     port_range: tuple[int, int]
     labels: dict[str, str]
     tls: HypervisorTLS | None = None
+    data_dir: str = "/var/lib/oneinfra"  # on the hypervisor: components' files and data
 
 
 class HypervisorLabelsChanged(Event, frozen=True):
@@ -134,6 +135,38 @@ class KubeconfigIssued(Event, frozen=True):
     not_after: str
 
 
+# -- the status stream: what the reconciler saw change ----------------------------
+# Transitions only (a cluster became ready, a component failed): a steady
+# fleet records nothing. A stream of their own, so that they never conflict
+# with the fleet's commands.
+
+STATUS_STREAM = "status"
+
+
+class ClusterStatusChanged(Event, frozen=True):
+    cluster: str
+    cluster_id: str
+    phase: str  # pending | running | ready | degraded | failed | deleted
+    reason: str
+
+
+class ComponentStatusChanged(Event, frozen=True):
+    cluster: str
+    cluster_id: str
+    component: str
+    hypervisor: str
+    phase: str  # pending | running | degraded | failed
+    reason: str
+
+
+class HypervisorStatusChanged(Event, frozen=True):
+    name: str
+    reachable: bool
+    error: str
+
+
+StatusEvent = ClusterStatusChanged | ComponentStatusChanged | HypervisorStatusChanged
+
 FleetEvent = (
     HypervisorRegistered
     | HypervisorLabelsChanged
@@ -153,7 +186,9 @@ def type_name(cls: type[Event]) -> str:
     return str(cls.__struct_config__.tag)
 
 
-EVENT_TYPES: dict[str, type[Event]] = {type_name(cls): cls for cls in typing.get_args(FleetEvent)}
+EVENT_TYPES: dict[str, type[Event]] = {
+    type_name(cls): cls for cls in (*typing.get_args(FleetEvent), *typing.get_args(StatusEvent))
+}
 
 # (type, stored schema version) -> a function from that shape to the next one.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -6,7 +6,7 @@ repaired by the next plan. Only sandboxes labelled as oneinfra's are seen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import msgspec
 
@@ -18,6 +18,8 @@ class ObservedContainer(msgspec.Struct, frozen=True):
     id: str
     role: str  # the container's name in its blueprint
     running: bool
+    files_hash: str = ""  # of the files it was started with
+    exit_code: int = 0
 
 
 class ObservedPod(msgspec.Struct, frozen=True):
@@ -38,6 +40,9 @@ class CreatePod(msgspec.Struct, frozen=True, tag=True):
 class RemovePod(msgspec.Struct, frozen=True, tag=True):
     sandbox_id: str
     reason: str
+    # The component is gone for good: its directory (files, etcd data) goes
+    # too, before the sandbox, so that a crash leaves the sandbox to retry.
+    directory: str = ""
 
 
 class RestartContainer(msgspec.Struct, frozen=True, tag=True):
@@ -48,6 +53,7 @@ class RestartContainer(msgspec.Struct, frozen=True, tag=True):
     old_container_ids: list[str]
     pod: bp.PodSpec
     container: str
+    write_files: bool = False  # its files changed since it was started
 
 
 class RemoveContainer(msgspec.Struct, frozen=True, tag=True):
@@ -60,7 +66,8 @@ Action = CreatePod | RemovePod | RestartContainer | RemoveContainer
 
 
 def container_actions(current: ObservedPod, pod: bp.PodSpec) -> list[Action]:
-    """Exactly one running container per role of the blueprint, and no other."""
+    """Exactly one running container per role of the blueprint, started with
+    the role's current files, and no other."""
     actions: list[Action] = []
     roles = {c.name for c in pod.containers}
     for container in sorted(current.containers, key=lambda c: c.id):
@@ -68,9 +75,10 @@ def container_actions(current: ObservedPod, pod: bp.PodSpec) -> list[Action]:
             actions.append(
                 RemoveContainer(current.sandbox_id, container.id, "not in the blueprint")
             )
-    for role in [c.name for c in pod.containers]:
+    for spec in pod.containers:
+        role, files = spec.name, pod.files_hash(spec)
         mine = sorted((c for c in current.containers if c.role == role), key=lambda c: c.id)
-        live = [c for c in mine if c.running]
+        live = [c for c in mine if c.running and c.files_hash == files]
         if live:
             keep = live[0]
             actions += [
@@ -79,7 +87,11 @@ def container_actions(current: ObservedPod, pod: bp.PodSpec) -> list[Action]:
                 if c is not keep
             ]
         else:
-            actions.append(RestartContainer(current.sandbox_id, [c.id for c in mine], pod, role))
+            # Rewrite the files unless the newest one ran with these very files.
+            write = not mine or mine[-1].files_hash != files
+            actions.append(
+                RestartContainer(current.sandbox_id, [c.id for c in mine], pod, role, write)
+            )
     return actions
 
 
@@ -87,8 +99,15 @@ def key_of(pod: bp.PodSpec) -> tuple[str, str]:
     return pod.labels[bp.LABEL_CLUSTER_ID], pod.labels[bp.LABEL_COMPONENT]
 
 
-def plan(desired: Sequence[bp.PodSpec], observed: Sequence[ObservedPod]) -> list[Action]:
-    """Removals first (they free ports), then creations, then restarts."""
+def plan(
+    desired: Sequence[bp.PodSpec],
+    observed: Sequence[ObservedPod],
+    protected: Container[tuple[str, str]] = frozenset(),
+) -> list[Action]:
+    """Removals first (they free ports), then creations, then restarts.
+
+    A pod no longer desired but `protected` (an etcd member still in its
+    cluster) is left alone; a `blocked` pod is not created."""
     wanted = {key_of(pod): pod for pod in desired}
     removals: list[Action] = []
     creations: list[Action] = []
@@ -100,7 +119,9 @@ def plan(desired: Sequence[bp.PodSpec], observed: Sequence[ObservedPod]) -> list
             continue
         pod = wanted.get(current.key)
         if pod is None:
-            removals.append(RemovePod(current.sandbox_id, "no longer desired"))
+            if current.key not in protected:
+                directory = current.labels.get(bp.LABEL_DIRECTORY, "")
+                removals.append(RemovePod(current.sandbox_id, "no longer desired", directory))
         elif current.key in kept:
             removals.append(RemovePod(current.sandbox_id, "a duplicate"))
         elif current.labels.get(bp.LABEL_SPEC_HASH) != pod.labels[bp.LABEL_SPEC_HASH]:
@@ -111,6 +132,6 @@ def plan(desired: Sequence[bp.PodSpec], observed: Sequence[ObservedPod]) -> list
             kept.add(current.key)
             restarts += container_actions(current, pod)
     for key, pod in sorted(wanted.items()):
-        if key not in kept:
+        if key not in kept and not pod.blocked:
             creations.append(CreatePod(pod))
     return removals + creations + restarts

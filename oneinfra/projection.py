@@ -22,6 +22,7 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
                 port_range=event.port_range,
                 labels=dict(event.labels),
                 tls=event.tls,
+                data_dir=event.data_dir,
             )
         case ev.HypervisorLabelsChanged():
             state.hypervisors[event.name].labels = dict(event.labels)
@@ -43,12 +44,14 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
                 created_at=position,
             )
         case ev.ComponentPlaced():
-            state.clusters[event.cluster].components[event.component] = Component(
+            cluster = state.clusters[event.cluster]
+            cluster.components[event.component] = Component(
                 name=event.component,
                 role=event.role,
                 hypervisor=event.hypervisor,
                 ports=dict(event.ports),
                 placed_at=position,
+                founding=not cluster.scaled,
             )
             state.hypervisors[event.hypervisor].placements[
                 placement_key(event.cluster, event.component)
@@ -64,6 +67,7 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             cluster.apiserver_at = position
         case ev.ClusterScaled():
             state.clusters[event.name].control_plane_replicas = event.control_plane_replicas
+            state.clusters[event.name].scaled = True
         case ev.ClusterDeleted():
             cluster = state.clusters.pop(event.name)
             for component in cluster.components.values():

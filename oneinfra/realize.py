@@ -64,21 +64,28 @@ async def ensure_image(client: HypervisorClient, image: str) -> None:
         await client.pull_image(image)
 
 
-async def write_files(client: HypervisorClient, pod: bp.PodSpec) -> None:
-    """Run the writer to completion; raise Failed if it does not exit 0."""
+async def run_helper(
+    client: HypervisorClient,
+    name: str,
+    labels: dict[str, str],
+    host_directory: str,
+    script: str,
+    what: str,
+) -> None:
+    """Run a shell script in a short-lived container that mounts a host
+    directory at /target, to completion; raise Failed unless it exits 0."""
     await ensure_image(client, WRITER_IMAGE)
-    labels = {**pod.labels, LABEL_ROLE: WRITER_ROLE}
-    digest = pod.labels[bp.LABEL_SPEC_HASH]
-    config = host_network_sandbox(f"{pod.name}-files", digest, labels, f"{pod.directory}/logs")
+    labels = {**labels, LABEL_ROLE: WRITER_ROLE}
+    config = host_network_sandbox(name, labels.get(bp.LABEL_SPEC_HASH, "helper"), labels, "")
     sandbox = await client.run_sandbox(config)
     try:
-        writer = bp.ContainerSpec(
+        helper = bp.ContainerSpec(
             name="writer",
             image=WRITER_IMAGE,
-            command=["sh", "-c", writer_script(pod.files)],
-            mounts=[bp.Mount("/target", pod.directory, readonly=False)],
+            command=["sh", "-c", script],
+            mounts=[bp.Mount("/target", host_directory, readonly=False)],
         )
-        container = await client.create_container(sandbox, container_config(writer, labels), config)
+        container = await client.create_container(sandbox, container_config(helper, labels), config)
         await client.start_container(container)
         with anyio.fail_after(WRITE_TIMEOUT):
             while True:
@@ -87,12 +94,53 @@ async def write_files(client: HypervisorClient, pod: bp.PodSpec) -> None:
                     break
                 await anyio.sleep(0.05)
         if status.exit_code != 0:
-            raise Failed(
-                client.endpoint, f"writing the files of {pod.name} exited {status.exit_code}"
-            )
+            raise Failed(client.endpoint, f"{what} exited {status.exit_code}")
     finally:
         await client.stop_sandbox(sandbox)
         await client.remove_sandbox(sandbox)
+
+
+async def write_files(client: HypervisorClient, pod: bp.PodSpec) -> None:
+    """Write the pod's files into its directory, each atomically."""
+    await run_helper(
+        client,
+        f"{pod.name}-files",
+        pod.labels,
+        pod.directory,
+        writer_script(pod.files),
+        f"writing the files of {pod.name}",
+    )
+
+
+def removal_script(relative: str) -> str:
+    if not SAFE_PATH.match(relative) or ".." in relative.split("/"):
+        raise ValueError(f"refusing to remove {relative!r}: not a plain relative path")
+    parent = posixpath.dirname(relative)
+    lines = ["set -e", f"rm -rf /target/{relative}"]
+    if parent:
+        lines.append(f"rmdir /target/{parent} 2>/dev/null || true")  # the last one out
+    return "\n".join(lines) + "\n"
+
+
+async def remove_directory(
+    client: HypervisorClient, directory: str, labels: dict[str, str]
+) -> None:
+    """Remove a component's directory (its files and etcd data), and its
+    cluster's directory when it was the last one there."""
+    if not directory.startswith("/") or directory.count("/") < 3:
+        raise ValueError(f"refusing to remove {directory!r}: not a component's directory")
+    cluster_dir = posixpath.dirname(directory)
+    root = posixpath.dirname(cluster_dir)
+    relative = posixpath.relpath(directory, root)
+    name = labels.get(bp.LABEL_CLUSTER_ID, "x") + "-" + labels.get(bp.LABEL_COMPONENT, "x")
+    await run_helper(
+        client,
+        f"{name}-cleanup",
+        labels,
+        root,
+        removal_script(relative),
+        f"removing {directory}",
+    )
 
 
 def container_config(spec: bp.ContainerSpec, labels: dict[str, str]) -> cri.ContainerConfig:
@@ -100,7 +148,7 @@ def container_config(spec: bp.ContainerSpec, labels: dict[str, str]) -> cri.Cont
     return cri.ContainerConfig(
         metadata=cri.ContainerMetadata(name=spec.name),
         image=cri.ImageSpec(image=spec.image),
-        command=spec.command,
+        command=spec.command + spec.startup_args,
         mounts=[
             cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.readonly)
             for m in spec.mounts
@@ -120,7 +168,11 @@ async def start_container(
 ) -> str:
     """Create and start one of the pod's containers in its sandbox."""
     (container,) = [c for c in pod.containers if c.name == name]
-    labels = {**pod.labels, LABEL_ROLE: container.name}
+    labels = {
+        **pod.labels,
+        LABEL_ROLE: container.name,
+        bp.LABEL_FILES_HASH: pod.files_hash(container),
+    }
     created = await client.create_container(
         sandbox, container_config(container, labels), pod_sandbox_config(pod)
     )

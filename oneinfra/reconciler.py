@@ -1,19 +1,33 @@
 """One reconcile pass on one hypervisor: observe through CRI, plan, act.
 
 Only oneinfra's sandboxes and containers are listed (label filter), so
-nothing oneinfra did not create is ever seen, let alone touched. Actions
-run in the plan's order; something already gone counts as done.
+nothing oneinfra did not create is ever seen, let alone touched. The
+actions on one pod run in the plan's order; different pods are worked on
+concurrently, a few at a time. Something already gone counts as done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass, field
+
+import anyio
 
 from . import blueprints as bp
 from . import plan as pl
 from . import realize
 from .api.runtime import v1 as cri
-from .cri import HypervisorClient, NotFound
+from .cri import CRIError, HypervisorClient, NotFound, Unreachable
+
+Key = tuple[str, str]  # (cluster id, component)
+CONCURRENT_PODS = 4  # per hypervisor: enough to overlap image checks and starts
+
+
+@dataclass
+class PassResult:
+    actions: list[pl.Action]
+    observed: list[pl.ObservedPod]  # after the actions
+    failures: dict[Key, str] = field(default_factory=dict)  # what could not be done, why
 
 
 async def observe(client: HypervisorClient) -> list[pl.ObservedPod]:
@@ -26,6 +40,7 @@ async def observe(client: HypervisorClient) -> list[pl.ObservedPod]:
                 id=container.id,
                 role=container.labels.get(realize.LABEL_ROLE, ""),
                 running=container.state == cri.ContainerState.CONTAINER_RUNNING,
+                files_hash=container.labels.get(bp.LABEL_FILES_HASH, ""),
             )
         )
     return [
@@ -55,24 +70,97 @@ async def remove_container(client: HypervisorClient, container_id: str) -> None:
         pass
 
 
-async def act(client: HypervisorClient, action: pl.Action) -> None:
+async def remove_pod(
+    client: HypervisorClient, action: pl.RemovePod, labels: dict[str, str]
+) -> None:
+    if not action.directory:
+        await remove_sandbox(client, action.sandbox_id)
+        return
+    # Stopped first (etcd writes there), the directory next, the sandbox last:
+    # until it is gone, the next pass sees it and does this again.
+    try:
+        await client.stop_sandbox(action.sandbox_id)
+    except NotFound:
+        return
+    await realize.remove_directory(client, action.directory, labels)
+    await client.remove_sandbox(action.sandbox_id)
+
+
+async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str]) -> None:
     match action:
         case pl.RemovePod():
-            await remove_sandbox(client, action.sandbox_id)
+            await remove_pod(client, action, labels)
         case pl.CreatePod():
             await realize.write_files(client, action.pod)
             await realize.run_pod(client, action.pod)
         case pl.RemoveContainer():
             await remove_container(client, action.container_id)
         case pl.RestartContainer():
+            if action.write_files:
+                await realize.write_files(client, action.pod)
             for old in action.old_container_ids:
                 await remove_container(client, old)
             await realize.start_container(client, action.sandbox_id, action.pod, action.container)
 
 
-async def reconcile(client: HypervisorClient, desired: Sequence[bp.PodSpec]) -> list[pl.Action]:
-    """One pass; returns what it did (nothing, on a converged hypervisor)."""
-    actions = pl.plan(desired, await observe(client))
+def group_by_pod(
+    actions: Sequence[pl.Action], observed: Sequence[pl.ObservedPod]
+) -> dict[Key, list[pl.Action]]:
+    """The actions of each pod, in plan order."""
+    keys = {pod.sandbox_id: pod.key for pod in observed}
+    groups: dict[Key, list[pl.Action]] = {}
     for action in actions:
-        await act(client, action)
-    return actions
+        key = pl.key_of(action.pod) if isinstance(action, pl.CreatePod) else keys[action.sandbox_id]
+        groups.setdefault(key, []).append(action)
+    return groups
+
+
+Protect = Callable[[list[pl.ObservedPod]], Container[Key]]
+
+
+async def reconcile(
+    client: HypervisorClient,
+    desired: Sequence[bp.PodSpec],
+    protect: Protect | None = None,
+    concurrency: int = CONCURRENT_PODS,
+) -> PassResult:
+    """One pass. A pod whose action the runtime refuses is reported in
+    `failures` and the others go on; an unreachable hypervisor ends the pass
+    (Unreachable is raised). `protect` names the pods, among those observed,
+    that must stay although no longer desired."""
+    before = await observe(client)
+    actions = pl.plan(desired, before, protect(before) if protect else frozenset())
+    if not actions:
+        return PassResult(actions, before)
+    labels = {pod.sandbox_id: pod.labels for pod in before}
+    failures: dict[Key, str] = {}
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def work(key: Key, group: list[pl.Action]) -> None:
+        async with limiter:
+            for action in group:
+                try:
+                    pod_labels = labels.get(getattr(action, "sandbox_id", ""), {})
+                    await act(client, action, pod_labels)
+                except Unreachable:
+                    raise
+                except (CRIError, TimeoutError, ValueError) as error:
+                    failures[key] = str(error) or type(error).__name__
+                    return
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for key, group in group_by_pod(actions, before).items():
+                tasks.start_soon(work, key, group)
+    except BaseExceptionGroup as group:
+        raise first_of(group) from None
+    return PassResult(actions, await observe(client), failures)
+
+
+def first_of(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a task group ended with, out of its group (an Unreachable
+    hypervisor: every task fails alike)."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

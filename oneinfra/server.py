@@ -29,9 +29,15 @@ from eventstore import EventStoreError, SQLiteEventStore
 from . import commands as cmd
 from . import views
 from .api.oneinfra import v1 as api
+from .controller import Controller, Options
 from .errors import DomainError
 from .secrets import KeyStore, load_or_create_master_key
 from .service import Actor, Conflict, FleetService, ServiceClosed
+from .state import Cluster
+from .status import StatusBoard
+
+DEFAULT_OPTIONS = Options()
+WATCH_REFRESH = 2.0  # seconds: a watcher hears at least this often
 
 T = TypeVar("T")
 
@@ -99,8 +105,13 @@ def parse_time(value: str) -> dt.datetime:
 
 
 class FleetServer(api.FleetBase):
-    def __init__(self, service: FleetService) -> None:
+    def __init__(self, service: FleetService, board: StatusBoard | None = None) -> None:
         self.service = service
+        self.board = board or StatusBoard()  # the reconciler's; empty without one
+
+    def cluster_view(self, cluster: Cluster) -> api.Cluster:
+        status = self.board.clusters.get(cluster.cluster_id)
+        return views.cluster_view(cluster, self.service.state, status)
 
     async def _run(self, command: cmd.Command) -> int:
         outcome = await refusals_as_status(
@@ -170,13 +181,51 @@ class FleetServer(api.FleetBase):
         cluster = state.clusters.get(message.name)
         if cluster is None:
             raise GRPCError(Status.NOT_FOUND, f"unknown cluster {message.name!r}")
-        return views.cluster_view(cluster, state)
+        return self.cluster_view(cluster)
 
     async def list_clusters(self, message: api.ListRequest) -> api.ClusterList:
+        clusters = sorted(self.service.state.clusters.items())
+        return api.ClusterList(clusters=[self.cluster_view(c) for _, c in clusters])
+
+    async def watch_cluster(
+        self, message: api.WatchClusterRequest
+    ) -> AsyncIterator[api.ClusterProgress]:
+        if message.deleted_at:
+            await self.service.wait_position(message.deleted_at)
+        elif message.name not in self.service.state.clusters:
+            raise GRPCError(Status.NOT_FOUND, f"unknown cluster {message.name!r}")
+        last = None
+        while True:
+            progress = self.progress(message)
+            if progress != last:
+                yield progress
+                last = progress
+            if progress.gone:
+                return
+            with anyio.move_on_after(WATCH_REFRESH):
+                await self.board.changed()
+
+    def progress(self, message: api.WatchClusterRequest) -> api.ClusterProgress:
         state = self.service.state
-        return api.ClusterList(
-            clusters=[views.cluster_view(c, state) for _, c in sorted(state.clusters.items())]
-        )
+        cluster = state.clusters.get(message.name)
+        if not message.deleted_at:
+            if cluster is None:
+                return api.ClusterProgress(gone=True)
+            return api.ClusterProgress(cluster=self.cluster_view(cluster))
+        cluster_id = message.cluster_id or None
+        remaining = self.board.remaining(message.name, cluster_id)
+        unobserved = [
+            name
+            for name in state.hypervisors
+            if (health := self.board.hypervisors.get(name)) is None
+            or health.observed_position < message.deleted_at
+        ]
+        lines = [f"{hv}: {', '.join(sorted(c))}" for hv, c in sorted(remaining.items())]
+        for name in sorted(unobserved):
+            health = self.board.hypervisors.get(name)
+            why = f"unreachable: {health.error}" if health and health.error else "not observed yet"
+            lines.append(f"{name}: {why}")
+        return api.ClusterProgress(gone=not remaining and not unobserved, remaining=lines)
 
     # -- the audit trail ------------------------------------------------------------
 
@@ -300,6 +349,7 @@ async def serve(
     socket_group: str | None = None,
     master_key: Path | None = None,
     on_ready: Callable[[], None] | None = None,
+    reconcile: Options | None = DEFAULT_OPTIONS,
 ) -> None:
     """Run until SIGTERM or SIGINT: then finish the command in hand, close the
     store, and return."""
@@ -310,7 +360,9 @@ async def serve(
     try:
         async with await SQLiteEventStore.open(state_dir / "events.db") as store:
             service = await FleetService.open(store, keys)
-            server = Server([FleetServer(service)])
+            controller = Controller(service, reconcile) if reconcile else None
+            board = controller.board if controller else None
+            server = Server([FleetServer(service, board)])
             listen(server, RecvRequest, remember_caller)
             clear_stale_socket(socket_path)
             umask = os.umask(0o177)  # the socket is born 0600: no window of wider access
@@ -322,12 +374,16 @@ async def serve(
             try:
                 async with anyio.create_task_group() as tasks:
                     await tasks.start(service.run)
+                    if controller is not None:
+                        await tasks.start(controller.run)
                     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                         if on_ready is not None:
                             on_ready()
                         async for _ in signals:
                             break
                     server.close()  # no new connections; open calls are cancelled
+                    if controller is not None:
+                        controller.stop()  # crash-safe at any point: the next start goes on
                     service.stop_accepting()  # the worker finishes what it holds
                 await server.wait_closed()
                 await service.snapshot()

@@ -38,7 +38,7 @@ from .logreader import EventCache, record_at
 from .secrets import KeyStore
 from .state import FleetState
 
-SNAPSHOT_NAME = "fleet-state-v1"  # bump when the state's shape or the fold changes
+SNAPSHOT_NAME = "fleet-state-v2"  # bump when the state's shape or the fold changes
 SNAPSHOT_EVERY = 5000  # events between snapshots
 CONFLICT_RETRIES = 3
 PKI_CACHE_SIZE = 256  # clusters whose ClusterCreated (their CAs) stay decoded
@@ -117,6 +117,7 @@ class FleetService:
         self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[Job](math.inf)
         self._encode_metadata = msgspec.json.Encoder().encode
         self._events = EventCache(store, size=PKI_CACHE_SIZE)
+        self._advanced = anyio.Event()  # set (and replaced) when the state moves on
 
     @classmethod
     async def open(cls, store: EventStore, keys: KeyStore, **options: object) -> FleetService:
@@ -204,6 +205,8 @@ class FleetService:
                 projection.apply(self.state, event, position)
             self.state.version = result.stream_version
             self.state.position = result.last_position
+            self._advanced.set()
+            self._advanced = anyio.Event()
             self.keys.destroy(decision.destroyed_keys)
             if self.state.position - self._snapshot_position >= self._snapshot_every:
                 await self.snapshot()
@@ -211,6 +214,11 @@ class FleetService:
         raise Conflict(
             "the fleet changed under this command on every try; nothing was done, try again"
         )
+
+    async def wait_position(self, position: int) -> None:
+        """Returns once the state has folded the log up to `position`."""
+        while self.state.position < position:
+            await self._advanced.wait()
 
     async def cluster_pki(self, position: int) -> ev.ClusterPKI:
         """A cluster's PKI, from its ClusterCreated event."""
@@ -242,7 +250,7 @@ class FleetService:
         )
         since_us = int(since.timestamp() * 1_000_000) if since else None
         async for record in records:
-            if record.stream_id != ev.FLEET_STREAM:
+            if record.stream_id not in (ev.FLEET_STREAM, ev.STATUS_STREAM):
                 continue
             if since_us is not None and record.recorded_at_us < since_us:
                 continue
@@ -330,12 +338,14 @@ def mentions(event: ev.Event, cluster: str | None, hypervisor: str | None) -> bo
     A hypervisor is concerned by its own events and by components placed on it.
     """
     if cluster is not None:
-        if isinstance(event, HYPERVISOR_EVENTS):
+        if isinstance(event, (*HYPERVISOR_EVENTS, ev.HypervisorStatusChanged)):
             return False
         if getattr(event, "cluster", getattr(event, "name", None)) != cluster:
             return False
     if hypervisor is not None:
-        if isinstance(event, HYPERVISOR_EVENTS):
+        if isinstance(event, (*HYPERVISOR_EVENTS, ev.HypervisorStatusChanged)):
             return event.name == hypervisor
+        if isinstance(event, ev.ComponentStatusChanged):
+            return event.hypervisor == hypervisor
         return isinstance(event, ev.ComponentPlaced) and event.hypervisor == hypervisor
     return True

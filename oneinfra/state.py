@@ -30,6 +30,9 @@ class Component(msgspec.Struct):
     hypervisor: str
     ports: dict[str, int]
     placed_at: int = 0  # its ComponentPlaced event: its etcd member's certificates
+    # Placed with its cluster: its etcd member starts with the others ('new');
+    # one placed by scaling joins the running etcd as a learner first.
+    founding: bool = False
 
 
 class Cluster(msgspec.Struct):
@@ -48,6 +51,7 @@ class Cluster(msgspec.Struct):
     components: dict[str, Component] = msgspec.field(default_factory=dict)
     apiserver_sans: list[str] = msgspec.field(default_factory=list)
     apiserver_at: int = 0  # its latest ApiServerCertificateIssued event
+    scaled: bool = False  # scaled at least once: new members are not founding ones
 
     def control_planes(self) -> list[Component]:
         return sorted(
@@ -67,6 +71,7 @@ class Hypervisor(msgspec.Struct):
     port_range: tuple[int, int]
     labels: dict[str, str]
     tls: HypervisorTLS | None = None
+    data_dir: str = "/var/lib/oneinfra"
     # "cluster/component" -> its host ports here: what placement needs to know.
     placements: dict[str, list[int]] = msgspec.field(default_factory=dict)
 

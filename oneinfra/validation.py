@@ -129,3 +129,16 @@ def endpoint(value: str, has_tls: bool) -> str:
             )
         return value
     raise DomainError(f"endpoint {value!r}: use unix:///path or tcp://host:port")
+
+
+SAFE_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+
+
+def absolute_path(value: str, what: str) -> str:
+    """A plain absolute path: files are written under it through a shell."""
+    path = value.rstrip("/")
+    if not SAFE_PATH.match(path) or ".." in path.split("/"):
+        raise DomainError(
+            f"{what} {value!r} must be an absolute path of letters, digits, '.', '_' and '-'"
+        )
+    return path

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TypeVar
 
 from . import commands as cmd
 from .api.oneinfra import v1 as api
 from .state import Cluster, FleetState, Hypervisor, api_server_endpoint
+from .status import PENDING, READY, RUNNING, ClusterStatus, Phase
 
 T = TypeVar("T")
 
@@ -30,6 +32,7 @@ def register_hypervisor(request: api.RegisterHypervisorRequest) -> cmd.RegisterH
         port_range=(low, high),
         labels=dict(request.labels),
         tls=tls,
+        **({"data_dir": request.data_dir} if request.data_dir else {}),
     )
 
 
@@ -76,11 +79,17 @@ def hypervisor_view(hypervisor: Hypervisor) -> api.Hypervisor:
         labels=dict(hypervisor.labels),
         mutual_tls=hypervisor.tls is not None,
         components=sorted(hypervisor.placements),
+        data_dir=hypervisor.data_dir,
     )
 
 
-def cluster_view(cluster: Cluster, state: FleetState) -> api.Cluster:
+def cluster_view(
+    cluster: Cluster, state: FleetState, status: ClusterStatus | None = None
+) -> api.Cluster:
+    """The desired cluster, and (from the reconciler) how far it is."""
     components = sorted(cluster.components.values(), key=lambda c: (c.role, c.name))
+    unknown = Phase(PENDING, "not observed yet")
+    phases = status.components if status else {}
     return api.Cluster(
         name=cluster.name,
         cluster_id=cluster.cluster_id,
@@ -94,10 +103,61 @@ def cluster_view(cluster: Cluster, state: FleetState) -> api.Cluster:
         vpn_cidr=cluster.vpn_cidr,
         api_server_endpoint=api_server_endpoint(cluster, state.hypervisors) or "",
         components=[
-            api.Component(name=c.name, role=c.role, hypervisor=c.hypervisor, ports=dict(c.ports))
+            api.Component(
+                name=c.name,
+                role=c.role,
+                hypervisor=c.hypervisor,
+                ports=dict(c.ports),
+                phase=phases.get(c.name, unknown).phase,
+                reason=phases.get(c.name, unknown).reason,
+            )
             for c in components
         ],
-        status=api.ClusterStatus(ready=False, conditions=[]),
+        status=status_view(cluster, status),
+    )
+
+
+def timestamp(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).isoformat(timespec="seconds") if unix else ""
+
+
+def status_view(cluster: Cluster, status: ClusterStatus | None) -> api.ClusterStatus:
+    if status is None:
+        return api.ClusterStatus(ready=False, phase=PENDING, reason="not observed yet")
+    ready = status.phase.phase == READY
+    conditions = [
+        api.Condition(
+            type="Ready",
+            status=str(ready),
+            reason=status.phase.phase,
+            message=status.phase.reason,
+            last_transition=timestamp(status.since),
+        ),
+        api.Condition(
+            type="ApiServerAnswers",
+            status=str(status.probe is not None and status.probe.phase == READY),
+            reason="readyz through the ingress",
+            message=status.probe.reason if status.probe else "not probed yet",
+        ),
+    ]
+    for name in sorted(cluster.components):
+        phase = status.components.get(name, Phase(PENDING, "not observed yet"))
+        conditions.append(
+            api.Condition(
+                type=f"Component/{name}",
+                status=str(phase.phase == RUNNING),
+                reason=phase.phase,
+                message=phase.reason,
+            )
+        )
+    if status.etcd:
+        conditions.append(
+            api.Condition(
+                type="EtcdMembers", status="False", reason="changing", message=status.etcd
+            )
+        )
+    return api.ClusterStatus(
+        ready=ready, conditions=conditions, phase=status.phase.phase, reason=status.phase.reason
     )
 
 

@@ -10,6 +10,8 @@ calls filter by labels.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import time
 import uuid
 from collections import Counter
@@ -62,6 +64,79 @@ class Container:
 
 
 @dataclass
+class FakeMember:
+    member_id: int
+    peer_url: str
+    name: str = ""  # set when it starts
+    learner: bool = False
+    refusals: int = 0  # promotions refused so far
+
+
+@dataclass
+class FakeEtcd:
+    """etcd clusters as etcdctl reports them, shared by the fake hypervisors:
+    founding members join when their container starts; learners are added
+    by `member add`, named when they start, promoted after catching up
+    (`promote_refusals` refusals first)."""
+
+    promote_refusals: int = 1
+    clusters: dict[str, list[FakeMember]] = field(default_factory=dict)  # by cluster token
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(0x1000))
+    # What happened, in order, across hypervisors: "add URL", "promote NAME",
+    # "remove NAME", "stop SANDBOX" (stop_pod_sandbox of any fake sharing it).
+    journal: list[str] = field(default_factory=list)
+
+    def started(self, command: list[str]) -> int:
+        """An etcd container starts; its exit code if it cannot (0: it runs)."""
+        flags = dict(a.split("=", 1) for a in command if a.startswith("--") and "=" in a)
+        if "--initial-cluster-token" not in flags:
+            return 0  # a bare test pod, not a blueprint's etcd
+        members = self.clusters.setdefault(flags["--initial-cluster-token"], [])
+        me, url = flags["--name"], flags["--initial-advertise-peer-urls"]
+        if flags["--initial-cluster-state"] == "new":
+            for pair in flags["--initial-cluster"].split(","):
+                name, peer = pair.split("=", 1)
+                if not any(m.peer_url == peer for m in members):
+                    members.append(FakeMember(next(self.ids), peer, name))
+            return 0
+        mine = next((m for m in members if m.peer_url == url), None)
+        listed = {pair.split("=", 1)[1] for pair in flags["--initial-cluster"].split(",")}
+        if mine is None or listed != {m.peer_url for m in members}:
+            return 1  # etcd: member count is unequal / not a member
+        mine.name = me
+        return 0
+
+    def etcdctl(self, etcd_command: list[str], argv: list[str]) -> tuple[int, bytes]:
+        flags = dict(a.split("=", 1) for a in etcd_command if a.startswith("--") and "=" in a)
+        members = self.clusters.get(flags["--initial-cluster-token"], [])
+        verb, rest = argv[argv.index("member") + 1], argv[argv.index("member") + 2 :]
+        if verb == "add":
+            _name, url = rest[0], next(a.split("=", 1)[1] for a in rest if a.startswith("--peer"))
+            if any(m.learner for m in members):
+                return 1, b"etcdserver: too many learner members in cluster"
+            members.append(FakeMember(next(self.ids), url, learner="--learner" in rest))
+            self.journal.append(f"add {url}")
+        elif verb in ("remove", "promote"):
+            member = next((m for m in members if f"{m.member_id:x}" == rest[0]), None)
+            if member is None:
+                return 1, b"etcdserver: member not found"
+            if verb == "remove":
+                members.remove(member)
+                self.journal.append(f"remove {member.name or member.peer_url}")
+            elif member.refusals < self.promote_refusals or not member.name:
+                member.refusals += 1
+                return 1, b"etcdserver: can only promote a learner member which is in sync"
+            else:
+                member.learner = False
+                self.journal.append(f"promote {member.name}")
+        listed = [
+            {"ID": m.member_id, "name": m.name, "peerURLs": [m.peer_url], "isLearner": m.learner}
+            for m in members
+        ]
+        return 0, json.dumps({"members": listed}).encode()
+
+
+@dataclass
 class FakeRuntime:
     """The state, and the knobs tests turn."""
 
@@ -75,6 +150,8 @@ class FakeRuntime:
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
     containers: dict[str, Container] = field(default_factory=dict)
     images: set[str] = field(default_factory=set)
+    etcd: FakeEtcd = field(default_factory=FakeEtcd)  # share one between hypervisors
+    removed_containers: list[Container] = field(default_factory=list)
 
     async def enter(self, method: str) -> None:
         self.calls[method] += 1
@@ -145,6 +222,7 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
         await self.fake.enter("stop_pod_sandbox")
         sandbox = self.sandbox(message.pod_sandbox_id)
         sandbox.state = cri.PodSandboxState.SANDBOX_NOTREADY
+        self.fake.etcd.journal.append(f"stop {sandbox.config.metadata.name}")  # type: ignore[union-attr]
         for container in self.fake.containers.values():
             running = container.state != cri.ContainerState.CONTAINER_EXITED
             if container.sandbox_id == sandbox.id and running:
@@ -159,7 +237,7 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
         for container_id in [
             c.id for c in self.fake.containers.values() if c.sandbox_id == message.pod_sandbox_id
         ]:
-            del self.fake.containers[container_id]
+            self.fake.removed_containers.append(self.fake.containers.pop(container_id))
         return cri.RemovePodSandboxResponse()
 
     async def pod_sandbox_status(
@@ -234,6 +312,10 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
         container.state, container.started_at = cri.ContainerState.CONTAINER_RUNNING, time.time_ns()
         if container.config.labels.get(ROLE_LABEL) == WRITER:
             self.fake.exit(container.id, self.fake.writer_exit_code)  # a writer runs to its end
+        elif container.config.command[:1] == ["etcd"]:
+            code = self.fake.etcd.started(list(container.config.command))
+            if code:
+                self.fake.exit(container.id, code)
         return cri.StartContainerResponse()
 
     async def stop_container(self, message: cri.StopContainerRequest) -> cri.StopContainerResponse:
@@ -247,7 +329,9 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
         self, message: cri.RemoveContainerRequest
     ) -> cri.RemoveContainerResponse:
         await self.fake.enter("remove_container")
-        self.fake.containers.pop(message.container_id, None)
+        removed = self.fake.containers.pop(message.container_id, None)
+        if removed is not None:
+            self.fake.removed_containers.append(removed)
         return cri.RemoveContainerResponse()
 
     async def list_containers(
@@ -297,8 +381,14 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
 
     async def exec_sync(self, message: cri.ExecSyncRequest) -> cri.ExecSyncResponse:
         await self.fake.enter("exec_sync")
-        if self.container(message.container_id).state != cri.ContainerState.CONTAINER_RUNNING:
+        container = self.container(message.container_id)
+        if container.state != cri.ContainerState.CONTAINER_RUNNING:
             raise GRPCError(Status.UNKNOWN, "container is not running")
+        if message.cmd[:1] == ["etcdctl"] and container.config.command[:1] == ["etcd"]:
+            code, output = self.fake.etcd.etcdctl(list(container.config.command), message.cmd)
+            if code:
+                return cri.ExecSyncResponse(stderr=output, exit_code=code)
+            return cri.ExecSyncResponse(stdout=output)
         return self.fake.exec_result
 
 

@@ -86,7 +86,7 @@ def test_a_control_plane_from_a_blueprint_becomes_ready(
         for pod in pods:
             client = cri.HypervisorClient(endpoints[pod.hypervisor], timeout=60)
             try:
-                for action in await reconciler.reconcile(client, [pod]):
+                for action in (await reconciler.reconcile(client, [pod])).actions:
                     target = getattr(action, "container", None)
                     done.append(type(action).__name__ + (f":{target}" if target else ""))
             finally:

@@ -12,11 +12,14 @@ from typing import Any
 
 
 class Daemon:
-    def __init__(self, root: Path, *extra: str) -> None:
+    """Without `reconcile`, the daemon keeps its log and touches no
+    hypervisor: the tests of commands register hypervisors that do not exist."""
+
+    def __init__(self, root: Path, *extra: str, reconcile: bool = False) -> None:
         self.root = root
         self.state_dir = root / "state"
         self.socket = root / "oneinfra.sock"
-        self.extra = extra
+        self.extra = extra if reconcile else (*extra, "--no-reconcile")
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> Daemon:

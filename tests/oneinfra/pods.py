@@ -19,6 +19,7 @@ def pod_spec(
             bp.LABEL_CLUSTER_ID: cluster,
             bp.LABEL_COMPONENT: component,
             bp.LABEL_SPEC_HASH: f"v{version}",
+            bp.LABEL_DIRECTORY: f"/data/{cluster}/{component}",
         },
         containers=[bp.ContainerSpec(n, f"registry.k8s.io/{n}:v1", [n], []) for n in containers],
         files=[bp.File("pki/ca.crt", b"ca")],

@@ -99,7 +99,8 @@ def test_labels_name_the_pod_and_its_spec(fleet: Fleet) -> None:
         bp.LABEL_CLUSTER: "prod",
         bp.LABEL_CLUSTER_ID: cluster.cluster_id,
         bp.LABEL_COMPONENT: "control-plane-0",
-        bp.LABEL_SPEC_HASH: bp.spec_hash(pod.containers, pod.files),
+        bp.LABEL_SPEC_HASH: bp.spec_hash(pod.containers),
+        bp.LABEL_DIRECTORY: pod.directory,
     }
     assert pod.name == f"{cluster.cluster_id}-control-plane-0"
     assert [c.name for c in pod.containers] == [
@@ -107,18 +108,48 @@ def test_labels_name_the_pod_and_its_spec(fleet: Fleet) -> None:
     ]  # fmt: skip
 
 
-def test_the_spec_hash_is_stable_and_follows_changes(fleet: Fleet) -> None:
+def files_hashes(pod: bp.PodSpec) -> dict[str, str]:
+    return {c.name: pod.files_hash(c) for c in pod.containers}
+
+
+def test_a_new_certificate_restarts_only_the_containers_that_read_it(fleet: Fleet) -> None:
     first, again = control_plane_pod(fleet), control_plane_pod(fleet)
     assert first == again  # pure: the same state gives the same pod, byte for byte
     fleet.run(cmd.ScaleCluster(name="prod", control_plane_replicas=1))  # new apiserver cert
     after = control_plane_pod(fleet)
-    assert after.labels[bp.LABEL_SPEC_HASH] != first.labels[bp.LABEL_SPEC_HASH]
+    # What runs is unchanged: the pod stays; etcd (it reads only etcd/) keeps running.
+    assert after.labels[bp.LABEL_SPEC_HASH] == first.labels[bp.LABEL_SPEC_HASH]
+    before, now = files_hashes(first), files_hashes(after)
+    changed = {name for name in now if now[name] != before[name]}
+    assert "kube-apiserver" in changed and "etcd" not in changed
+
+
+def test_etcd_membership_is_not_part_of_the_spec_hash(fleet: Fleet) -> None:
+    cluster = fleet.state.clusters["prod"]
+    component = cluster.control_planes()[0]
+    placed, issued = fleet.at(component.placed_at), fleet.at(cluster.apiserver_at)
+    assert isinstance(placed, ev.ComponentPlaced)
+    assert isinstance(issued, ev.ApiServerCertificateIssued)
+
+    def pod(membership: bp.EtcdMembership | None) -> bp.PodSpec:
+        return bp.control_plane(
+            cluster, component, fleet.state.hypervisors, fleet.created("prod").pki, placed,
+            issued, membership, fleet.keys[cluster.key_id],
+        )  # fmt: skip
+
+    founding = pod(membership(fleet, cluster))
+    joining = pod(bp.EtcdMembership(members={"a": "https://192.0.2.9:2380"}, state="existing"))
+    blocked = pod(None)
+    assert founding.labels == joining.labels == blocked.labels
+    assert blocked.blocked and not founding.blocked
+    etcd = next(c for c in joining.containers if c.name == "etcd")
+    assert "--initial-cluster-state=existing" in etcd.startup_args
 
 
 def test_etcd_knows_every_member_at_its_peer_url(fleet: Fleet) -> None:
     pod = control_plane_pod(fleet)
     etcd = next(c for c in pod.containers if c.name == "etcd")
-    flags = dict(arg.split("=", 1) for arg in etcd.command[1:])
+    flags = dict(arg.split("=", 1) for arg in [*etcd.command[1:], *etcd.startup_args])
     members = dict(m.split("=", 1) for m in flags["--initial-cluster"].split(","))
     cluster = fleet.state.clusters["prod"]
     assert len(members) == 3
@@ -135,8 +166,8 @@ def test_kubeconfigs_reach_the_local_api_server_as_their_component(fleet: Fleet)
     pod = control_plane_pod(fleet)
     files = {f.path: f for f in pod.files}
     port = fleet.state.clusters["prod"].control_planes()[0].ports["apiserver"]
-    for path, user in (("controller-manager.conf", "system:kube-controller-manager"),
-                       ("scheduler.conf", "system:kube-scheduler")):  # fmt: skip
+    for path, user in (("conf/controller-manager.conf", "system:kube-controller-manager"),
+                       ("conf/scheduler.conf", "system:kube-scheduler")):  # fmt: skip
         config = yaml.safe_load(files[path].content)
         assert config["clusters"][0]["cluster"]["server"] == f"https://127.0.0.1:{port}"
         cert = x509.load_pem_x509_certificate(

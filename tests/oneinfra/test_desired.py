@@ -51,7 +51,7 @@ async def test_each_hypervisor_gets_exactly_its_pods(tmp_path: Path) -> None:
     # The same state and log give the same pods, byte for byte.
     assert everywhere[0] == await desired_pods(state, "priv0", cache, keys.get)
     etcd = next(c for c in prod[0].containers if c.name == "etcd")
-    initial = next(a for a in etcd.command if a.startswith("--initial-cluster="))
+    initial = next(a for a in etcd.startup_args if a.startswith("--initial-cluster="))
     assert initial.count("=https://") == 3
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,10 @@ def running(pod: bp.PodSpec) -> pl.ObservedPod:
         sandbox_id=f"s{next(ids)}",
         labels=dict(pod.labels),
         ready=True,
-        containers=[pl.ObservedContainer(f"c{next(ids)}", c.name, True) for c in pod.containers],
+        containers=[
+            pl.ObservedContainer(f"c{next(ids)}", c.name, True, pod.files_hash(c))
+            for c in pod.containers
+        ],
     )
 
 
@@ -41,7 +45,11 @@ def apply(actions: list[pl.Action], world: list[pl.ObservedPod]) -> list[pl.Obse
             case pl.RestartContainer():
                 current = pods[action.sandbox_id]
                 containers = [c for c in current.containers if c.id not in action.old_container_ids]
-                containers.append(pl.ObservedContainer(f"c{next(ids)}", action.container, True))
+                (spec,) = [c for c in action.pod.containers if c.name == action.container]
+                started = pl.ObservedContainer(
+                    f"c{next(ids)}", action.container, True, action.pod.files_hash(spec)
+                )
+                containers.append(started)
                 pods[action.sandbox_id] = pl.ObservedPod(
                     current.sandbox_id, current.labels, current.ready, containers
                 )
@@ -67,7 +75,7 @@ specs = st.builds(
 )
 
 
-DAMAGE = ("intact", "exited", "missing", "twice", "twice, one exited")
+DAMAGE = ("intact", "exited", "missing", "twice", "twice, one exited", "old files")
 
 
 @st.composite
@@ -84,11 +92,15 @@ def drifted(draw: st.DrawFn, pool: list[bp.PodSpec]) -> list[pl.ObservedPod]:
             if damage in ("intact", "twice"):
                 containers.append(c)
             if damage == "exited":
-                containers.append(pl.ObservedContainer(c.id, c.role, False))
+                containers.append(pl.ObservedContainer(c.id, c.role, False, c.files_hash))
             if damage in ("twice", "twice, one exited"):
-                containers.append(pl.ObservedContainer(f"c{next(ids)}", c.role, True))
+                containers.append(pl.ObservedContainer(f"c{next(ids)}", c.role, True, c.files_hash))
             if damage == "twice, one exited":
-                containers.append(pl.ObservedContainer(f"c{next(ids)}", c.role, False))
+                containers.append(
+                    pl.ObservedContainer(f"c{next(ids)}", c.role, False, c.files_hash)
+                )
+            if damage == "old files":  # started before its files changed
+                containers.append(pl.ObservedContainer(c.id, c.role, True, "old"))
         labels = dict(observed.labels)
         if draw(st.integers(0, 9)) == 0:
             labels[LABEL_ROLE] = WRITER_ROLE
@@ -134,7 +146,7 @@ def test_an_exited_container_is_restarted_in_place() -> None:
     etcd = observed.containers[0]
     crashed = pl.ObservedPod(
         observed.sandbox_id, observed.labels, True,
-        [pl.ObservedContainer(etcd.id, "etcd", False), observed.containers[1]],
+        [pl.ObservedContainer(etcd.id, "etcd", False, etcd.files_hash), observed.containers[1]],
     )  # fmt: skip
     assert pl.plan([pod], [crashed]) == [
         pl.RestartContainer(observed.sandbox_id, [etcd.id], pod, "etcd")
@@ -166,4 +178,32 @@ def test_a_changed_spec_replaces_the_pod_removing_first() -> None:
 
 def test_pods_of_a_deleted_cluster_are_removed() -> None:
     gone = running(pod_spec("a", "ingress", ("haproxy",), 1))
-    assert pl.plan([], [gone]) == [pl.RemovePod(gone.sandbox_id, "no longer desired")]
+    assert pl.plan([], [gone]) == [
+        pl.RemovePod(gone.sandbox_id, "no longer desired", "/data/a/ingress")
+    ]
+
+
+def test_changed_files_restart_only_the_containers_reading_them() -> None:
+    pod = pod_spec("a", "control-plane-0", ("etcd", "kube-apiserver"), 1)
+    observed = running(pod)
+    etcd, apiserver = observed.containers
+    stale = pl.ObservedContainer(apiserver.id, apiserver.role, True, "files of before")
+    world = pl.ObservedPod(observed.sandbox_id, observed.labels, True, [etcd, stale])
+    assert pl.plan([pod], [world]) == [
+        pl.RestartContainer(observed.sandbox_id, [apiserver.id], pod, "kube-apiserver", True)
+    ]
+
+
+def test_a_protected_pod_stays_and_a_blocked_pod_waits() -> None:
+    leaving = running(pod_spec("a", "control-plane-2", ("etcd",), 1))
+    joining = msgspec.structs.replace(
+        pod_spec("a", "control-plane-3", ("etcd",), 1), blocked="waiting to join etcd"
+    )
+    assert pl.plan([joining], [leaving], protected={leaving.key}) == []
+    # Once its member is out of etcd, it goes, directory and all.
+    assert pl.plan([joining], [leaving]) == [
+        pl.RemovePod(leaving.sandbox_id, "no longer desired", "/data/a/control-plane-2")
+    ]
+    # A blocked pod that runs already is kept as it is.
+    running_joiner = running(joining)
+    assert pl.plan([joining], [running_joiner]) == []

@@ -11,6 +11,7 @@ import pytest
 
 from oneinfra import blueprints as bp
 from oneinfra import cri, reconciler
+from oneinfra import plan as pl
 from oneinfra.api.runtime import v1 as api
 from tests.fakecri import FakeRuntime, serve_fake
 
@@ -45,12 +46,12 @@ async def test_converges_from_empty_then_makes_no_mutating_call(
     hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
 ) -> None:
     fake, client = hypervisor
-    done = await reconciler.reconcile(client, DESIRED)
+    done = (await reconciler.reconcile(client, DESIRED)).actions
     assert sorted(type(a).__name__ for a in done) == ["CreatePod", "CreatePod"]
     assert running_roles(fake) == ["etcd", "haproxy", "kube-apiserver"]
     assert len(fake.sandboxes) == 2  # the file writers are gone
     before = fake.mutating_calls()
-    assert await reconciler.reconcile(client, DESIRED) == []
+    assert (await reconciler.reconcile(client, DESIRED)).actions == []
     assert fake.mutating_calls() == before
     assert {m for m in fake.calls if fake.calls[m]} >= {"list_pod_sandbox", "list_containers"}
 
@@ -64,11 +65,11 @@ async def test_an_exited_container_is_restarted(
         c for c in fake.containers.values() if c.config.labels["oneinfra.io/role"] == "etcd"
     )
     fake.exit(etcd.id, 137)
-    done = await reconciler.reconcile(client, DESIRED)
+    done = (await reconciler.reconcile(client, DESIRED)).actions
     assert [type(a).__name__ for a in done] == ["RestartContainer"]
     assert running_roles(fake) == ["etcd", "haproxy", "kube-apiserver"]
     assert etcd.id not in fake.containers
-    assert await reconciler.reconcile(client, DESIRED) == []
+    assert (await reconciler.reconcile(client, DESIRED)).actions == []
 
 
 async def test_a_removed_sandbox_is_recreated_and_a_changed_spec_replaced(
@@ -82,7 +83,7 @@ async def test_a_removed_sandbox_is_recreated_and_a_changed_spec_replaced(
     await reconciler.reconcile(client, DESIRED)
     assert running_roles(fake) == ["etcd", "haproxy", "kube-apiserver"]
     changed = [DESIRED[0], pod_spec("a", "ingress", ("haproxy",), version=2)]
-    done = await reconciler.reconcile(client, changed)
+    done = (await reconciler.reconcile(client, changed)).actions
     assert [type(a).__name__ for a in done] == ["RemovePod", "CreatePod"]
     hashes = sorted(s.config.labels[bp.LABEL_SPEC_HASH] for s in fake.sandboxes.values())
     assert hashes == ["v1", "v2"]
@@ -108,6 +109,25 @@ async def test_a_failing_writer_stops_the_pod_from_starting(
 ) -> None:
     fake, client = hypervisor
     fake.writer_exit_code = 1
-    with pytest.raises(cri.Failed, match="exited 1"):
-        await reconciler.reconcile(client, DESIRED[:1])
-    assert fake.sandboxes == {}  # the writer cleaned up, no pod half made
+    result = await reconciler.reconcile(client, DESIRED)
+    # Each pod failed on its own, and says why; the writers cleaned up after
+    # themselves, and no pod was half made.
+    assert set(result.failures) == {pl.key_of(p) for p in DESIRED}
+    assert all("exited 1" in why for why in result.failures.values())
+    assert fake.sandboxes == {}
+
+
+async def test_a_removed_component_takes_its_directory_with_it(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    await reconciler.reconcile(client, DESIRED)
+    fake.calls.clear()
+    result = await reconciler.reconcile(client, DESIRED[1:])
+    assert [type(a).__name__ for a in result.actions] == ["RemovePod"]
+    cleaner = [c for c in fake.removed_containers if "rm -rf" in " ".join(c.config.command)]
+    assert len(cleaner) == 1
+    script = cleaner[0].config.command[-1]
+    assert "rm -rf /target/a/control-plane-0" in script
+    assert cleaner[0].config.mounts[0].host_path == "/data"
+    assert len(fake.sandboxes) == 1

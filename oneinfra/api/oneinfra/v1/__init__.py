@@ -6,6 +6,7 @@
 __all__ = (
     "Cluster",
     "ClusterList",
+    "ClusterProgress",
     "ClusterStatus",
     "CommandReply",
     "Component",
@@ -28,6 +29,7 @@ __all__ = (
     "ScaleClusterRequest",
     "VerifyReply",
     "VerifyRequest",
+    "WatchClusterRequest",
 )
 
 from collections.abc import AsyncIterator
@@ -97,10 +99,38 @@ default_message_pool.register_message("oneinfra.v1", "ClusterList", ClusterList)
 
 
 @dataclass(eq=False, repr=False)
+class ClusterProgress(betterproto2.Message):
+    cluster: "Cluster | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    absent once deleted
+    """
+
+    gone: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
+    """
+    deleted, and no hypervisor runs anything of it
+    """
+
+    remaining: "list[str]" = betterproto2.field(3, betterproto2.TYPE_STRING, repeated=True)
+    """
+    "hypervisor: component", while deleting
+    """
+
+
+default_message_pool.register_message("oneinfra.v1", "ClusterProgress", ClusterProgress)
+
+
+@dataclass(eq=False, repr=False)
 class ClusterStatus(betterproto2.Message):
     ready: "bool" = betterproto2.field(1, betterproto2.TYPE_BOOL)
 
     conditions: "list[Condition]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    phase: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    pending, running, ready, degraded, failed
+    """
+
+    reason: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
 
 
 default_message_pool.register_message("oneinfra.v1", "ClusterStatus", ClusterStatus)
@@ -133,6 +163,13 @@ class Component(betterproto2.Message):
         betterproto2.TYPE_MAP,
         map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_UINT32),
     )
+
+    phase: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    pending, running, degraded, failed
+    """
+
+    reason: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
 
 
 default_message_pool.register_message("oneinfra.v1", "Component", Component)
@@ -271,6 +308,8 @@ class Hypervisor(betterproto2.Message):
     "cluster/component"
     """
 
+    data_dir: "str" = betterproto2.field(10, betterproto2.TYPE_STRING)
+
 
 default_message_pool.register_message("oneinfra.v1", "Hypervisor", Hypervisor)
 
@@ -385,6 +424,11 @@ class RegisterHypervisorRequest(betterproto2.Message):
 
     client_key: "str" = betterproto2.field(10, betterproto2.TYPE_STRING)
 
+    data_dir: "str" = betterproto2.field(11, betterproto2.TYPE_STRING)
+    """
+    default /var/lib/oneinfra
+    """
+
 
 default_message_pool.register_message(
     "oneinfra.v1", "RegisterHypervisorRequest", RegisterHypervisorRequest
@@ -440,6 +484,22 @@ class VerifyRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("oneinfra.v1", "VerifyRequest", VerifyRequest)
+
+
+@dataclass(eq=False, repr=False)
+class WatchClusterRequest(betterproto2.Message):
+    name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    deleted_at: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
+    """
+    Watch a deletion: the position of the ClusterDeleted event, and the id
+    of the cluster deleted (a new one may take its name).
+    """
+
+    cluster_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("oneinfra.v1", "WatchClusterRequest", WatchClusterRequest)
 
 
 class FleetStub(betterproto2_grpclib.ServiceStub):
@@ -653,6 +713,29 @@ class FleetStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def watch_cluster(
+        self,
+        message: "WatchClusterRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AsyncIterator[ClusterProgress]":
+        """
+        The cluster as the reconciler sees it, again at each change: until the
+        caller stops, or (with deleted_at) until nothing of it is left.
+        """
+
+        async for response in self._unary_stream(
+            "/oneinfra.v1.Fleet/WatchCluster",
+            message,
+            ClusterProgress,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
     async def history(
         self,
         message: "HistoryRequest",
@@ -766,6 +849,17 @@ class FleetBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def watch_cluster(
+        self, message: "WatchClusterRequest"
+    ) -> "AsyncIterator[ClusterProgress]":
+        """
+        The cluster as the reconciler sees it, again at each change: until the
+        caller stops, or (with deleted_at) until nothing of it is left.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield ClusterProgress()
+
     async def history(self, message: "HistoryRequest") -> "AsyncIterator[HistoryEvent]":
         """
         The audit trail.
@@ -870,6 +964,17 @@ class FleetBase(betterproto2_grpclib.ServiceBase):
         response = await self.list_clusters(request)
         await stream.send_message(response)
 
+    async def __rpc_watch_cluster(
+        self, stream: "grpclib.server.Stream[WatchClusterRequest, ClusterProgress]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        await self._call_rpc_handler_server_stream(
+            self.watch_cluster,
+            stream,
+            request,
+        )
+
     async def __rpc_history(
         self, stream: "grpclib.server.Stream[HistoryRequest, HistoryEvent]"
     ) -> None:
@@ -962,6 +1067,12 @@ class FleetBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ListRequest,
                 ClusterList,
+            ),
+            "/oneinfra.v1.Fleet/WatchCluster": grpclib.const.Handler(
+                self.__rpc_watch_cluster,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                WatchClusterRequest,
+                ClusterProgress,
             ),
             "/oneinfra.v1.Fleet/History": grpclib.const.Handler(
                 self.__rpc_history,

@@ -1,0 +1,400 @@
+"""The reconciler's loop, in the daemon: keeps every hypervisor running what
+the desired state says, and tells how far each cluster is.
+
+- One worker per hypervisor: observe, plan, act (reconciler.py). Workers are
+  independent, so a slow or dead hypervisor delays nobody else; a failing
+  one is retried with exponential backoff, and its return is a pass like
+  any other, which wakes the clusters it holds.
+- One worker per cluster: its etcd membership while it scales
+  (membership.py) and its readiness, `/readyz` through the ingress
+  (probe.py).
+- Passes are triggered by new events of the fleet (the store's
+  subscription), by a periodic resync, and sooner while something is under
+  way (containers starting, a learner catching up).
+- Status transitions go to the log's status stream, written by one task.
+
+Level-triggered throughout: every decision is made from what CRI and etcd
+report now, so a daemon killed at any moment converges when it restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass, field
+
+import anyio
+import msgspec
+from anyio.abc import TaskGroup, TaskStatus
+
+from eventstore import ANY, NewEvent
+
+from . import blueprints as bp
+from . import events as ev
+from . import membership as mb
+from . import plan as pl
+from .cri import DEFAULT_TIMEOUT, CRIError, HypervisorClient, TLSFiles, Unreachable
+from .desired import desired_pods
+from .logreader import EventCache
+from .probe import client_tls, memory_file, readyz
+from .reconciler import Key, reconcile
+from .secrets import unseal
+from .service import FleetService
+from .state import CONTROL_PLANE, Cluster, Hypervisor, api_server_endpoint, etcd_member_name
+from .status import FAILED, READY, Phase, StatusBoard
+
+log = logging.getLogger("oneinfra.reconciler")
+
+RESYNC = 30.0  # seconds between passes of a converged hypervisor or a ready cluster
+QUICK = 0.25  # seconds between passes while something is under way
+MAX_BACKOFF = 60.0  # seconds, for a hypervisor that keeps failing
+MEMBERSHIP_STEPS = 4  # etcd changes per cluster pass, at most
+EVENT_CACHE = 8192  # decoded events holding PKI, by position
+
+
+class Wakeup:
+    """A worker's doorbell: rung by triggers, or it times out."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    async def wait(self, seconds: float) -> None:
+        with anyio.move_on_after(seconds):
+            await self._event.wait()
+        self._event = anyio.Event()
+
+
+Probe = Callable[[str, ssl.SSLContext], Awaitable[str | None]]  # endpoint, TLS -> why not ready
+
+
+@dataclass
+class Options:
+    resync: float = RESYNC
+    quick: float = QUICK
+    max_backoff: float = MAX_BACKOFF
+    cri_timeout: float = DEFAULT_TIMEOUT
+    probe: Probe = readyz
+
+
+@dataclass
+class ClusterMembers:
+    members: list[mb.Member] | None = None  # as etcd last listed them; None: unknown
+    settled: bool = True  # nothing left to add, promote or remove
+    note: str = ""  # what the membership waits for, or why it is stuck
+
+
+@dataclass
+class Controller:
+    service: FleetService
+    options: Options = field(default_factory=Options)
+    board: StatusBoard = field(default_factory=StatusBoard)
+
+    def __post_init__(self) -> None:
+        self.events = EventCache(self.service.store, size=EVENT_CACHE)
+        self.admissions: dict[Key, bp.EtcdMembership] = {}
+        self.etcd: dict[str, ClusterMembers] = {}  # by cluster id
+        self.clients: dict[str, HypervisorClient] = {}
+        self._hypervisors: dict[str, Wakeup] = {}
+        self._clusters: dict[str, Wakeup] = {}  # by cluster id
+        self._tls: dict[str, ssl.SSLContext] = {}  # probe contexts, by cluster id
+        self._tasks: TaskGroup | None = None
+
+    # -- running ----------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self.board.load(await self.recorded_status())
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            tasks.start_soon(self._follow_log)
+            tasks.start_soon(self._write_status)
+            self.supervise()
+            task_status.started()
+
+    def stop(self) -> None:
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
+
+    async def recorded_status(self) -> list[ev.Event]:
+        return [
+            ev.decode(r.type, r.schema_version, r.data)
+            async for r in self.service.store.read_stream(ev.STATUS_STREAM)
+        ]
+
+    def supervise(self) -> None:
+        """A worker for every hypervisor and cluster of the state, and a pass
+        for all of them: something changed."""
+        assert self._tasks is not None
+        state = self.service.state
+        for name in state.hypervisors:
+            if name not in self._hypervisors:
+                self._hypervisors[name] = Wakeup()
+                self._tasks.start_soon(self._hypervisor_worker, name)
+        for cluster in state.clusters.values():
+            if cluster.cluster_id not in self._clusters:
+                self._clusters[cluster.cluster_id] = Wakeup()
+                self._tasks.start_soon(self._cluster_worker, cluster.name, cluster.cluster_id)
+        for wakeup in (*self._hypervisors.values(), *self._clusters.values()):
+            wakeup.ring()
+
+    async def _follow_log(self) -> None:
+        async for record in self.service.store.subscribe(self.service.state.position + 1):
+            if record.stream_id == ev.FLEET_STREAM:
+                await self.service.wait_position(record.position)
+                self.supervise()
+
+    async def _write_status(self) -> None:
+        metadata = msgspec.json.encode({"actor": None, "command": "reconciler"})
+        while True:
+            while events := self.board.take_outbox():
+                records = []
+                for event in events:
+                    kind, version, data = ev.encode(event)
+                    records.append(
+                        NewEvent(type=kind, data=data, metadata=metadata, schema_version=version)
+                    )
+                try:
+                    await self.service.store.append(ev.STATUS_STREAM, records, ANY)
+                except Exception:
+                    log.exception("recording %d status transitions failed", len(records))
+                    self.board.outbox[:0] = events
+                    await anyio.sleep(self.options.quick)
+            await self.board.changed()
+
+    # -- hypervisors --------------------------------------------------------------------
+
+    def connect(self, hypervisor: Hypervisor) -> HypervisorClient:
+        timeout = self.options.cri_timeout
+        if hypervisor.tls is None:
+            return HypervisorClient(hypervisor.endpoint, timeout=timeout)
+        tls = hypervisor.tls
+        key = unseal(tls.client_key, self.service.keys.get(tls.client_key.key_id))
+        with memory_file(tls.client_certificate.encode()) as cert, memory_file(key) as key_file:
+            # The chain is loaded as the channel is made; the memory files may go then.
+            return HypervisorClient(
+                hypervisor.endpoint,
+                tls=TLSFiles(tls.ca_certificate, cert, key_file),
+                timeout=timeout,
+            )
+
+    async def _hypervisor_worker(self, name: str) -> None:
+        wakeup = self._hypervisors[name]
+        backoff = 0.0
+        client: HypervisorClient | None = None
+        try:
+            while (hypervisor := self.service.state.hypervisors.get(name)) is not None:
+                if client is None or client.endpoint != hypervisor.endpoint:
+                    if client is not None:
+                        client.close()
+                    client = self.clients[name] = self.connect(hypervisor)
+                delay = await self._hypervisor_pass(name, client)
+                if delay is None:
+                    backoff = min(max(self.options.quick, backoff * 2), self.options.max_backoff)
+                    delay = backoff
+                else:
+                    backoff = 0.0
+                await wakeup.wait(delay)
+        finally:
+            if client is not None:
+                client.close()
+            self.clients.pop(name, None)
+            self._hypervisors.pop(name, None)
+            self.board.forget_hypervisor(name)
+
+    async def _hypervisor_pass(self, name: str, client: HypervisorClient) -> float | None:
+        """One pass; the delay before the next, or None to back off."""
+        state = self.service.state
+        position = state.position
+        desired: list[bp.PodSpec] = []
+        was_down = self.board.hypervisors.get(name, None)
+        came_back = was_down is not None and was_down.reachable is False
+        try:
+            desired = await desired_pods(
+                state, name, self.events, self.service.keys.get, self.admissions
+            )
+            result = await reconcile(client, desired, self.protected)
+        except (Unreachable, TimeoutError) as error:
+            self.board.hypervisor_unreachable(name, str(error) or "timed out")
+            self.board.components_observed(name, desired, {})
+            return None
+        except Exception as error:  # a bug or a race with a change: retried, and told
+            log.exception("reconciling hypervisor %s", name)
+            self.board.components_observed(name, desired, {})
+            self.board.hypervisors[name].error = f"{type(error).__name__}: {error}"
+            return None
+        self.board.hypervisor_observed(name, result.observed, position)
+        self.board.components_observed(name, desired, result.failures)
+        if result.actions or came_back:
+            self.ring_clusters(desired, result.observed)
+        if result.failures:
+            return None
+        if result.actions or not settled(desired, result.observed):
+            return self.options.quick
+        return self.options.resync
+
+    def protected(self, observed: list[pl.ObservedPod]) -> Container[Key]:
+        """Pods of control planes scaled away whose etcd member is still in
+        their cluster (or may be: the member list is unknown): they stay
+        until the member is removed, so etcd keeps quorum."""
+        clusters = {c.cluster_id: c for c in self.service.state.clusters.values()}
+        keep: set[Key] = set()
+        for pod in observed:
+            cluster_id, component = pod.key
+            cluster = clusters.get(cluster_id)
+            if cluster is None or component in cluster.components:
+                continue
+            if not component.startswith(CONTROL_PLANE):
+                continue
+            members = self.etcd.get(cluster_id, ClusterMembers()).members
+            name = etcd_member_name(cluster.name, component)
+            if members is None or any(m.name == name for m in members):
+                keep.add(pod.key)
+                if cluster_id in self._clusters:
+                    self._clusters[cluster_id].ring()
+        return keep
+
+    def ring_clusters(self, desired: list[bp.PodSpec], observed: list[pl.ObservedPod]) -> None:
+        ids = {pod.labels[bp.LABEL_CLUSTER_ID] for pod in desired}
+        ids |= {pod.key[0] for pod in observed}
+        for cluster_id in ids:
+            if cluster_id in self._clusters:
+                self._clusters[cluster_id].ring()
+
+    # -- clusters ----------------------------------------------------------------------
+
+    async def _cluster_worker(self, name: str, cluster_id: str) -> None:
+        wakeup = self._clusters[cluster_id]
+        try:
+            while True:
+                cluster = self.service.state.clusters.get(name)
+                if cluster is None or cluster.cluster_id != cluster_id:
+                    self.board.cluster_deleted(name, cluster_id)
+                    return
+                delay = self.options.quick
+                try:
+                    if cluster.scaled:
+                        await self.reconcile_membership(cluster)
+                    if await self.check_ready(cluster) and self.etcd_settled(cluster_id):
+                        delay = self.options.resync
+                except Exception:
+                    log.exception("checking cluster %s", name)
+                await wakeup.wait(delay)
+        finally:
+            self._clusters.pop(cluster_id, None)
+            self._tls.pop(cluster_id, None)
+            self.etcd.pop(cluster_id, None)
+            for key in [k for k in self.admissions if k[0] == cluster_id]:
+                del self.admissions[key]
+
+    def etcd_settled(self, cluster_id: str) -> bool:
+        return self.etcd.get(cluster_id, ClusterMembers()).settled
+
+    async def check_ready(self, cluster: Cluster) -> bool:
+        endpoint = api_server_endpoint(cluster, self.service.state.hypervisors)
+        if endpoint is None:
+            probe = Phase(FAILED, "the cluster has no ingress")
+        else:
+            why = await self.options.probe(endpoint, await self.probe_tls(cluster))
+            probe = Phase(READY, "") if why is None else Phase(FAILED, why)
+        note = self.etcd.get(cluster.cluster_id, ClusterMembers()).note
+        phase = self.board.probed(cluster.name, cluster.cluster_id, cluster.components, probe, note)
+        return phase.phase == READY
+
+    async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
+        context = self._tls.get(cluster.cluster_id)
+        if context is None:
+            pki = (await self.events.get(cluster.created_at, ev.ClusterCreated)).pki
+            key = unseal(pki.admin.key, self.service.keys.get(cluster.key_id))
+            context = self._tls[cluster.cluster_id] = client_tls(
+                pki.ca.certificate, pki.admin.certificate, key
+            )
+        return context
+
+    def etcd_endpoints(self, cluster: Cluster) -> list[mb.Etcd]:
+        """Running etcd containers of the cluster's desired members, founding
+        members first: where etcdctl can run."""
+        found = []
+        for component in sorted(cluster.control_planes(), key=lambda c: not c.founding):
+            health = self.board.hypervisors.get(component.hypervisor)
+            client = self.clients.get(component.hypervisor)
+            if health is None or client is None or not health.reachable:
+                continue
+            for pod in health.observed:
+                if pod.key != (cluster.cluster_id, component.name):
+                    continue
+                for container in pod.containers:
+                    if container.role == "etcd" and container.running:
+                        found.append(mb.Etcd(client, container.id, component.ports["etcd-client"]))
+        return found
+
+    async def reconcile_membership(self, cluster: Cluster) -> None:
+        """Bring etcd's members to the cluster's control planes, a step at a
+        time, and admit the members that were added."""
+        state = self.service.state
+        record = self.etcd.setdefault(cluster.cluster_id, ClusterMembers())
+        desired = mb.desired_members(cluster, state.hypervisors)
+        founding = {bp.member_name(cluster, c) for c in cluster.control_planes() if c.founding}
+        for etcd in self.etcd_endpoints(cluster):
+            try:
+                members = await etcd.members()
+                break
+            except CRIError as error:
+                record.note = f"etcd: {error}"
+        else:
+            record.members, record.settled = None, False
+            record.note = record.note or "etcd: no member of the cluster runs yet"
+            return
+        changed = False
+        record.note = ""
+        for _ in range(MEMBERSHIP_STEPS):
+            step = mb.next_step(desired, founding, members)
+            if step is None:
+                break
+            try:
+                await etcd.apply(step)
+            except CRIError as error:
+                record.note = f"etcd: {error}"  # a learner not in sync yet: next pass
+                break
+            changed = True
+            members = await etcd.members()
+        record.members = members
+        record.settled = mb.next_step(desired, founding, members) is None and not any(
+            m.isLearner for m in members
+        )
+        if not record.settled and not record.note:
+            record.note = "etcd: a new member is catching up"
+        for component in cluster.control_planes():
+            if component.founding:
+                continue
+            name, url = (
+                bp.member_name(cluster, component),
+                mb.peer_url(component, state.hypervisors),
+            )
+            key = (cluster.cluster_id, component.name)
+            admitted = mb.joining_membership(members, name, url)
+            if admitted is None:
+                self.admissions.pop(key, None)
+            elif key not in self.admissions:
+                self.admissions[key] = admitted
+                changed = True
+        for key in [k for k in self.admissions if k[0] == cluster.cluster_id]:
+            if key[1] not in cluster.components:
+                del self.admissions[key]
+        if changed:
+            for hypervisor in {c.hypervisor for c in cluster.control_planes()} | set(
+                self.board.remaining(cluster.name, cluster.cluster_id)
+            ):
+                if hypervisor in self._hypervisors:
+                    self._hypervisors[hypervisor].ring()
+
+
+def settled(desired: list[bp.PodSpec], observed: list[pl.ObservedPod]) -> bool:
+    """Every desired pod runs all its containers (a blocked one: not yet)."""
+    running = {
+        pod.key: {c.role for c in pod.containers if c.running} for pod in observed if pod.ready
+    }
+    return all({c.name for c in spec.containers} <= running.get(pl.key_of(spec), set())
+               for spec in desired)  # fmt: skip

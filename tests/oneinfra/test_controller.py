@@ -1,0 +1,277 @@
+"""The reconciler's loop, in process, against fake CRI hypervisors on real
+Unix sockets and a real SQLite log: convergence, no-op passes, drift,
+deletion, scaling with etcd membership, a dead hypervisor, and status."""
+
+from __future__ import annotations
+
+import itertools
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+
+from eventstore import SQLiteEventStore
+from oneinfra import blueprints as bp
+from oneinfra import commands as cmd
+from oneinfra import events as ev
+from oneinfra.api.runtime import v1 as cri
+from oneinfra.controller import Controller, Options
+from oneinfra.secrets import KeyStore
+from oneinfra.service import FleetService
+from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
+
+pytestmark = pytest.mark.anyio
+
+ROLES = {"control-plane": 4, "ingress": 1}  # containers per component
+
+
+@dataclass
+class World:
+    service: FleetService
+    controller: Controller
+    fakes: dict[str, FakeRuntime]
+    etcd: FakeEtcd
+    answering: set[str]  # ingress endpoints whose /readyz says ready
+
+
+async def eventually(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
+    """Polls: the fakes change under the loop without telling anyone."""
+    deadline = anyio.current_time() + seconds
+    while not check():
+        if anyio.current_time() > deadline:
+            raise AssertionError(f"not within {seconds} s: {what}")
+        await anyio.sleep(0.02)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    etcd = FakeEtcd()
+    answering: set[str] = set()
+
+    async def probe(endpoint: str, tls: ssl.SSLContext) -> str | None:
+        return None if endpoint in answering else "connection refused"
+
+    async with AsyncExitStack() as stack:
+        fakes = {}
+        for name in ("pub", "priv0", "priv1", "priv2"):
+            fakes[name] = await stack.enter_async_context(
+                serve_fake(tmp_path / f"{name}.sock", FakeRuntime(etcd=etcd))
+            )
+        store = await stack.enter_async_context(await SQLiteEventStore.open(tmp_path / "events.db"))
+        keys = KeyStore(tmp_path / "keys.db", b"k" * 32)
+        stack.callback(keys.close)
+        service = await FleetService.open(store, keys)
+        options = Options(resync=0.3, quick=0.02, max_backoff=0.2, cri_timeout=0.5, probe=probe)
+        controller = Controller(service, options)
+        tasks = await stack.enter_async_context(anyio.create_task_group())
+        await tasks.start(service.run)
+        await tasks.start(controller.run)
+        for name in fakes:
+            await service.execute(cmd.RegisterHypervisor(
+                name=name, endpoint=f"unix://{tmp_path}/{name}.sock",
+                role="public" if name == "pub" else "private",
+                ip_address="192.0.2.1" if name == "pub" else f"198.51.100.{name[-1]}",
+                port_range=(30000, 30999), data_dir=f"/data/{name}",
+            ))  # fmt: skip
+        yield World(service, controller, fakes, etcd, answering)
+        controller.stop()
+        service.stop_accepting()
+
+
+def pods_of(world: World, cluster: str) -> list[tuple[str, str]]:
+    """(hypervisor, component) of every sandbox of the cluster, writers aside."""
+    return sorted(
+        (hv, s.config.labels[bp.LABEL_COMPONENT])
+        for hv, fake in world.fakes.items()
+        for s in fake.sandboxes.values()
+        if s.config.labels.get(bp.LABEL_CLUSTER) == cluster
+        and s.config.labels.get("oneinfra.io/role") != "file-writer"
+    )
+
+
+def running_containers(world: World, cluster: str) -> int:
+    return sum(
+        1
+        for fake in world.fakes.values()
+        for c in fake.containers.values()
+        if c.config.labels.get(bp.LABEL_CLUSTER) == cluster
+        and c.state == cri.ContainerState.CONTAINER_RUNNING
+    )
+
+
+def converged(world: World, name: str) -> bool:
+    cluster = world.service.state.clusters[name]
+    wanted = sorted((c.hypervisor, c.name) for c in cluster.components.values())
+    containers = sum(ROLES[c.role] for c in cluster.components.values())
+    return pods_of(world, name) == wanted and running_containers(world, name) == containers
+
+
+def mutating_calls(world: World) -> int:
+    return sum(f.mutating_calls() for f in world.fakes.values())
+
+
+def phase(world: World, name: str) -> str:
+    cluster = world.service.state.clusters[name]
+    status = world.controller.board.clusters.get(cluster.cluster_id)
+    return status.phase.phase if status else "none"
+
+
+async def status_events(world: World) -> list[ev.Event]:
+    """The status stream, once the transitions seen so far are written."""
+    await eventually(lambda: not world.controller.board.outbox, "status written")
+    await anyio.sleep(0.05)  # an append under way
+    return await world.controller.recorded_status()
+
+
+async def make_ready(world: World, name: str) -> None:
+    await eventually(lambda: converged(world, name), f"{name} runs everything")
+    cluster = world.service.state.clusters[name]
+    ingress = cluster.components["ingress"]
+    world.answering.add(f"https://192.0.2.1:{ingress.ports['apiserver']}")
+    await eventually(lambda: phase(world, name) == "ready", f"{name} is ready")
+
+
+async def test_converges_from_empty_then_passes_make_no_mutating_call(world: World) -> None:
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=3))
+    await world.service.execute(cmd.CreateCluster(name="b", control_plane_replicas=1))
+    await make_ready(world, "a")
+    await make_ready(world, "b")
+    # Three founding etcd members started together, no membership change.
+    assert world.etcd.journal and not any(
+        line.startswith(("add", "remove")) for line in world.etcd.journal
+    )
+    before, transitions = mutating_calls(world), len(await status_events(world))
+    await anyio.sleep(1.0)  # several resyncs of every hypervisor and cluster
+    assert mutating_calls(world) == before, "a converged fleet was changed"
+    assert len(await status_events(world)) == transitions, "a steady fleet recorded status"
+    listed = sum(f.calls["list_pod_sandbox"] for f in world.fakes.values())
+    assert listed > 4 * 3  # the passes did run
+
+
+async def test_drift_is_repaired(world: World) -> None:
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    await eventually(lambda: converged(world, "a"), "a converges")
+    fake = world.fakes[world.service.state.clusters["a"].components["control-plane-0"].hypervisor]
+    apiserver = next(
+        c
+        for c in fake.containers.values()
+        if c.config.labels.get("oneinfra.io/role") == "kube-apiserver"
+    )
+    fake.exit(apiserver.id, 137)
+    public = world.fakes["pub"]
+    ingress = next(s for s in public.sandboxes.values())
+    public.sandboxes.pop(ingress.id)  # gone behind our back, its containers with it
+    for container in [c for c in public.containers.values() if c.sandbox_id == ingress.id]:
+        del public.containers[container.id]
+    await eventually(lambda: converged(world, "a"), "a is repaired")
+    assert apiserver.id not in fake.containers
+
+
+async def test_status_tells_each_transition_once(world: World) -> None:
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    await make_ready(world, "a")
+    world.answering.clear()  # the API server stops answering
+    await eventually(lambda: phase(world, "a") != "ready", "a is no longer ready")
+    world.answering.add(
+        f"https://192.0.2.1:{world.service.state.clusters['a'].components['ingress'].ports['apiserver']}"
+    )
+    await eventually(lambda: phase(world, "a") == "ready", "a is ready again")
+    phases = [e.phase for e in await status_events(world) if isinstance(e, ev.ClusterStatusChanged)]
+    assert phases.count("ready") == 2
+    assert all(a != b for a, b in itertools.pairwise(phases)), phases
+    # History has them, with the fleet's events.
+    kinds = {type(e).__name__ async for _, e in world.service.history(cluster="a")}
+    assert {"ClusterCreated", "ClusterStatusChanged", "ComponentStatusChanged"} <= kinds
+
+
+async def test_a_deleted_cluster_leaves_nothing(world: World) -> None:
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=3))
+    await world.service.execute(cmd.CreateCluster(name="keep", control_plane_replicas=1))
+    await eventually(lambda: converged(world, "a") and converged(world, "keep"), "converged")
+    cluster_id = world.service.state.clusters["a"].cluster_id
+    await world.service.execute(cmd.DeleteCluster(name="a"))
+    await eventually(lambda: pods_of(world, "a") == [], "a's pods are gone")
+    assert running_containers(world, "a") == 0
+    await eventually(lambda: world.controller.board.remaining("a") == {}, "nothing remains")
+    # Every component's directory went with it, on its own hypervisor.
+    cleaners = [
+        (hv, c.config.command[-1])
+        for hv, fake in world.fakes.items()
+        for c in fake.removed_containers
+        if "rm -rf" in c.config.command[-1] and cluster_id in c.config.command[-1]
+    ]
+    assert sorted(hv for hv, _ in cleaners) == ["priv0", "priv1", "priv2", "pub"]
+    assert converged(world, "keep")
+    deleted = [
+        e for e in await status_events(world)
+        if isinstance(e, ev.ClusterStatusChanged) and e.phase == "deleted"
+    ]  # fmt: skip
+    assert [e.cluster for e in deleted] == ["a"]
+
+
+async def test_scaling_1_3_1_keeps_etcd_membership_in_step(world: World) -> None:
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    await make_ready(world, "a")
+    members = world.etcd.clusters[world.service.state.clusters["a"].cluster_id]
+    assert [(m.name, m.learner) for m in members] == [("a-control-plane-0", False)]
+
+    await world.service.execute(cmd.ScaleCluster(name="a", control_plane_replicas=3))
+    await eventually(
+        lambda: converged(world, "a") and len(members) == 3 and not any(m.learner for m in members),
+        "three voting members",
+    )
+    assert sorted(m.name for m in members) == [f"a-control-plane-{i}" for i in range(3)]
+    # One learner at a time: added, then promoted, then the next.
+    steps = [line.split()[0] for line in world.etcd.journal if not line.startswith("stop")]
+    assert steps == ["add", "promote", "add", "promote"]
+    await eventually(lambda: phase(world, "a") == "ready", "ready with three")
+
+    await world.service.execute(cmd.ScaleCluster(name="a", control_plane_replicas=1))
+    await eventually(lambda: converged(world, "a") and len(members) == 1, "back to one")
+    assert [m.name for m in members] == ["a-control-plane-0"]
+    cluster_id = world.service.state.clusters["a"].cluster_id
+    for index in (1, 2):
+        member = f"a-control-plane-{index}"
+        removed = world.etcd.journal.index(f"remove {member}")
+        stopped = world.etcd.journal.index(f"stop {cluster_id}-control-plane-{index}")
+        assert removed < stopped, f"{member}'s containers stopped before it left etcd"
+
+
+async def test_a_dead_hypervisor_does_not_hold_up_the_others(world: World) -> None:
+    world.fakes["priv0"].hanging = True
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=3))
+    await world.service.execute(cmd.CreateCluster(name="b", control_plane_replicas=1))
+    placed = world.service.state.clusters["a"].components.values()
+    assert any(c.hypervisor == "priv0" for c in placed)  # three replicas, three hypervisors
+
+    def others_converged() -> bool:
+        return all(
+            sorted(h for h, _ in pods_of(world, n)).count(hv)
+            == sum(
+                1 for c in world.service.state.clusters[n].components.values() if c.hypervisor == hv
+            )
+            for n in ("a", "b")
+            for hv in ("pub", "priv1", "priv2")
+        )
+
+    await eventually(others_converged, "the live hypervisors converge", seconds=10)
+    board = world.controller.board
+    await eventually(lambda: board.hypervisors["priv0"].reachable is False, "priv0 is down")
+    a = world.service.state.clusters["a"]
+    dead = next(name for name, c in a.components.items() if c.hypervisor == "priv0")
+    components = board.clusters[a.cluster_id].components
+    await eventually(lambda: dead in components, f"{dead} on priv0 has a status")
+    assert components[dead].phase == "failed" and "unreachable" in components[dead].reason
+    world.fakes["priv0"].hanging = False  # it comes back
+    await eventually(lambda: converged(world, "a"), "a converges once priv0 is back")
+    assert board.hypervisors["priv0"].reachable is True
+    changes = [
+        e.reachable for e in await status_events(world)
+        if isinstance(e, ev.HypervisorStatusChanged) and e.name == "priv0"
+    ]  # fmt: skip
+    assert changes[-2:] == [False, True]  # down once, back once, whatever came before
+    assert all(a != b for a, b in itertools.pairwise(changes))
