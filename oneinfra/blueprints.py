@@ -32,7 +32,19 @@ LABEL_COMPONENT = "oneinfra.io/component"
 LABEL_SPEC_HASH = "oneinfra.io/spec-hash"
 LABEL_FILES_HASH = "oneinfra.io/files-hash"  # on containers: the files they read
 LABEL_DIRECTORY = "oneinfra.io/directory"  # the component's directory, removed with it
+LABEL_FLEET = "oneinfra.io/fleet"  # which daemon's: hypervisors may be shared
 MANAGED = {LABEL_MANAGED_BY: "oneinfra"}
+
+
+def managed(fleet: str) -> dict[str, str]:
+    """The label selector of one fleet's pods (of any oneinfra's, without a fleet)."""
+    return {**MANAGED, LABEL_FLEET: fleet} if fleet else dict(MANAGED)
+
+
+def in_fleet(pod: PodSpec, fleet: str) -> PodSpec:
+    if not fleet:
+        return pod
+    return msgspec.structs.replace(pod, labels={**pod.labels, LABEL_FLEET: fleet})
 
 
 class File(msgspec.Struct, frozen=True):
@@ -343,6 +355,11 @@ def haproxy_config(
             "    maxconn 4096",
             "defaults",
             "    mode tcp",
+            # A connection refused by an API server that just died is retried
+            # on another one; health checks notice it within two seconds.
+            "    retries 3",
+            "    option redispatch",
+            "    default-server inter 1s fall 2 rise 1",
             "    timeout connect 5s",
             "    timeout client 1h",
             "    timeout server 1h",

@@ -388,6 +388,7 @@ def since(value: str | None) -> dict[str, Any]:
 SUMMARY_FIELDS = (
     "name", "cluster", "component", "role", "hypervisor", "ports", "kubernetes_version",
     "control_plane_replicas", "endpoint", "ip_address", "labels", "user", "groups", "serial",
+    "phase", "reachable", "reason", "error",
 )  # fmt: skip
 
 

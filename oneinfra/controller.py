@@ -78,6 +78,7 @@ class Options:
     max_backoff: float = MAX_BACKOFF
     cri_timeout: float = DEFAULT_TIMEOUT
     probe: Probe = readyz
+    fleet: str = ""  # labels this daemon's pods, so that hypervisors may be shared
 
 
 @dataclass
@@ -213,9 +214,12 @@ class Controller:
         came_back = was_down is not None and was_down.reachable is False
         try:
             desired = await desired_pods(
-                state, name, self.events, self.service.keys.get, self.admissions
+                state, name, self.events, self.service.keys.get, self.admissions,
+                self.options.fleet,
+            )  # fmt: skip
+            result = await reconcile(
+                client, desired, self.protected, selector=bp.managed(self.options.fleet)
             )
-            result = await reconcile(client, desired, self.protected)
         except (Unreachable, TimeoutError) as error:
             self.board.hypervisor_unreachable(name, str(error) or "timed out")
             self.board.components_observed(name, desired, {})

@@ -50,8 +50,10 @@ async def desired_pods(
     events: EventCache,
     data_key: DataKey,
     admissions: Admissions | None = None,
+    fleet: str = "",
 ) -> list[bp.PodSpec]:
-    """Every pod the hypervisor should run, in a stable order."""
+    """Every pod the hypervisor should run, in a stable order, labelled as
+    the fleet's."""
     data_dir = state.hypervisors[hypervisor].data_dir
     admissions = admissions or {}
     pods: list[bp.PodSpec] = []
@@ -60,22 +62,29 @@ async def desired_pods(
             if component.hypervisor != hypervisor:
                 continue
             if component.role == INGRESS:
-                pods.append(bp.ingress(cluster, component, state.hypervisors, data_dir=data_dir))
+                pods.append(
+                    bp.in_fleet(
+                        bp.ingress(cluster, component, state.hypervisors, data_dir=data_dir), fleet
+                    )
+                )
                 continue
             created = await events.get(cluster.created_at, ev.ClusterCreated)
             placed = await events.get(component.placed_at, ev.ComponentPlaced)
             issued = await events.get(cluster.apiserver_at, ev.ApiServerCertificateIssued)
             pods.append(
-                bp.control_plane(
-                    cluster,
-                    component,
-                    state.hypervisors,
-                    created.pki,
-                    placed,
-                    issued,
-                    membership(state, cluster, component, admissions),
-                    data_key(cluster.key_id),
-                    data_dir=data_dir,
+                bp.in_fleet(
+                    bp.control_plane(
+                        cluster,
+                        component,
+                        state.hypervisors,
+                        created.pki,
+                        placed,
+                        issued,
+                        membership(state, cluster, component, admissions),
+                        data_key(cluster.key_id),
+                        data_dir=data_dir,
+                    ),
+                    fleet,
                 )
             )
     return pods

@@ -65,8 +65,8 @@ async def wait_ready(
             if progress.cluster is None:
                 raise WaitFailed(f"cluster {name} was deleted while waiting for it")
             last = progress.cluster
-            display.show(describe(last))
-            if ready(last, replicas):
+            display.show(describe(last) + [f"  {line}" for line in progress.remaining])
+            if ready(last, replicas) and not progress.remaining:
                 return last
     where = describe(last)[0] if last else f"cluster {name}: no news"
     raise WaitFailed(f"not ready after {seconds:g} s; {where}")

@@ -30,9 +30,11 @@ class PassResult:
     failures: dict[Key, str] = field(default_factory=dict)  # what could not be done, why
 
 
-async def observe(client: HypervisorClient) -> list[pl.ObservedPod]:
-    sandboxes = await client.list_sandboxes(bp.MANAGED)
-    containers = await client.list_containers(bp.MANAGED)
+async def observe(
+    client: HypervisorClient, selector: dict[str, str] = bp.MANAGED
+) -> list[pl.ObservedPod]:
+    sandboxes = await client.list_sandboxes(selector)
+    containers = await client.list_containers(selector)
     by_sandbox: dict[str, list[pl.ObservedContainer]] = {}
     for container in containers:
         by_sandbox.setdefault(container.pod_sandbox_id, []).append(
@@ -123,12 +125,13 @@ async def reconcile(
     desired: Sequence[bp.PodSpec],
     protect: Protect | None = None,
     concurrency: int = CONCURRENT_PODS,
+    selector: dict[str, str] = bp.MANAGED,
 ) -> PassResult:
     """One pass. A pod whose action the runtime refuses is reported in
     `failures` and the others go on; an unreachable hypervisor ends the pass
     (Unreachable is raised). `protect` names the pods, among those observed,
     that must stay although no longer desired."""
-    before = await observe(client)
+    before = await observe(client, selector)
     actions = pl.plan(desired, before, protect(before) if protect else frozenset())
     if not actions:
         return PassResult(actions, before)
@@ -154,7 +157,7 @@ async def reconcile(
                 tasks.start_soon(work, key, group)
     except BaseExceptionGroup as group:
         raise first_of(group) from None
-    return PassResult(actions, await observe(client), failures)
+    return PassResult(actions, await observe(client, selector), failures)
 
 
 def first_of(group: BaseExceptionGroup[BaseException]) -> BaseException:

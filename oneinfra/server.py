@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime as dt
 import errno
 import fcntl
@@ -13,6 +14,7 @@ import socket
 import stat
 import struct
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -211,7 +213,15 @@ class FleetServer(api.FleetBase):
         if not message.deleted_at:
             if cluster is None:
                 return api.ClusterProgress(gone=True)
-            return api.ClusterProgress(cluster=self.cluster_view(cluster))
+            # Components scaled away that still run somewhere.
+            leaving = self.board.remaining(cluster.name, cluster.cluster_id)
+            lines = [
+                f"{hv}: {component} (leaving)"
+                for hv, names in sorted(leaving.items())
+                for component in sorted(names)
+                if component not in cluster.components
+            ]
+            return api.ClusterProgress(cluster=self.cluster_view(cluster), remaining=lines)
         cluster_id = message.cluster_id or None
         remaining = self.board.remaining(message.name, cluster_id)
         unobserved = [
@@ -360,6 +370,8 @@ async def serve(
     try:
         async with await SQLiteEventStore.open(state_dir / "events.db") as store:
             service = await FleetService.open(store, keys)
+            if reconcile is not None:
+                reconcile = dataclasses.replace(reconcile, fleet=fleet_id(state_dir))
             controller = Controller(service, reconcile) if reconcile else None
             board = controller.board if controller else None
             server = Server([FleetServer(service, board)])
@@ -392,6 +404,21 @@ async def serve(
     finally:
         keys.close()
         os.close(lock)
+
+
+def fleet_id(state_dir: Path) -> str:
+    """This fleet's id, made at its first start: it labels the fleet's pods,
+    so that daemons sharing hypervisors never touch each other's. Kept with
+    the log (back it up with it)."""
+    path = state_dir / "fleet-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        fleet = uuid.uuid4().hex[:16]
+        temporary = path.with_suffix(".new")
+        temporary.write_text(fleet + "\n")
+        os.replace(temporary, path)
+        return fleet
 
 
 def announce(state_dir: Path, socket_path: Path) -> Callable[[], None]:

@@ -70,7 +70,7 @@ def component_phase(
     return Phase(RUNNING, "all containers running")
 
 
-def cluster_phase(components: Mapping[str, Phase], probe: Phase | None) -> Phase:
+def cluster_phase(components: Mapping[str, Phase], probe: Phase | None, etcd: str = "") -> Phase:
     """A cluster is ready when its API server answers /readyz through the
     ingress (`probe`) and every component runs; degraded when it answers
     with a component down; failed when it does not answer and a component
@@ -78,6 +78,8 @@ def cluster_phase(components: Mapping[str, Phase], probe: Phase | None) -> Phase
     down = {n: p for n, p in components.items() if p.phase != RUNNING}
     answers = probe is not None and probe.phase == READY
     if answers and not down:
+        if etcd:  # scaling: a member joins or leaves
+            return Phase(RUNNING, etcd)
         return Phase(READY, "the API server answers /readyz through the ingress")
     first = next(iter(sorted(down.items())), None)
     detail = f"{first[0]}: {first[1].reason}" if first else ""
@@ -219,13 +221,19 @@ class StatusBoard:
         """The cluster's phase after a probe of its API server."""
         status = self.cluster(name, cluster_id)
         status.etcd = etcd
+        status.probe = probe
         before = status.phase.phase
         wanted = set(components)
         for gone in set(status.components) - wanted:
             del status.components[gone]
-        known = {c: status.components.get(c, Phase(PENDING, "not observed yet")) for c in wanted}
-        status.probe = probe
-        status.phase = cluster_phase(known, probe)
+        if not wanted <= set(status.components):
+            # Some hypervisor has not been seen since the daemon started (or
+            # since the component was placed): no verdict yet, and nothing
+            # recorded, so that a restart does not tell a transition again.
+            self._notify()
+            return status.phase
+        known = {c: status.components[c] for c in wanted}
+        status.phase = cluster_phase(known, probe, etcd)
         if status.phase.phase != before or not status.since:
             status.since = time.time()
         self._record(

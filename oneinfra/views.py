@@ -124,7 +124,11 @@ def timestamp(unix: float) -> str:
 def status_view(cluster: Cluster, status: ClusterStatus | None) -> api.ClusterStatus:
     if status is None:
         return api.ClusterStatus(ready=False, phase=PENDING, reason="not observed yet")
-    ready = status.phase.phase == READY
+    # Ready as of the latest probe, with every component of the desired
+    # state (a replica just added included) seen running.
+    ready = status.phase.phase == READY and all(
+        status.components.get(name, Phase(PENDING)).phase == RUNNING for name in cluster.components
+    )
     conditions = [
         api.Condition(
             type="Ready",
