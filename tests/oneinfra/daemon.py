@@ -42,18 +42,20 @@ class Daemon:
         self.process = None
         return code
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, ONEINFRA_SOCKET=str(self.socket))
         result = subprocess.run(
             [sys.executable, "-m", "oneinfra", *args],
-            capture_output=True, text=True, env=env, timeout=60, check=False,
+            capture_output=True, text=True, env=env, timeout=timeout, check=False,
         )  # fmt: skip
         if check:
             assert result.returncode == 0, result.stderr
         return result
 
-    def json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "-o", "json").stdout)
+    def json(self, *args: str, timeout: float = 60) -> Any:
+        return json.loads(self.cli(*args, "-o", "json", timeout=timeout).stdout)
 
     def add_hypervisors(self, private: int = 3) -> None:
         self.cli("hypervisor", "add", "pub", "--endpoint", "unix:///run/hv/pub.sock",

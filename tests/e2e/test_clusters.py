@@ -1,0 +1,305 @@
+"""Whole clusters on the real hypervisors of the e2e environment: the real
+daemon (child process, SQLite log) reconciles real containerd with the real
+upstream images, and a real kubectl uses the result through the ingress."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import yaml
+
+from oneinfra import blueprints as bp
+from oneinfra import membership as mb
+from oneinfra.api.runtime import v1 as cri_api
+from oneinfra.cri import HypervisorClient
+from tests.oneinfra.daemon import Daemon
+
+from .env import config
+
+pytestmark = pytest.mark.e2e
+
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+WAIT = "3m"
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    hypervisors: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Daemon, list[dict[str, Any]]]]:
+    daemon = Daemon(tmp_path_factory.mktemp("fleet"), "--resync", "5", reconcile=True).start()
+    for hv in hypervisors:
+        daemon.cli(
+            "hypervisor", "add", hv["name"], "--endpoint", hv["endpoint"],
+            "--ip-address", hv["address"], f"--{hv['role']}",
+            "--data-dir", str(data_dir(hv["name"])),
+        )  # fmt: skip
+    yield daemon, hypervisors
+    for cluster in daemon.json("cluster", "list"):
+        daemon.cli("cluster", "delete", cluster["name"], "--wait", "--timeout", WAIT, timeout=240)
+    daemon.stop()
+
+
+def data_dir(hypervisor: str) -> Path:
+    return config.STATE / "hypervisors" / hypervisor / "data"
+
+
+def create(daemon: Daemon, name: str, replicas: int = 1) -> dict[str, Any]:
+    created = daemon.json(
+        "cluster", "create", name, "--control-plane-replicas", str(replicas),
+        "--wait", "--timeout", WAIT, timeout=240,
+    )  # fmt: skip
+    assert created["status"]["ready"] is True
+    return created
+
+
+def kubeconfig(daemon: Daemon, name: str, directory: Path) -> Path:
+    path = directory / f"{name}.kubeconfig"
+    path.write_text(daemon.cli("cluster", "kubeconfig", name).stdout)
+    return path
+
+
+def kubectl(config_file: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(config_file), "--request-timeout", "10s", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if check:
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+    return result
+
+
+def eventually(check: Any, what: str, seconds: float = 120) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
+        time.sleep(0.5)
+
+
+# -- looking at the hypervisors through CRI ------------------------------------------
+
+
+def on_hypervisors(hypervisors: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, Any]:
+    """hypervisor -> (sandboxes, containers) carrying the labels."""
+
+    async def look() -> dict[str, Any]:
+        found = {}
+        for hv in hypervisors:
+            client = HypervisorClient(hv["endpoint"], timeout=30)
+            try:
+                found[hv["name"]] = (
+                    await client.list_sandboxes(labels),
+                    await client.list_containers(labels),
+                )
+            finally:
+                client.close()
+        return found
+
+    return anyio.run(look)
+
+
+def containers_of(
+    hypervisors: list[dict[str, Any]], cluster_id: str, role: str
+) -> list[tuple[str, cri_api.Container]]:
+    seen = on_hypervisors(hypervisors, {bp.LABEL_CLUSTER_ID: cluster_id, "oneinfra.io/role": role})
+    return [(hv, c) for hv, (_, containers) in seen.items() for c in containers]
+
+
+def running(containers: list[tuple[str, cri_api.Container]]) -> list[tuple[str, cri_api.Container]]:
+    return [(hv, c) for hv, c in containers if c.state == cri_api.ContainerState.CONTAINER_RUNNING]
+
+
+def endpoint_of(hypervisors: list[dict[str, Any]], name: str) -> str:
+    return next(hv["endpoint"] for hv in hypervisors if hv["name"] == name)
+
+
+def etcd_members(hypervisors: list[dict[str, Any]], cluster: dict[str, Any]) -> list[mb.Member]:
+    """etcd's member list, by etcdctl in a running etcd container."""
+    hv, container = running(containers_of(hypervisors, cluster["clusterId"], "etcd"))[0]
+    component = container.labels[bp.LABEL_COMPONENT]
+    port = next(c for c in cluster["components"] if c["name"] == component)["ports"]["etcd-client"]
+
+    async def members() -> list[mb.Member]:
+        client = HypervisorClient(endpoint_of(hypervisors, hv), timeout=30)
+        try:
+            return await mb.Etcd(client, container.id, port).members()
+        finally:
+            client.close()
+
+    return anyio.run(members)
+
+
+def stop_container(hypervisors: list[dict[str, Any]], hv: str, container_id: str) -> None:
+    async def stop() -> None:
+        client = HypervisorClient(endpoint_of(hypervisors, hv), timeout=30)
+        try:
+            await client.stop_container(container_id, grace_seconds=0)
+        finally:
+            client.close()
+
+    anyio.run(stop)
+
+
+def listening(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+# -- the scenarios --------------------------------------------------------------------
+
+
+def test_a_one_replica_cluster_serves_kubectl_through_its_ingress(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    daemon, _ = fleet
+    create(daemon, "single")
+    config_file = kubeconfig(daemon, "single", tmp_path)
+    assert kubectl(config_file, "get", "--raw", "/readyz").stdout == "ok"
+    kubectl(config_file, "create", "namespace", "team-a")
+    kubectl(config_file, "-n", "team-a", "create", "configmap", "settings", "--from-literal=k=v")
+    got = kubectl(config_file, "-n", "team-a", "get", "configmap", "settings", "-o", "json")
+    assert json.loads(got.stdout)["data"] == {"k": "v"}
+    # The controller manager works: it gives the new namespace its default
+    # service account, which then gets a token.
+    eventually(
+        lambda: (
+            kubectl(
+                config_file, "-n", "team-a", "get", "serviceaccount", "default", check=False
+            ).returncode
+            == 0
+        ),
+        "the default service account of team-a",
+    )
+    token = kubectl(config_file, "-n", "team-a", "create", "token", "default").stdout
+    assert token.count(".") == 2  # a JWT
+    shown = daemon.json("cluster", "show", "single")
+    assert shown["status"]["phase"] == "ready"
+    assert {c["type"] for c in shown["status"]["conditions"]} >= {"Ready", "ApiServerAnswers"}
+
+
+def test_three_replicas_survive_a_killed_api_server_and_etcd_and_are_restored(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    daemon, hypervisors = fleet
+    cluster = create(daemon, "trio", replicas=3)
+    config_file = kubeconfig(daemon, "trio", tmp_path)
+    members = etcd_members(hypervisors, cluster)
+    assert len(members) == 3 and not any(m.isLearner for m in members)
+
+    apiservers = running(containers_of(hypervisors, cluster["clusterId"], "kube-apiserver"))
+    etcds = running(containers_of(hypervisors, cluster["clusterId"], "etcd"))
+    assert len(apiservers) == 3 and len(etcds) == 3
+    victim_api, victim_etcd = apiservers[0], etcds[1]  # on two different hypervisors
+    assert victim_api[0] != victim_etcd[0]
+    stop_container(hypervisors, *(victim_api[0], victim_api[1].id))
+    stop_container(hypervisors, *(victim_etcd[0], victim_etcd[1].id))
+    for i in range(20):  # requests through the ingress keep succeeding
+        kubectl(config_file, "create", "configmap", f"during-{i}", "--from-literal=i=1")
+        kubectl(config_file, "get", "--raw", "/readyz")
+        time.sleep(0.25)
+
+    def restored() -> bool:
+        api = running(containers_of(hypervisors, cluster["clusterId"], "kube-apiserver"))
+        etcd = running(containers_of(hypervisors, cluster["clusterId"], "etcd"))
+        ids = {c.id for _, c in api + etcd}
+        return len(api) == 3 and len(etcd) == 3 and not ids & {victim_api[1].id, victim_etcd[1].id}
+
+    eventually(restored, "the reconciler restores the killed containers")
+    eventually(
+        lambda: daemon.json("cluster", "show", "trio")["status"]["ready"], "trio is ready again"
+    )
+    assert len(etcd_members(hypervisors, cluster)) == 3
+
+
+def test_two_clusters_on_the_same_hypervisors_are_isolated(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    daemon, _ = fleet
+    first, second = create(daemon, "iso-a"), create(daemon, "iso-b")
+    assert {c["hypervisor"] for c in first["components"]} & {
+        c["hypervisor"] for c in second["components"]
+    }  # they share the public hypervisor at least
+    mine = kubeconfig(daemon, "iso-a", tmp_path)
+    # A's credentials against B's endpoint: B's certificate is not signed by A's CA...
+    refused = kubectl(mine, "--server", second["apiServerEndpoint"], "get", "ns", check=False)
+    assert refused.returncode != 0 and "certificate" in refused.stderr
+    # ...and, not checking that, A's client certificate is not B's user.
+    loose = yaml.safe_load(mine.read_text())
+    for entry in loose["clusters"]:
+        entry["cluster"].pop("certificate-authority-data", None)
+        entry["cluster"]["insecure-skip-tls-verify"] = True
+        entry["cluster"]["server"] = second["apiServerEndpoint"]
+    loose_file = tmp_path / "loose.kubeconfig"
+    loose_file.write_text(yaml.safe_dump(loose))
+    rejected = kubectl(loose_file, "get", "ns", check=False)
+    assert rejected.returncode != 0
+    assert "Unauthorized" in rejected.stderr or "must be logged in" in rejected.stderr
+    assert kubectl(mine, "get", "ns").returncode == 0
+
+
+def test_a_deleted_cluster_leaves_no_sandbox_container_file_or_port(
+    fleet: tuple[Daemon, list[dict[str, Any]]],
+) -> None:
+    daemon, hypervisors = fleet
+    cluster = create(daemon, "doomed", replicas=3)
+    cluster_id = cluster["clusterId"]
+    addresses = {hv["name"]: hv["address"] for hv in hypervisors}
+    ports = [
+        (addresses[c["hypervisor"]], p) for c in cluster["components"] for p in c["ports"].values()
+    ]
+    assert any(listening(a, p) for a, p in ports)
+    directories = [
+        data_dir(c["hypervisor"]) / "clusters" / cluster_id for c in cluster["components"]
+    ]
+    assert all(d.is_dir() for d in directories)
+
+    daemon.cli("cluster", "delete", "doomed", "--wait", "--timeout", WAIT, timeout=240)
+    left = on_hypervisors(hypervisors, {bp.LABEL_CLUSTER_ID: cluster_id})
+    assert all(not sandboxes and not containers for sandboxes, containers in left.values()), left
+    assert not any(d.exists() for d in directories)
+    assert not any(listening(a, p) for a, p in ports)
+    events = daemon.cli("history", "--cluster", "doomed").stdout
+    assert "ClusterDeleted" in events and '"deleted"' in events
+
+
+def test_scaling_a_live_cluster_1_3_1_keeps_its_data(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    daemon, hypervisors = fleet
+    create(daemon, "elastic")
+    config_file = kubeconfig(daemon, "elastic", tmp_path)
+    kubectl(config_file, "create", "configmap", "before", "--from-literal=written=at-1")
+
+    grown = daemon.json("cluster", "scale", "elastic", "--control-plane-replicas", "3",
+                        "--wait", "--timeout", WAIT, timeout=240)  # fmt: skip
+    assert grown["status"]["ready"] and len(grown["components"]) == 4
+    members = etcd_members(hypervisors, grown)
+    assert len(members) == 3 and not any(m.isLearner for m in members)
+    got = kubectl(config_file, "get", "configmap", "before", "-o", "jsonpath={.data.written}")
+    assert got.stdout == "at-1"
+    kubectl(config_file, "create", "configmap", "between", "--from-literal=written=at-3")
+
+    shrunk = daemon.json("cluster", "scale", "elastic", "--control-plane-replicas", "1",
+                         "--wait", "--timeout", WAIT, timeout=240)  # fmt: skip
+    assert shrunk["status"]["ready"] and len(shrunk["components"]) == 2
+    assert len(etcd_members(hypervisors, shrunk)) == 1
+    for name, value in (("before", "at-1"), ("between", "at-3")):
+        got = kubectl(config_file, "get", "configmap", name, "-o", "jsonpath={.data.written}")
+        assert got.stdout == value
+    left = on_hypervisors(hypervisors, {bp.LABEL_CLUSTER_ID: shrunk["clusterId"]})
+    sandboxes = [s for found, _ in left.values() for s in found]
+    assert len(sandboxes) == 2  # the one control plane and the ingress, nothing left over
