@@ -58,7 +58,7 @@ def create(daemon: Daemon, name: str, replicas: int = 1) -> dict[str, Any]:
         "--wait", "--timeout", WAIT, timeout=240,
     )  # fmt: skip
     assert created["status"]["ready"] is True
-    return created
+    return dict(created)
 
 
 def kubeconfig(daemon: Daemon, name: str, directory: Path) -> Path:
@@ -121,7 +121,7 @@ def running(containers: list[tuple[str, cri_api.Container]]) -> list[tuple[str, 
 
 
 def endpoint_of(hypervisors: list[dict[str, Any]], name: str) -> str:
-    return next(hv["endpoint"] for hv in hypervisors if hv["name"] == name)
+    return str(next(hv["endpoint"] for hv in hypervisors if hv["name"] == name))
 
 
 def etcd_members(hypervisors: list[dict[str, Any]], cluster: dict[str, Any]) -> list[mb.Member]:
