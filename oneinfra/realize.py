@@ -1,8 +1,10 @@
 """Make a blueprint real on a hypervisor, through CRI alone (no SSH).
 
-Files arrive by a short-lived container that mounts the component's
-directory and writes them (each atomically, with its mode) from a script
-that carries their content; then the pod's sandbox and containers start.
+Files arrive by a short-lived container, in the pod's own sandbox, that
+mounts the component's directory and writes them (each atomically, with its
+mode) from a script that carries their content; then the pod's containers
+start, all at once. Removing a directory takes a helper sandbox of its own,
+since the component's sandbox is gone or going by then.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 import base64
 import posixpath
 import re
+import time
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
 
 import anyio
 
@@ -23,6 +29,7 @@ WRITER_ROLE = "file-writer"
 SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 NAMESPACE = "oneinfra"
 WRITE_TIMEOUT = 120.0  # seconds for the writer to finish once started
+POLL = 0.02  # seconds between looks at a running writer
 
 
 def writer_script(files: list[bp.File]) -> str:
@@ -64,6 +71,42 @@ async def ensure_image(client: HypervisorClient, image: str) -> None:
         await client.pull_image(image)
 
 
+async def run_script(
+    client: HypervisorClient,
+    sandbox: str,
+    sandbox_config: cri.PodSandboxConfig,
+    labels: dict[str, str],
+    host_directory: str,
+    script: str,
+    what: str,
+) -> None:
+    """Run a shell script to completion in a short-lived container of a
+    sandbox, with a host directory at /target; the container is removed
+    after. Raises Failed unless the script exits 0."""
+    helper = bp.ContainerSpec(
+        name="writer",
+        image=WRITER_IMAGE,
+        command=["sh", "-c", script],
+        mounts=[bp.Mount("/target", host_directory, readonly=False)],
+    )
+    labels = {**labels, LABEL_ROLE: WRITER_ROLE}
+    # A fresh attempt number: a writer left by a crash keeps its name reserved.
+    config = container_config(helper, labels, attempt=time.time_ns() // 1_000_000 % 2**31)
+    container = await client.create_container(sandbox, config, sandbox_config)
+    try:
+        await client.start_container(container)
+        with anyio.fail_after(WRITE_TIMEOUT):
+            while True:
+                status = await client.container_status(container)
+                if status.state == cri.ContainerState.CONTAINER_EXITED:
+                    break
+                await anyio.sleep(POLL)
+        if status.exit_code != 0:
+            raise Failed(client.endpoint, f"{what} exited {status.exit_code}")
+    finally:
+        await client.remove_container(container)
+
+
 async def run_helper(
     client: HypervisorClient,
     name: str,
@@ -72,39 +115,26 @@ async def run_helper(
     script: str,
     what: str,
 ) -> None:
-    """Run a shell script in a short-lived container that mounts a host
-    directory at /target, to completion; raise Failed unless it exits 0."""
+    """Run a script in a sandbox of its own, removed after."""
     await ensure_image(client, WRITER_IMAGE)
     labels = {**labels, LABEL_ROLE: WRITER_ROLE}
     config = host_network_sandbox(name, labels.get(bp.LABEL_SPEC_HASH, "helper"), labels, "")
     sandbox = await client.run_sandbox(config)
     try:
-        helper = bp.ContainerSpec(
-            name="writer",
-            image=WRITER_IMAGE,
-            command=["sh", "-c", script],
-            mounts=[bp.Mount("/target", host_directory, readonly=False)],
-        )
-        container = await client.create_container(sandbox, container_config(helper, labels), config)
-        await client.start_container(container)
-        with anyio.fail_after(WRITE_TIMEOUT):
-            while True:
-                status = await client.container_status(container)
-                if status.state == cri.ContainerState.CONTAINER_EXITED:
-                    break
-                await anyio.sleep(0.05)
-        if status.exit_code != 0:
-            raise Failed(client.endpoint, f"{what} exited {status.exit_code}")
+        await run_script(client, sandbox, config, labels, host_directory, script, what)
     finally:
         await client.stop_sandbox(sandbox)
         await client.remove_sandbox(sandbox)
 
 
-async def write_files(client: HypervisorClient, pod: bp.PodSpec) -> None:
-    """Write the pod's files into its directory, each atomically."""
-    await run_helper(
+async def write_files(client: HypervisorClient, sandbox: str, pod: bp.PodSpec) -> None:
+    """Write the pod's files into its directory, each atomically, from a
+    container in the pod's sandbox."""
+    await ensure_image(client, WRITER_IMAGE)
+    await run_script(
         client,
-        f"{pod.name}-files",
+        sandbox,
+        pod_sandbox_config(pod),
         pod.labels,
         pod.directory,
         writer_script(pod.files),
@@ -143,10 +173,12 @@ async def remove_directory(
     )
 
 
-def container_config(spec: bp.ContainerSpec, labels: dict[str, str]) -> cri.ContainerConfig:
+def container_config(
+    spec: bp.ContainerSpec, labels: dict[str, str], attempt: int = 0
+) -> cri.ContainerConfig:
     """A blueprint's container as CRI takes it; its log is named after it."""
     return cri.ContainerConfig(
-        metadata=cri.ContainerMetadata(name=spec.name),
+        metadata=cri.ContainerMetadata(name=spec.name, attempt=attempt),
         image=cri.ImageSpec(image=spec.image),
         command=spec.command + spec.startup_args,
         mounts=[
@@ -180,11 +212,33 @@ async def start_container(
     return created
 
 
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a task group ended with, out of its group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def all_at_once(*calls: Callable[[], Coroutine[Any, Any, object]]) -> None:
+    """Run the calls concurrently; the first error, as itself, if any fails."""
+    try:
+        async with anyio.create_task_group() as tasks:
+            for call in calls:
+                tasks.start_soon(call)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+
+
 async def run_pod(client: HypervisorClient, pod: bp.PodSpec) -> str:
-    """Start the pod's sandbox and containers; returns the sandbox id."""
-    for container in pod.containers:
-        await ensure_image(client, container.image)
+    """Start the pod's sandbox, write its files, start its containers;
+    returns the sandbox id. A crash half way leaves a sandbox that the next
+    plan completes (its files are rewritten as its containers start)."""
+    images = sorted({c.image for c in pod.containers} | {WRITER_IMAGE})
+    await all_at_once(*(partial(ensure_image, client, image) for image in images))
     sandbox = await client.run_sandbox(pod_sandbox_config(pod))
-    for container in pod.containers:
-        await start_container(client, sandbox, pod, container.name)
+    await write_files(client, sandbox, pod)
+    await all_at_once(
+        *(partial(start_container, client, sandbox, pod, c.name) for c in pod.containers)
+    )
     return sandbox

@@ -12,6 +12,7 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 
 import anyio
+import msgspec
 
 from . import blueprints as bp
 from . import plan as pl
@@ -93,13 +94,12 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
         case pl.RemovePod():
             await remove_pod(client, action, labels)
         case pl.CreatePod():
-            await realize.write_files(client, action.pod)
             await realize.run_pod(client, action.pod)
         case pl.RemoveContainer():
             await remove_container(client, action.container_id)
         case pl.RestartContainer():
             if action.write_files:
-                await realize.write_files(client, action.pod)
+                await realize.write_files(client, action.sandbox_id, action.pod)
             for old in action.old_container_ids:
                 await remove_container(client, old)
             await realize.start_container(client, action.sandbox_id, action.pod, action.container)
@@ -141,7 +141,11 @@ async def reconcile(
 
     async def work(key: Key, group: list[pl.Action]) -> None:
         async with limiter:
+            written = False  # one pod's files, once a pass
             for action in group:
+                if isinstance(action, pl.RestartContainer) and action.write_files:
+                    action = msgspec.structs.replace(action, write_files=not written)
+                    written = True
                 try:
                     pod_labels = labels.get(getattr(action, "sandbox_id", ""), {})
                     await act(client, action, pod_labels)
@@ -156,14 +160,5 @@ async def reconcile(
             for key, group in group_by_pod(actions, before).items():
                 tasks.start_soon(work, key, group)
     except BaseExceptionGroup as group:
-        raise first_of(group) from None
+        raise realize.first_error(group) from None
     return PassResult(actions, await observe(client, selector), failures)
-
-
-def first_of(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error a task group ended with, out of its group (an Unreachable
-    hypervisor: every task fails alike)."""
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error

@@ -63,7 +63,10 @@ def test_run_pod_starts_the_sandbox_and_every_container_with_labels(tmp_path: Pa
             assert container.labels[realize.LABEL_ROLE] == "haproxy"
             status = await client.sandbox_status(sandbox)
             assert status.labels == pod.labels
-            assert fake.calls["pull_image"] == 1
+            assert fake.images == {"docker.io/library/haproxy:2.6", realize.WRITER_IMAGE}
+            # The file writer ran in the pod's own sandbox, and is gone.
+            (writer,) = fake.removed_containers
+            assert writer.sandbox_id == sandbox and writer.config.command[0] == "sh"
             client.close()
 
     anyio.run(scenario)

@@ -110,11 +110,15 @@ async def test_a_failing_writer_stops_the_pod_from_starting(
     fake, client = hypervisor
     fake.writer_exit_code = 1
     result = await reconciler.reconcile(client, DESIRED)
-    # Each pod failed on its own, and says why; the writers cleaned up after
-    # themselves, and no pod was half made.
+    # Each pod failed on its own, and says why; the writers are gone, and no
+    # container started without its files.
     assert set(result.failures) == {pl.key_of(p) for p in DESIRED}
     assert all("exited 1" in why for why in result.failures.values())
-    assert fake.sandboxes == {}
+    assert fake.containers == {}
+    fake.writer_exit_code = 0  # the next pass finishes the job
+    await reconciler.reconcile(client, DESIRED)
+    assert running_roles(fake) == ["etcd", "haproxy", "kube-apiserver"]
+    assert (await reconciler.reconcile(client, DESIRED)).actions == []
 
 
 async def test_a_removed_component_takes_its_directory_with_it(

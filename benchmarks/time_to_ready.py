@@ -1,0 +1,154 @@
+"""Time to ready: from `cluster create` accepted to `/readyz` ok through the
+cluster's ingress, with oneinfra's whole path (the daemon's log, the
+reconciler, CRI on real containerd, the real images), side by side with the
+floor (the same etcd and kube-apiserver started directly as host
+processes, benchmarks/control_plane_floor.py), in the same run, alternating.
+
+Brings up the e2e environment first (python -m tests.e2e.env up; as root).
+
+    .venv/bin/python benchmarks/time_to_ready.py [--runs 5] [--replicas 1 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import yaml
+from grpclib.client import Channel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import control_plane_floor
+from oneinfra.api.oneinfra import v1 as api
+from oneinfra.probe import client_tls
+from tests.e2e.env import config
+
+POLL = 0.02  # seconds between probes of /readyz
+
+
+def start_daemon(root: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
+         "--socket", str(root / "oneinfra.sock")],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    if "serving on" not in line:
+        raise RuntimeError(f"the daemon did not start: {line}{process.stderr.read()}")
+    return process
+
+
+def readyz_client(kubeconfig: str) -> tuple[httpx.Client, str]:
+    config_data = yaml.safe_load(kubeconfig)
+    cluster = config_data["clusters"][0]["cluster"]
+    user = config_data["users"][0]["user"]
+
+    def decoded(field: str, source: dict[str, str]) -> bytes:
+        import base64
+
+        return base64.b64decode(source[field])
+
+    tls = client_tls(
+        decoded("certificate-authority-data", cluster).decode(),
+        decoded("client-certificate-data", user).decode(),
+        decoded("client-key-data", user),
+    )
+    return httpx.Client(verify=tls, timeout=1.0), cluster["server"]
+
+
+async def oneinfra_once(stub: api.FleetStub, name: str, replicas: int) -> float:
+    await stub.create_cluster(
+        api.CreateClusterRequest(name=name, control_plane_replicas=replicas)
+    )
+    accepted = time.monotonic()
+    issued = await stub.issue_kubeconfig(api.IssueKubeconfigRequest(cluster=name))
+    client, server = readyz_client(issued.kubeconfig)
+    with client:
+        while True:
+            try:
+                if client.get(f"{server}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() - accepted > 300:
+                raise RuntimeError(f"{name} not ready within 300 s")
+            await anyio.sleep(POLL)
+    elapsed = time.monotonic() - accepted
+    # Gone before the next run, so that runs do not overlap.
+    cluster_id = (await stub.get_cluster(api.NameRequest(name=name))).cluster_id
+    reply = await stub.delete_cluster(api.NameRequest(name=name))
+    request = api.WatchClusterRequest(name=name, deleted_at=reply.position, cluster_id=cluster_id)
+    async for progress in stub.watch_cluster(request):
+        if progress.gone:
+            break
+    return elapsed
+
+
+async def measure(args: argparse.Namespace, socket: Path) -> dict[str, list[float]]:
+    channel = Channel(path=str(socket))
+    stub = api.FleetStub(channel)
+    for hv in config.hypervisors():
+        await stub.register_hypervisor(
+            api.RegisterHypervisorRequest(
+                name=hv.name, endpoint=f"unix://{hv.socket}", role=hv.role,
+                ip_address=hv.address, data_dir=str(hv.root / "data"),
+            )
+        )  # fmt: skip
+    samples: dict[str, list[float]] = {"floor": []}
+    await oneinfra_once(stub, "warm-up", 1)  # images onto the hypervisors, caches warm
+    for run in range(args.runs):
+        samples["floor"].append(
+            await anyio.to_thread.run_sync(control_plane_floor.once, args.version)
+        )
+        for replicas in args.replicas:
+            elapsed = await oneinfra_once(stub, f"ttr-{replicas}-{run}", replicas)
+            samples.setdefault(f"oneinfra_{replicas}", []).append(elapsed)
+    channel.close()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--version", default=config.KUBERNETES_VERSIONS[0])
+    args = parser.parse_args()
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "tests.e2e.env", "up"], cwd=root, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        daemon = start_daemon(Path(tmp))
+        try:
+            samples = anyio.run(measure, args, Path(tmp) / "oneinfra.sock")
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=30)
+    floor = statistics.median(samples["floor"])
+    common = {"version": args.version, "runs": args.runs, "host": os.uname().nodename}
+    print(json.dumps({"metric": "floor_time_to_ready_median", "value": round(floor, 3),
+                      "unit": "s", "samples": [round(s, 3) for s in samples["floor"]], **common}))  # fmt: skip
+    for replicas in args.replicas:
+        values = samples[f"oneinfra_{replicas}"]
+        median = statistics.median(values)
+        print(json.dumps({"metric": f"time_to_ready_{replicas}_replica_median",
+                          "value": round(median, 3), "unit": "s",
+                          "samples": [round(s, 3) for s in values], **common}))  # fmt: skip
+        print(json.dumps({"metric": f"time_to_ready_{replicas}_replica_vs_floor",
+                          "value": round(median / floor, 3), "unit": "ratio", "target": 1.2,
+                          **common}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
