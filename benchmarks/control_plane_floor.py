@@ -30,26 +30,39 @@ from tests.e2e.env import builds, config
 ADVERTISE = "10.213.1.1"
 
 
-def once(version: str) -> float:
+def once(version: str, members: int = 1) -> float:
+    """Seconds from starting `members` etcd members and as many API servers
+    (each on its own member) to the first /readyz ok: what an ingress needs."""
     kube, etcd = builds.kubernetes(version), builds.etcd()
-    ports = controlplane.Ports(etcd_client=33790, etcd_peer=33800, apiserver=36443)
+    ports = [
+        controlplane.Ports(
+            etcd_client=33790 + 20 * i, etcd_peer=33800 + 20 * i, apiserver=36443 + i
+        )
+        for i in range(members)
+    ]
+    initial = ",".join(f"m{i}=https://127.0.0.1:{p.etcd_peer}" for i, p in enumerate(ports))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         controlplane.write_pki(root / "pki", "127.0.0.1")
-        etcd_cmd = controlplane.etcd_command(
-            str(root / "pki"), str(root / "etcd"), "127.0.0.1", ports
-        )
-        api_cmd = controlplane.apiserver_command(str(root / "pki"), ADVERTISE, ports)
-        etcd_cmd[0] = str(etcd.binary("etcd"))
-        api_cmd[0] = str(kube.binary("kube-apiserver"))
+        commands: dict[str, list[str]] = {}
+        for i, p in enumerate(ports):
+            etcd_cmd = controlplane.etcd_command(
+                str(root / "pki"), str(root / f"etcd-{i}"), "127.0.0.1", p, f"m{i}", initial
+            )
+            api_cmd = controlplane.apiserver_command(str(root / "pki"), ADVERTISE, p)
+            etcd_cmd[0] = str(etcd.binary("etcd"))
+            api_cmd[0] = str(kube.binary("kube-apiserver"))
+            commands[f"etcd-{i}"], commands[f"kube-apiserver-{i}"] = etcd_cmd, api_cmd
         started = time.monotonic()
-        logs = {name: (root / f"{name}.log").open("w") for name in ("etcd", "kube-apiserver")}
+        logs = {name: (root / f"{name}.log").open("w") for name in commands}
         processes = [
             subprocess.Popen(cmd, stdout=logs[name], stderr=subprocess.STDOUT)
-            for name, cmd in (("etcd", etcd_cmd), ("kube-apiserver", api_cmd))
+            for name, cmd in commands.items()
         ]
         try:
-            while not controlplane.readyz(root / "pki", "127.0.0.1", ports.apiserver):
+            while not any(
+                controlplane.readyz(root / "pki", "127.0.0.1", p.apiserver) for p in ports
+            ):
                 if time.monotonic() - started > 120:
                     tails = {n: (root / f"{n}.log").read_text()[-2000:] for n in logs}
                     raise RuntimeError(f"kube-apiserver did not become ready within 120 s: {tails}")
@@ -72,8 +85,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--version", default=config.KUBERNETES_VERSIONS[0])
+    parser.add_argument("--members", type=int, default=1)
     args = parser.parse_args()
-    samples = [once(args.version) for _ in range(args.runs)]
+    samples = [once(args.version, args.members) for _ in range(args.runs)]
     for metric, value in (
         ("floor_time_to_ready_median", statistics.median(samples)),
         ("floor_time_to_ready_min", min(samples)),
@@ -87,6 +101,7 @@ def main() -> None:
                     "unit": "s",
                     "version": args.version,
                     "runs": args.runs,
+                    "members": args.members,
                 }
             )
         )

@@ -3,8 +3,12 @@ cluster's ingress, with oneinfra's whole path (the daemon's log, the
 reconciler, CRI on real containerd, the real images), side by side with the
 floor (the same etcd and kube-apiserver started directly as host
 processes, benchmarks/control_plane_floor.py), in the same run, alternating.
+For 3 replicas the floor is 3 etcd members and 3 API servers started at
+once, to the first /readyz ok: on one machine, the replicas' hypervisors
+share its cores, and the floor shares them alike.
 
-Brings up the e2e environment first (python -m tests.e2e.env up; as root).
+Brings the e2e environment down and up first (python -m tests.e2e.env; as
+root), so that nothing else runs on its hypervisors while it measures.
 
     .venv/bin/python benchmarks/time_to_ready.py [--runs 5] [--replicas 1 3]
 """
@@ -69,9 +73,7 @@ def readyz_client(kubeconfig: str) -> tuple[httpx.Client, str]:
 
 
 async def oneinfra_once(stub: api.FleetStub, name: str, replicas: int) -> float:
-    await stub.create_cluster(
-        api.CreateClusterRequest(name=name, control_plane_replicas=replicas)
-    )
+    await stub.create_cluster(api.CreateClusterRequest(name=name, control_plane_replicas=replicas))
     accepted = time.monotonic()
     issued = await stub.issue_kubeconfig(api.IssueKubeconfigRequest(cluster=name))
     client, server = readyz_client(issued.kubeconfig)
@@ -106,13 +108,12 @@ async def measure(args: argparse.Namespace, socket: Path) -> dict[str, list[floa
                 ip_address=hv.address, data_dir=str(hv.root / "data"),
             )
         )  # fmt: skip
-    samples: dict[str, list[float]] = {"floor": []}
+    samples: dict[str, list[float]] = {}
     await oneinfra_once(stub, "warm-up", 1)  # images onto the hypervisors, caches warm
     for run in range(args.runs):
-        samples["floor"].append(
-            await anyio.to_thread.run_sync(control_plane_floor.once, args.version)
-        )
         for replicas in args.replicas:
+            floor = await anyio.to_thread.run_sync(control_plane_floor.once, args.version, replicas)
+            samples.setdefault(f"floor_{replicas}", []).append(floor)
             elapsed = await oneinfra_once(stub, f"ttr-{replicas}-{run}", replicas)
             samples.setdefault(f"oneinfra_{replicas}", []).append(elapsed)
     channel.close()
@@ -126,8 +127,9 @@ def main() -> None:
     parser.add_argument("--version", default=config.KUBERNETES_VERSIONS[0])
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "tests.e2e.env", "up"], cwd=root, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    for step in ("down", "up"):
+        subprocess.run([sys.executable, "-m", "tests.e2e.env", step], cwd=root, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         daemon = start_daemon(Path(tmp))
         try:
@@ -135,11 +137,13 @@ def main() -> None:
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=30)
-    floor = statistics.median(samples["floor"])
     common = {"version": args.version, "runs": args.runs, "host": os.uname().nodename}
-    print(json.dumps({"metric": "floor_time_to_ready_median", "value": round(floor, 3),
-                      "unit": "s", "samples": [round(s, 3) for s in samples["floor"]], **common}))  # fmt: skip
     for replicas in args.replicas:
+        floor = statistics.median(samples[f"floor_{replicas}"])
+        print(json.dumps({"metric": f"floor_{replicas}_member_time_to_ready_median",
+                          "value": round(floor, 3), "unit": "s",
+                          "samples": [round(s, 3) for s in samples[f"floor_{replicas}"]],
+                          **common}))  # fmt: skip
         values = samples[f"oneinfra_{replicas}"]
         median = statistics.median(values)
         print(json.dumps({"metric": f"time_to_ready_{replicas}_replica_median",

@@ -217,8 +217,13 @@ class Controller:
                 state, name, self.events, self.service.keys.get, self.admissions,
                 self.options.fleet,
             )  # fmt: skip
+            api_ready = self.api_ready()
             result = await reconcile(
-                client, desired, self.protected, selector=bp.managed(self.options.fleet)
+                client,
+                desired,
+                self.protected,
+                selector=bp.managed(self.options.fleet),
+                api_ready=api_ready,
             )
         except (Unreachable, TimeoutError) as error:
             self.board.hypervisor_unreachable(name, str(error) or "timed out")
@@ -230,7 +235,7 @@ class Controller:
             self.board.hypervisors[name].error = f"{type(error).__name__}: {error}"
             return None
         self.board.hypervisor_observed(name, result.observed, position)
-        self.board.components_observed(name, desired, result.failures)
+        self.board.components_observed(name, desired, result.failures, api_ready)
         if result.actions or came_back:
             self.ring_clusters(desired, result.observed)
         if result.failures:
@@ -238,6 +243,14 @@ class Controller:
         if result.actions or not settled(desired, result.observed):
             return self.options.quick
         return self.options.resync
+
+    def api_ready(self) -> set[str]:
+        """Clusters whose API answered the latest probe."""
+        return {
+            cluster_id
+            for cluster_id, status in self.board.clusters.items()
+            if status.probe is not None and status.probe.phase == READY
+        }
 
     def protected(self, observed: list[pl.ObservedPod]) -> Container[Key]:
         """Pods of control planes scaled away whose etcd member is still in
@@ -304,7 +317,13 @@ class Controller:
             why = await self.options.probe(endpoint, await self.probe_tls(cluster))
             probe = Phase(READY, "") if why is None else Phase(FAILED, why)
         note = self.etcd.get(cluster.cluster_id, ClusterMembers()).note
+        answered_before = cluster.cluster_id in self.api_ready()
         phase = self.board.probed(cluster.name, cluster.cluster_id, cluster.components, probe, note)
+        if probe.phase == READY and not answered_before:
+            # What waits for the API (controller manager, scheduler) starts now.
+            for hypervisor in {c.hypervisor for c in cluster.control_planes()}:
+                if hypervisor in self._hypervisors:
+                    self._hypervisors[hypervisor].ring()
         return phase.phase == READY
 
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:

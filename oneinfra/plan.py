@@ -35,6 +35,7 @@ class ObservedPod(msgspec.Struct, frozen=True):
 
 class CreatePod(msgspec.Struct, frozen=True, tag=True):
     pod: bp.PodSpec
+    start: list[str]  # the containers to start now (the others wait for the API)
 
 
 class RemovePod(msgspec.Struct, frozen=True, tag=True):
@@ -65,9 +66,14 @@ class RemoveContainer(msgspec.Struct, frozen=True, tag=True):
 Action = CreatePod | RemovePod | RestartContainer | RemoveContainer
 
 
-def container_actions(current: ObservedPod, pod: bp.PodSpec) -> list[Action]:
+def startable(pod: bp.PodSpec, api_ready: bool) -> list[bp.ContainerSpec]:
+    return [c for c in pod.containers if api_ready or not c.after_api]
+
+
+def container_actions(current: ObservedPod, pod: bp.PodSpec, api_ready: bool) -> list[Action]:
     """Exactly one running container per role of the blueprint, started with
-    the role's current files, and no other."""
+    the role's current files, and no other. A role that waits for the API
+    is not started (nor restarted) until it answers."""
     actions: list[Action] = []
     roles = {c.name for c in pod.containers}
     for container in sorted(current.containers, key=lambda c: c.id):
@@ -86,6 +92,8 @@ def container_actions(current: ObservedPod, pod: bp.PodSpec) -> list[Action]:
                 for c in mine
                 if c is not keep
             ]
+        elif spec.after_api and not api_ready:
+            continue
         else:
             # Rewrite the files unless the newest one ran with these very files.
             write = not mine or mine[-1].files_hash != files
@@ -103,11 +111,13 @@ def plan(
     desired: Sequence[bp.PodSpec],
     observed: Sequence[ObservedPod],
     protected: Container[tuple[str, str]] = frozenset(),
+    api_ready: Container[str] = frozenset(),
 ) -> list[Action]:
     """Removals first (they free ports), then creations, then restarts.
 
     A pod no longer desired but `protected` (an etcd member still in its
-    cluster) is left alone; a `blocked` pod is not created."""
+    cluster) is left alone; a `blocked` pod is not created. `api_ready`
+    holds the ids of the clusters whose API answers."""
     wanted = {key_of(pod): pod for pod in desired}
     removals: list[Action] = []
     creations: list[Action] = []
@@ -130,8 +140,9 @@ def plan(
             removals.append(RemovePod(current.sandbox_id, "its sandbox is not ready"))
         else:
             kept.add(current.key)
-            restarts += container_actions(current, pod)
+            restarts += container_actions(current, pod, key_of(pod)[0] in api_ready)
     for key, pod in sorted(wanted.items()):
         if key not in kept and not pod.blocked:
-            creations.append(CreatePod(pod))
+            start = [c.name for c in startable(pod, key[0] in api_ready)]
+            creations.append(CreatePod(pod, start))
     return removals + creations + restarts

@@ -230,15 +230,15 @@ async def all_at_once(*calls: Callable[[], Coroutine[Any, Any, object]]) -> None
         raise first_error(group) from None
 
 
-async def run_pod(client: HypervisorClient, pod: bp.PodSpec) -> str:
-    """Start the pod's sandbox, write its files, start its containers;
-    returns the sandbox id. A crash half way leaves a sandbox that the next
-    plan completes (its files are rewritten as its containers start)."""
+async def run_pod(client: HypervisorClient, pod: bp.PodSpec, start: list[str] | None = None) -> str:
+    """Start the pod's sandbox, write its files, start its containers (those
+    named in `start`, default all); returns the sandbox id. A crash half way
+    leaves a sandbox that the next plan completes (its files are rewritten
+    as its containers start). Every image is made present, started or not."""
     images = sorted({c.image for c in pod.containers} | {WRITER_IMAGE})
     await all_at_once(*(partial(ensure_image, client, image) for image in images))
     sandbox = await client.run_sandbox(pod_sandbox_config(pod))
     await write_files(client, sandbox, pod)
-    await all_at_once(
-        *(partial(start_container, client, sandbox, pod, c.name) for c in pod.containers)
-    )
+    names = [c.name for c in pod.containers] if start is None else start
+    await all_at_once(*(partial(start_container, client, sandbox, pod, n) for n in names))
     return sandbox

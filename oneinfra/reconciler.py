@@ -94,7 +94,7 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
         case pl.RemovePod():
             await remove_pod(client, action, labels)
         case pl.CreatePod():
-            await realize.run_pod(client, action.pod)
+            await realize.run_pod(client, action.pod, action.start)
         case pl.RemoveContainer():
             await remove_container(client, action.container_id)
         case pl.RestartContainer():
@@ -126,13 +126,16 @@ async def reconcile(
     protect: Protect | None = None,
     concurrency: int = CONCURRENT_PODS,
     selector: dict[str, str] = bp.MANAGED,
+    api_ready: Container[str] | None = None,
 ) -> PassResult:
     """One pass. A pod whose action the runtime refuses is reported in
     `failures` and the others go on; an unreachable hypervisor ends the pass
     (Unreachable is raised). `protect` names the pods, among those observed,
     that must stay although no longer desired."""
     before = await observe(client, selector)
-    actions = pl.plan(desired, before, protect(before) if protect else frozenset())
+    if api_ready is None:  # no one is asking: every cluster counts as answering
+        api_ready = {pl.key_of(pod)[0] for pod in desired}
+    actions = pl.plan(desired, before, protect(before) if protect else frozenset(), api_ready)
     if not actions:
         return PassResult(actions, before)
     labels = {pod.sandbox_id: pod.labels for pod in before}

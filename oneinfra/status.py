@@ -10,7 +10,7 @@ even across a restart: it starts from the phases last recorded).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import anyio
@@ -51,6 +51,7 @@ def component_phase(
     observed: pl.ObservedPod | None,
     failure: str | None,
     reachable: bool | None,
+    api_ready: bool = True,
 ) -> Phase:
     """One component, from its blueprint and what its hypervisor reports."""
     if reachable is False:
@@ -62,11 +63,14 @@ def component_phase(
         or observed.labels.get(bp.LABEL_SPEC_HASH) != pod.labels[bp.LABEL_SPEC_HASH]
     ):
         return Phase(PENDING, pod.blocked or "being created")
-    roles = {c.name for c in pod.containers}
+    roles = {c.name for c in pl.startable(pod, api_ready)}
     running = {c.role for c in observed.containers if c.running}
     missing = sorted(roles - running)
     if missing:
         return Phase(DEGRADED, f"not running: {', '.join(missing)}")
+    waiting = sorted({c.name for c in pod.containers} - roles - running)
+    if waiting:
+        return Phase(RUNNING, f"{', '.join(waiting)} will start once the API answers")
     return Phase(RUNNING, "all containers running")
 
 
@@ -179,6 +183,7 @@ class StatusBoard:
         hypervisor: str,
         desired: list[bp.PodSpec],
         failures: Mapping[Key, str],
+        api_ready: Container[str] = frozenset(),
     ) -> None:
         """The phases of the components a hypervisor should run."""
         health = self.hypervisors.get(hypervisor, HypervisorHealth())
@@ -191,7 +196,7 @@ class StatusBoard:
             cluster_id, component = pl.key_of(spec)
             phase = component_phase(
                 spec, pods.get((cluster_id, component)), failures.get((cluster_id, component)),
-                health.reachable,
+                health.reachable, cluster_id in api_ready,
             )  # fmt: skip
             status = self.cluster(spec.labels[bp.LABEL_CLUSTER], cluster_id)
             status.hypervisors[component] = hypervisor

@@ -61,16 +61,25 @@ def write_pki(directory: Path, address: str) -> None:
     (directory / "sa.pub").write_text(pki.public_pem(service_account))
 
 
-def etcd_command(pki_dir: str, data_dir: str, address: str, ports: Ports) -> list[str]:
+def etcd_command(
+    pki_dir: str,
+    data_dir: str,
+    address: str,
+    ports: Ports,
+    name: str = "smoke",
+    initial_cluster: str | None = None,
+) -> list[str]:
+    """One member; of a cluster of several when `initial_cluster` lists them."""
+    initial_cluster = initial_cluster or f"{name}=https://{address}:{ports.etcd_peer}"
     return [
         "etcd",
-        "--name=smoke",
+        f"--name={name}",
         f"--data-dir={data_dir}",
         f"--listen-client-urls=https://127.0.0.1:{ports.etcd_client}",
         f"--advertise-client-urls=https://127.0.0.1:{ports.etcd_client}",
         f"--listen-peer-urls=https://{address}:{ports.etcd_peer}",
         f"--initial-advertise-peer-urls=https://{address}:{ports.etcd_peer}",
-        f"--initial-cluster=smoke=https://{address}:{ports.etcd_peer}",
+        f"--initial-cluster={initial_cluster}",
         "--initial-cluster-state=new",
         f"--cert-file={pki_dir}/etcd.crt",
         f"--key-file={pki_dir}/etcd.key",

@@ -8,7 +8,7 @@ import itertools
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -30,12 +30,24 @@ ROLES = {"control-plane": 4, "ingress": 1}  # containers per component
 
 
 @dataclass
+class Api:
+    """What the probe of /readyz through each ingress gets: ok from every
+    cluster, unless a test takes control (`everyone = False`)."""
+
+    everyone: bool = True
+    answering: set[str] = field(default_factory=set)
+
+    async def probe(self, endpoint: str, tls: ssl.SSLContext) -> str | None:
+        return None if self.everyone or endpoint in self.answering else "connection refused"
+
+
+@dataclass
 class World:
     service: FleetService
     controller: Controller
     fakes: dict[str, FakeRuntime]
     etcd: FakeEtcd
-    answering: set[str]  # ingress endpoints whose /readyz says ready
+    api: Api
 
 
 async def eventually(check: Callable[[], bool], what: str, seconds: float = 20.0) -> None:
@@ -50,10 +62,7 @@ async def eventually(check: Callable[[], bool], what: str, seconds: float = 20.0
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     etcd = FakeEtcd()
-    answering: set[str] = set()
-
-    async def probe(endpoint: str, tls: ssl.SSLContext) -> str | None:
-        return None if endpoint in answering else "connection refused"
+    api = Api()
 
     async with AsyncExitStack() as stack:
         fakes = {}
@@ -65,7 +74,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         keys = KeyStore(tmp_path / "keys.db", b"k" * 32)
         stack.callback(keys.close)
         service = await FleetService.open(store, keys)
-        options = Options(resync=0.3, quick=0.02, max_backoff=0.2, cri_timeout=0.5, probe=probe)
+        options = Options(resync=0.3, quick=0.02, max_backoff=0.2, cri_timeout=0.5, probe=api.probe)
         controller = Controller(service, options)
         tasks = await stack.enter_async_context(anyio.create_task_group())
         await tasks.start(service.run)
@@ -77,7 +86,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 ip_address="192.0.2.1" if name == "pub" else f"198.51.100.{name[-1]}",
                 port_range=(30000, 30999), data_dir=f"/data/{name}",
             ))  # fmt: skip
-        yield World(service, controller, fakes, etcd, answering)
+        yield World(service, controller, fakes, etcd, api)
         controller.stop()
         service.stop_accepting()
 
@@ -127,11 +136,13 @@ async def status_events(world: World) -> list[ev.Event]:
     return await world.controller.recorded_status()
 
 
+def ingress_of(world: World, name: str) -> str:
+    ingress = world.service.state.clusters[name].components["ingress"]
+    return f"https://192.0.2.1:{ingress.ports['apiserver']}"
+
+
 async def make_ready(world: World, name: str) -> None:
     await eventually(lambda: converged(world, name), f"{name} runs everything")
-    cluster = world.service.state.clusters[name]
-    ingress = cluster.components["ingress"]
-    world.answering.add(f"https://192.0.2.1:{ingress.ports['apiserver']}")
     await eventually(lambda: phase(world, name) == "ready", f"{name} is ready")
 
 
@@ -176,11 +187,9 @@ async def test_drift_is_repaired(world: World) -> None:
 async def test_status_tells_each_transition_once(world: World) -> None:
     await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
     await make_ready(world, "a")
-    world.answering.clear()  # the API server stops answering
+    world.api.everyone = False  # the API server stops answering
     await eventually(lambda: phase(world, "a") != "ready", "a is no longer ready")
-    world.answering.add(
-        f"https://192.0.2.1:{world.service.state.clusters['a'].components['ingress'].ports['apiserver']}"
-    )
+    world.api.answering.add(ingress_of(world, "a"))
     await eventually(lambda: phase(world, "a") == "ready", "a is ready again")
     phases = [e.phase for e in await status_events(world) if isinstance(e, ev.ClusterStatusChanged)]
     assert phases.count("ready") == 2
@@ -277,3 +286,25 @@ async def test_a_dead_hypervisor_does_not_hold_up_the_others(world: World) -> No
     ]  # fmt: skip
     assert changes[-2:] == [False, True]  # down once, back once, whatever came before
     assert all(a != b for a, b in itertools.pairwise(changes))
+
+
+async def test_the_controller_manager_and_scheduler_wait_for_the_api(world: World) -> None:
+    world.api.everyone = False
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    cluster = world.service.state.clusters["a"]
+    fake = world.fakes[cluster.components["control-plane-0"].hypervisor]
+
+    def roles() -> set[str]:
+        return {
+            c.config.labels["oneinfra.io/role"]
+            for c in fake.containers.values()
+            if c.state == cri.ContainerState.CONTAINER_RUNNING
+        }
+
+    await eventually(lambda: roles() == {"etcd", "kube-apiserver"}, "etcd and the API server")
+    await anyio.sleep(0.3)  # passes go by; nothing else starts while the API is silent
+    assert roles() == {"etcd", "kube-apiserver"}
+    assert phase(world, "a") == "running"
+    world.api.answering.add(ingress_of(world, "a"))
+    await eventually(lambda: converged(world, "a"), "all four run once the API answers")
+    await eventually(lambda: phase(world, "a") == "ready", "a is ready")

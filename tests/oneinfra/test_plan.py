@@ -172,7 +172,7 @@ def test_a_changed_spec_replaces_the_pod_removing_first() -> None:
     observed = running(old)
     assert pl.plan([new], [observed]) == [
         pl.RemovePod(observed.sandbox_id, "its spec changed"),
-        pl.CreatePod(new),
+        pl.CreatePod(new, ["haproxy"]),
     ]
 
 
