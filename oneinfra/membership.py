@@ -106,10 +106,6 @@ def joining_membership(members: list[Member], name: str, url: str) -> bp.EtcdMem
     return bp.EtcdMembership(members=listed, state="existing")
 
 
-def removed_names(members: list[Member]) -> set[str]:
-    return {m.name for m in members if m.name}
-
-
 # -- etcdctl through CRI ------------------------------------------------------------
 
 

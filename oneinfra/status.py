@@ -70,7 +70,7 @@ def component_phase(
         return Phase(DEGRADED, f"not running: {', '.join(missing)}")
     waiting = sorted({c.name for c in pod.containers} - roles - running)
     if waiting:
-        return Phase(RUNNING, f"{', '.join(waiting)} will start once the API answers")
+        return Phase(PENDING, f"{', '.join(waiting)} will start once the API answers")
     return Phase(RUNNING, "all containers running")
 
 
@@ -88,7 +88,9 @@ def cluster_phase(components: Mapping[str, Phase], probe: Phase | None, etcd: st
     first = next(iter(sorted(down.items())), None)
     detail = f"{first[0]}: {first[1].reason}" if first else ""
     if answers:
-        return Phase(DEGRADED, detail)
+        if any(p.phase in (DEGRADED, FAILED) for p in down.values()):
+            return Phase(DEGRADED, detail)
+        return Phase(RUNNING, f"starting: {detail}")  # what waited for the API starts now
     if any(p.phase == FAILED for p in down.values()):
         failed = next((n, p) for n, p in sorted(down.items()) if p.phase == FAILED)
         return Phase(FAILED, f"{failed[0]}: {failed[1].reason}")

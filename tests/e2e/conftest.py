@@ -45,6 +45,7 @@ def hypervisors() -> Iterator[list[dict[str, Any]]]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"e2e tests cannot run under CI: {reason}")
         pytest.skip(reason)
+    env("down")  # a clean slate: nothing left by a demo or an earlier run shares it
     started = env("up")
     if started.returncode != 0:
         pytest.fail(f"the e2e environment did not come up:\n{started.stderr[-5000:]}")

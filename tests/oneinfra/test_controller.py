@@ -304,7 +304,9 @@ async def test_the_controller_manager_and_scheduler_wait_for_the_api(world: Worl
     await eventually(lambda: roles() == {"etcd", "kube-apiserver"}, "etcd and the API server")
     await anyio.sleep(0.3)  # passes go by; nothing else starts while the API is silent
     assert roles() == {"etcd", "kube-apiserver"}
-    assert phase(world, "a") == "running"
+    assert phase(world, "a") == "pending"
+    status = world.controller.board.clusters[cluster.cluster_id]
+    assert "will start once the API answers" in status.components["control-plane-0"].reason
     world.api.answering.add(ingress_of(world, "a"))
     await eventually(lambda: converged(world, "a"), "all four run once the API answers")
     await eventually(lambda: phase(world, "a") == "ready", "a is ready")

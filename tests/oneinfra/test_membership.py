@@ -1,0 +1,119 @@
+"""etcd membership steps, pure: from any member list, one step at a time,
+etcd reaches the desired members, never without a voter, never with two
+learners; and a member added as a learner starts with the list etcd checks."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from oneinfra import membership as mb
+
+ids = itertools.count(1)
+NAMES = [f"c-control-plane-{i}" for i in range(5)]
+URL = {name: f"https://10.0.0.{i}:2380" for i, name in enumerate(NAMES)}
+
+
+def member(name: str, learner: bool = False, started: bool = True) -> mb.Member:
+    return mb.Member(next(ids), name if started else "", [URL[name]], learner)
+
+
+def apply(step: mb.Step, members: list[mb.Member]) -> list[mb.Member]:
+    """etcd after the step; an added learner's pod then starts (its name shows)."""
+    match step:
+        case mb.Remove():
+            return [m for m in members if m.member_id != step.member.member_id]
+        case mb.Promote():
+            return [
+                mb.Member(m.member_id, m.name, m.peerURLs, False)
+                if m.member_id == step.member.member_id
+                else m
+                for m in members
+            ]
+        case mb.Add():
+            return [*members, mb.Member(next(ids), "", [step.peer_url], True)]
+
+
+@st.composite
+def situations(draw: st.DrawFn) -> tuple[dict[str, str], set[str], list[mb.Member]]:
+    """Desired members (founding ones among them) and what etcd lists now:
+    some of them, some scaled away, a learner maybe, started or not."""
+    founding = NAMES[: draw(st.integers(1, 3))]
+    extra = draw(st.lists(st.sampled_from(NAMES[1:]), unique=True, max_size=3))
+    desired = {n: URL[n] for n in sorted(set(founding) | set(extra))}
+    voters = draw(st.lists(st.sampled_from(NAMES), unique=True, min_size=1, max_size=4))
+    members = [member(n) for n in voters]
+    if draw(st.booleans()):
+        spare = [n for n in NAMES if n not in voters]
+        if spare:
+            name = draw(st.sampled_from(spare))
+            members.append(member(name, learner=True, started=draw(st.booleans())))
+    # Founding members started with the cluster: they are in etcd's list.
+    return desired, {n for n in desired if n in voters}, members
+
+
+def start_learners(desired: dict[str, str], members: list[mb.Member]) -> list[mb.Member]:
+    """An admitted learner's pod starts: its name shows in the list."""
+    named = []
+    for m in members:
+        name = next((n for n, u in desired.items() if u in m.peerURLs), "")
+        named.append(mb.Member(m.member_id, m.name or name, m.peerURLs, m.isLearner))
+    return named
+
+
+@settings(max_examples=400, deadline=None)
+@given(situations(), st.data())
+def test_steps_reach_the_desired_members_safely(
+    situation: tuple[dict[str, str], set[str], list[mb.Member]], data: st.DataObject
+) -> None:
+    desired, founding, members = situation
+    for _ in range(40):
+        assert sum(not m.isLearner for m in members) >= 1, "no voter left"
+        assert sum(m.isLearner for m in members) <= 1, "two learners"
+        if data.draw(st.booleans()):  # a pod starts, or not yet, between two passes
+            members = start_learners(desired, members)
+        step = mb.next_step(desired, founding, members)
+        if step is None:
+            started = start_learners(desired, members)
+            if started == members:
+                break
+            members = started  # waiting for a learner's pod: it starts
+            continue
+        event(type(step).__name__)
+        members = apply(step, members)
+    else:
+        raise AssertionError("no convergence in 40 steps")
+    assert sorted(m.name for m in members) == sorted(desired)
+    assert not any(m.isLearner for m in members)
+
+
+def test_a_learner_waits_for_its_start_before_promotion() -> None:
+    members = [member(NAMES[0]), member(NAMES[1], learner=True, started=False)]
+    desired = {n: URL[n] for n in NAMES[:2]}
+    assert mb.next_step(desired, {NAMES[0]}, members) is None
+
+
+def test_the_last_voter_is_never_removed() -> None:
+    only = member(NAMES[3])
+    assert mb.next_step({NAMES[0]: URL[NAMES[0]]}, set(), [only]) == mb.Add(NAMES[0], URL[NAMES[0]])
+
+
+def test_a_joining_member_starts_with_the_whole_list_itself_included() -> None:
+    members = [member(NAMES[0]), member(NAMES[1], learner=True, started=False)]
+    joining = mb.joining_membership(members, NAMES[1], URL[NAMES[1]])
+    assert joining is not None and joining.state == "existing"
+    assert joining.members == {NAMES[0]: URL[NAMES[0]], NAMES[1]: URL[NAMES[1]]}
+    assert mb.joining_membership(members, NAMES[2], URL[NAMES[2]]) is None
+
+
+def test_etcdctl_json_is_read() -> None:
+    output = (
+        b'{"header":{"cluster_id":1},"members":[{"ID":12345678901234567890,"name":"a",'
+        b'"peerURLs":["https://x:2380"],"clientURLs":[]},{"ID":2,"peerURLs":["https://y:2380"],'
+        b'"isLearner":true}]}'
+    )
+    first, second = mb.parse_members(output)
+    assert first.member_id == 12345678901234567890 and not first.isLearner
+    assert second.name == "" and second.isLearner
