@@ -22,6 +22,7 @@ from oneinfra.api.runtime import v1 as cri
 from oneinfra.controller import Controller, Options
 from oneinfra.secrets import KeyStore
 from oneinfra.service import FleetService
+from oneinfra.status import Phase
 from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
 
 pytestmark = pytest.mark.anyio
@@ -310,3 +311,30 @@ async def test_the_controller_manager_and_scheduler_wait_for_the_api(world: Worl
     world.api.answering.add(ingress_of(world, "a"))
     await eventually(lambda: converged(world, "a"), "all four run once the API answers")
     await eventually(lambda: phase(world, "a") == "ready", "a is ready")
+
+
+async def test_a_refused_action_fails_its_component_with_the_reason_then_recovers(
+    world: World,
+) -> None:
+    public = world.fakes["pub"]
+    public.pullable = set()  # the registry has nothing for this hypervisor
+    world.api.everyone = False  # with no ingress, no API answers
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    cluster_id = world.service.state.clusters["a"].cluster_id
+    board = world.controller.board
+
+    def ingress_phase() -> str:
+        status = board.clusters.get(cluster_id)
+        return status.components.get("ingress", Phase("")).phase if status else ""
+
+    await eventually(lambda: ingress_phase() == "failed", "the ingress failed")
+    reason = board.clusters[cluster_id].components["ingress"].reason
+    assert "not found in any registry" in reason
+    await eventually(lambda: phase(world, "a") == "failed", "the cluster failed")
+    # Meanwhile the control plane went on, on its own hypervisor.
+    cp = world.service.state.clusters["a"].components["control-plane-0"]
+    assert any(s.config.labels.get(bp.LABEL_COMPONENT) == "control-plane-0"
+               for s in world.fakes[cp.hypervisor].sandboxes.values())  # fmt: skip
+    public.pullable = None  # the images arrive
+    world.api.everyone = True
+    await make_ready(world, "a")
