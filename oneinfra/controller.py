@@ -35,13 +35,20 @@ from . import events as ev
 from . import membership as mb
 from . import plan as pl
 from .cri import DEFAULT_TIMEOUT, CRIError, HypervisorClient, TLSFiles, Unreachable
-from .desired import desired_pods
+from .desired import PodCache, desired_pods
 from .logreader import EventCache
 from .probe import client_tls, memory_file, readyz
 from .reconciler import Key, reconcile
 from .secrets import unseal
 from .service import FleetService
-from .state import CONTROL_PLANE, Cluster, Hypervisor, api_server_endpoint, etcd_member_name
+from .state import (
+    CONTROL_PLANE,
+    Cluster,
+    FleetState,
+    Hypervisor,
+    api_server_endpoint,
+    etcd_member_name,
+)
 from .status import FAILED, READY, Phase, StatusBoard
 
 log = logging.getLogger("oneinfra.reconciler")
@@ -50,6 +57,8 @@ RESYNC = 30.0  # seconds between passes of a converged hypervisor or a ready clu
 QUICK = 0.25  # seconds between passes while something is under way
 MAX_BACKOFF = 60.0  # seconds, for a hypervisor that keeps failing
 MEMBERSHIP_STEPS = 4  # etcd changes per cluster pass, at most
+QUICK_PROBES = 60  # quick probes of a cluster after a change (15 s at 0.25 s)
+BACKOFF = 1.5  # then each wait this much longer, up to the resync
 EVENT_CACHE = 8192  # decoded events holding PKI, by position
 
 
@@ -62,10 +71,14 @@ class Wakeup:
     def ring(self) -> None:
         self._event.set()
 
-    async def wait(self, seconds: float) -> None:
+    async def wait(self, seconds: float) -> bool:
+        """True if rung, False if the time ran out."""
+        rung = False
         with anyio.move_on_after(seconds):
             await self._event.wait()
+            rung = True
         self._event = anyio.Event()
+        return rung
 
 
 Probe = Callable[[str, ssl.SSLContext], Awaitable[str | None]]  # endpoint, TLS -> why not ready
@@ -96,6 +109,7 @@ class Controller:
 
     def __post_init__(self) -> None:
         self.events = EventCache(self.service.store, size=EVENT_CACHE)
+        self.pods = PodCache()
         self.admissions: dict[Key, bp.EtcdMembership] = {}
         self.etcd: dict[str, ClusterMembers] = {}  # by cluster id
         self.clients: dict[str, HypervisorClient] = {}
@@ -103,6 +117,7 @@ class Controller:
         self._clusters: dict[str, Wakeup] = {}  # by cluster id
         self._tls: dict[str, ssl.SSLContext] = {}  # probe contexts, by cluster id
         self._tasks: TaskGroup | None = None
+        self._cluster_ids: dict[str, str] = {}  # name -> id, of the clusters with a worker
 
     # -- running ----------------------------------------------------------------------
 
@@ -125,27 +140,40 @@ class Controller:
             async for r in self.service.store.read_stream(ev.STATUS_STREAM)
         ]
 
-    def supervise(self) -> None:
-        """A worker for every hypervisor and cluster of the state, and a pass
-        for all of them: something changed."""
+    def supervise(self, concerned: Concerned | None = None) -> None:
+        """A worker for each hypervisor and cluster concerned by a change
+        (None: all of the state's), and a pass for each of them."""
         assert self._tasks is not None
         state = self.service.state
-        for name in state.hypervisors:
-            if name not in self._hypervisors:
+        hypervisors = set(state.hypervisors) if concerned is None else concerned.hypervisors
+        clusters = set(state.clusters) if concerned is None else concerned.clusters
+        if concerned is not None and concerned.everywhere:
+            hypervisors = set(state.hypervisors)
+        for name in hypervisors:
+            if name not in self._hypervisors and name in state.hypervisors:
                 self._hypervisors[name] = Wakeup()
                 self._tasks.start_soon(self._hypervisor_worker, name)
-        for cluster in state.clusters.values():
-            if cluster.cluster_id not in self._clusters:
+            if name in self._hypervisors:
+                self._hypervisors[name].ring()
+        for name in clusters:
+            cluster = state.clusters.get(name)
+            if cluster is not None and cluster.cluster_id not in self._clusters:
                 self._clusters[cluster.cluster_id] = Wakeup()
+                self._cluster_ids[name] = cluster.cluster_id
                 self._tasks.start_soon(self._cluster_worker, cluster.name, cluster.cluster_id)
-        for wakeup in (*self._hypervisors.values(), *self._clusters.values()):
-            wakeup.ring()
+            cluster_id = self._cluster_ids.get(name)
+            if cluster_id in self._clusters:
+                self._clusters[cluster_id].ring()
 
     async def _follow_log(self) -> None:
         async for record in self.service.store.subscribe(self.service.state.position + 1):
             if record.stream_id == ev.FLEET_STREAM:
                 await self.service.wait_position(record.position)
-                self.supervise()
+                event = ev.decode(record.type, record.schema_version, record.data)
+                concerned = concerned_by(event, self.service.state)
+                if isinstance(event, ev.ComponentRemoved):  # where its pod still runs
+                    concerned.hypervisors |= set(self.board.remaining(event.cluster))
+                self.supervise(concerned)
 
     async def _write_status(self) -> None:
         metadata = msgspec.json.encode({"actor": None, "command": "reconciler"})
@@ -215,7 +243,7 @@ class Controller:
         try:
             desired = await desired_pods(
                 state, name, self.events, self.service.keys.get, self.admissions,
-                self.options.fleet,
+                self.options.fleet, self.pods,
             )  # fmt: skip
             api_ready = self.api_ready()
             result = await reconcile(
@@ -240,7 +268,7 @@ class Controller:
             self.ring_clusters(desired, result.observed)
         if result.failures:
             return None
-        if result.actions or not settled(desired, result.observed):
+        if result.actions or not settled(desired, result.observed, api_ready):
             return self.options.quick
         return self.options.resync
 
@@ -284,13 +312,17 @@ class Controller:
 
     async def _cluster_worker(self, name: str, cluster_id: str) -> None:
         wakeup = self._clusters[cluster_id]
+        quiet = 0  # passes since the last ring that found it not ready
         try:
             while True:
                 cluster = self.service.state.clusters.get(name)
                 if cluster is None or cluster.cluster_id != cluster_id:
                     self.board.cluster_deleted(name, cluster_id)
                     return
-                delay = self.options.quick
+                # Quick while it may be starting; then less and less often,
+                # so that a fleet of clusters that do not answer costs little.
+                delay = min(self.options.quick * BACKOFF ** max(0, quiet - QUICK_PROBES),
+                            self.options.resync)  # fmt: skip
                 try:
                     if cluster.scaled:
                         await self.reconcile_membership(cluster)
@@ -298,9 +330,11 @@ class Controller:
                         delay = self.options.resync
                 except Exception:
                     log.exception("checking cluster %s", name)
-                await wakeup.wait(delay)
+                quiet = 0 if await wakeup.wait(delay) else quiet + 1
         finally:
             self._clusters.pop(cluster_id, None)
+            if self._cluster_ids.get(name) == cluster_id:
+                del self._cluster_ids[name]
             self._tls.pop(cluster_id, None)
             self.etcd.pop(cluster_id, None)
             for key in [k for k in self.admissions if k[0] == cluster_id]:
@@ -414,10 +448,49 @@ class Controller:
                     self._hypervisors[hypervisor].ring()
 
 
-def settled(desired: list[bp.PodSpec], observed: list[pl.ObservedPod]) -> bool:
-    """Every desired pod runs all its containers (a blocked one: not yet)."""
+@dataclass
+class Concerned:
+    """Whom an event concerns: the passes it calls for."""
+
+    hypervisors: set[str] = field(default_factory=set)
+    clusters: set[str] = field(default_factory=set)
+    everywhere: bool = False  # every hypervisor (where a deleted cluster ran is not known)
+
+
+def concerned_by(event: ev.Event, state: FleetState) -> Concerned:
+    """A change calls for passes where it lands, not over the whole fleet."""
+
+    def whole(name: str) -> Concerned:
+        cluster = state.clusters.get(name)
+        hosts = {c.hypervisor for c in cluster.components.values()} if cluster else set()
+        return Concerned(hosts, {name})
+
+    match event:
+        case ev.HypervisorRegistered() | ev.HypervisorLabelsChanged() | ev.HypervisorRemoved():
+            return Concerned({event.name})
+        case ev.ComponentPlaced():
+            return Concerned({event.hypervisor}, {event.cluster})
+        case ev.ComponentRemoved() | ev.ApiServerCertificateIssued():
+            # The cluster's pods change (certificates, the ingress's backends).
+            return whole(event.cluster)
+        case ev.ClusterCreated() | ev.ClusterScaled():
+            return whole(event.name)
+        case ev.ClusterDeleted():
+            return Concerned(set(), {event.name}, everywhere=True)
+        case _:
+            return Concerned()
+
+
+def settled(
+    desired: list[bp.PodSpec], observed: list[pl.ObservedPod], api_ready: Container[str]
+) -> bool:
+    """Every desired pod runs all the containers it can run now (those that
+    wait for the API of a cluster that does not answer are not counted)."""
     running = {
         pod.key: {c.role for c in pod.containers if c.running} for pod in observed if pod.ready
     }
-    return all({c.name for c in spec.containers} <= running.get(pl.key_of(spec), set())
-               for spec in desired)  # fmt: skip
+    return all(
+        {c.name for c in pl.startable(spec, pl.key_of(spec)[0] in api_ready)}
+        <= running.get(pl.key_of(spec), set())
+        for spec in desired
+    )

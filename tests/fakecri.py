@@ -152,9 +152,12 @@ class FakeRuntime:
     images: set[str] = field(default_factory=set)
     etcd: FakeEtcd = field(default_factory=FakeEtcd)  # share one between hypervisors
     removed_containers: list[Container] = field(default_factory=list)
+    timeline: list[tuple[float, str]] | None = None  # (when, method), if a test wants it
 
     async def enter(self, method: str) -> None:
         self.calls[method] += 1
+        if self.timeline is not None:
+            self.timeline.append((time.monotonic(), method))
         if self.hanging:
             await asyncio.Event().wait()
         if self.latency:

@@ -12,10 +12,12 @@ from eventstore import InMemoryEventStore, NewEvent
 from oneinfra import blueprints as bp
 from oneinfra import commands as cmd
 from oneinfra import events as ev
-from oneinfra.desired import desired_pods
+from oneinfra.desired import PodCache, desired_pods
 from oneinfra.logreader import EventCache
 from oneinfra.secrets import KeyStore
 from oneinfra.service import FleetService
+
+from .harness import Fleet
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +66,34 @@ async def test_a_position_holding_another_event_is_refused() -> None:
     )
     with pytest.raises(RuntimeError, match="holds ClusterScaled, not ClusterCreated"):
         await EventCache(store).get(1, ev.ClusterCreated)
+
+
+async def test_cached_pods_equal_pods_rendered_afresh_as_the_fleet_changes() -> None:
+    """The cache keys a pod by what it depends on: after any change, what it
+    hands out is what rendering from scratch gives."""
+    fleet = Fleet()
+    fleet.hypervisors(public=1, private=5)
+    store = InMemoryEventStore()
+    cache = PodCache()
+
+    async def compare() -> None:
+        for position in range(await store.head_position() + 1, len(fleet.log) + 1):
+            event_type, version, data = ev.encode(fleet.at(position))
+            await store.append(
+                ev.FLEET_STREAM, [NewEvent(type=event_type, data=data, schema_version=version)]
+            )
+        events = EventCache(store)
+        for name in fleet.state.hypervisors:
+            cached = await desired_pods(fleet.state, name, events, fleet.keys.get, cache=cache)
+            fresh = await desired_pods(fleet.state, name, events, fleet.keys.get)
+            assert cached == fresh
+
+    fleet.run(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    await compare()
+    fleet.run(cmd.ScaleCluster(name="a", control_plane_replicas=3))  # new cert, new members
+    await compare()
+    fleet.run(cmd.CreateCluster(name="b", control_plane_replicas=3))
+    fleet.run(cmd.ScaleCluster(name="a", control_plane_replicas=1))
+    await compare()
+    fleet.run(cmd.DeleteCluster(name="b"))
+    await compare()

@@ -1,0 +1,222 @@
+"""Fleet scale: the real daemon (socket API, SQLite log, reconciler) in a
+child process, against 100 fake CRI hypervisors served by this process on
+Unix sockets, with a per-call latency (default 2 ms) and containers that
+start at once. At each fleet size (clusters of 3 replicas):
+
+- converge: from the last `cluster create` accepted to every pod running
+  the containers that can run without the API (etcd, kube-apiserver,
+  haproxy: the fakes' API servers never answer /readyz, so the controller
+  manager and scheduler, which wait for it, are not counted);
+- `cluster show` p99 while it converges;
+- no-op passes over the converged fleet: the CRI calls of one resync period
+  (--resync 5 here), and each hypervisor's pass (first to last list call);
+- one cluster changed (scaled 3 -> 5): time until its new replicas run, and
+  the CRI calls the whole fleet received meanwhile;
+- the daemon's peak memory (VmHWM), in all and per cluster.
+
+    .venv/bin/python benchmarks/fleet_bench.py [--clusters 100 300 1000] [--latency 0.002]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import anyio
+from grpclib.client import Channel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from oneinfra.api.oneinfra import v1 as api
+from oneinfra.api.runtime import v1 as cri
+from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
+
+PUBLIC, PRIVATE = 10, 90
+RESYNC = 5.0  # the daemon's --resync here: one period's calls are a no-op pass
+EARLY = {"etcd", "kube-apiserver", "haproxy"}  # run before the API answers
+LISTS = {"list_pod_sandbox", "list_containers"}
+
+
+def emit(metric: str, value: float, unit: str, **extra: object) -> None:
+    print(json.dumps({"metric": metric, "value": round(value, 4), "unit": unit, **extra}),
+          flush=True)  # fmt: skip
+
+
+def running_early(fakes: dict[str, FakeRuntime]) -> Counter[str]:
+    """Running containers that can run without the API, by cluster name."""
+    counts: Counter[str] = Counter()
+    for fake in fakes.values():
+        for c in fake.containers.values():
+            role = c.config.labels.get("oneinfra.io/role", "")
+            if role in EARLY and c.state == cri.ContainerState.CONTAINER_RUNNING:
+                counts[c.config.labels.get("oneinfra.io/cluster", "")] += 1
+    return counts
+
+
+def calls(fakes: dict[str, FakeRuntime]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for fake in fakes.values():
+        total.update(fake.calls)
+    return total
+
+
+def reset_calls(fakes: dict[str, FakeRuntime]) -> None:
+    for fake in fakes.values():
+        fake.calls.clear()
+
+
+def peak_memory_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+def start_daemon(root: Path) -> subprocess.Popen[str]:
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
+         "--socket", str(root / "oneinfra.sock"), "--resync", str(RESYNC)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert daemon.stderr is not None
+    line = daemon.stderr.readline()
+    assert "serving on" in line, line
+    return daemon
+
+
+async def wait_for(check, seconds: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > seconds:
+            raise RuntimeError(f"not within {seconds} s: {what}")
+        await anyio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def run_size(clusters: int, latency: float, root: Path) -> None:
+    etcd = FakeEtcd(promote_refusals=0)
+    async with AsyncExitStack() as stack:
+        names = [f"pub{i}" for i in range(PUBLIC)] + [f"priv{i}" for i in range(PRIVATE)]
+        fakes = {
+            name: await stack.enter_async_context(
+                serve_fake(root / f"{name}.sock", FakeRuntime(latency=latency, etcd=etcd))
+            )
+            for name in names
+        }
+        daemon = await anyio.to_thread.run_sync(start_daemon, root)
+        channel = Channel(path=str(root / "oneinfra.sock"))
+        stub = api.FleetStub(channel)
+        try:
+            for i, name in enumerate(names):
+                public = name.startswith("pub")
+                await stub.register_hypervisor(api.RegisterHypervisorRequest(
+                    name=name, endpoint=f"unix://{root}/{name}.sock",
+                    role="public" if public else "private",
+                    ip_address=f"127.1.{i // 250}.{i % 250 + 1}", data_dir="/data",
+                ))  # fmt: skip
+            shows: list[float] = []
+            created = 0
+
+            async def create_all() -> None:
+                nonlocal created
+                for n in range(clusters):
+                    await stub.create_cluster(
+                        api.CreateClusterRequest(name=f"c{n}", control_plane_replicas=3)
+                    )
+                    created += 1
+
+            async def show_while_converging(done: anyio.Event) -> None:
+                while not done.is_set():
+                    if created:
+                        began = time.perf_counter()
+                        await stub.get_cluster(api.NameRequest(name=f"c{created // 2}"))
+                        shows.append(time.perf_counter() - began)
+                    await anyio.sleep(0.01)
+
+            expected = 3 * 2 + 1  # per cluster: etcd and kube-apiserver x3, haproxy
+            done = anyio.Event()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(show_while_converging, done)
+                began = time.monotonic()
+                await create_all()
+                accepted = time.monotonic()
+                counts: Counter[str] = Counter()
+
+                def converged() -> bool:
+                    nonlocal counts
+                    counts = running_early(fakes)
+                    return len(counts) == clusters and all(v == expected for v in counts.values())
+
+                converge = await wait_for(converged, 600, "convergence")
+                done.set()
+            tag = {"clusters": clusters, "hypervisors": len(names), "latency_s": latency}
+            emit("create_all_accepted", accepted - began, "s", **tag)
+            emit("converge_after_last_create", converge, "s", **tag)
+            shows.sort()
+            median_ms = round(statistics.median(shows) * 1000, 3)
+            emit("show_p99_while_converging", shows[int(len(shows) * 0.99) - 1] * 1000, "ms",
+                 samples=len(shows), median_ms=median_ms, **tag)  # fmt: skip
+
+            # No-op passes over the converged fleet: one resync period's calls,
+            # and each hypervisor's pass, from its first list call to its last.
+            await anyio.sleep(1.0)
+            reset_calls(fakes)
+            for fake in fakes.values():
+                fake.timeline = []
+            await anyio.sleep(RESYNC + 0.5)
+            made = calls(fakes)
+            passes = []
+            for fake in fakes.values():
+                assert fake.timeline is not None
+                lists = [t for t, m in fake.timeline if m in LISTS]
+                if len(lists) >= 2:
+                    passes.append(lists[1] - lists[0] + latency)
+                fake.timeline = None
+            passes.sort()
+            emit("noop_pass_per_hypervisor_p99", passes[int(len(passes) * 0.99) - 1] * 1000,
+                 "ms", passes=len(passes), **tag)  # fmt: skip
+            emit("noop_resync_cri_calls", sum(made.values()), "calls",
+                 lists=sum(made[m] for m in LISTS), other=sum(v for m, v in made.items()
+                                                             if m not in LISTS), **tag)  # fmt: skip
+
+            # One cluster changed: c0 scaled 3 -> 5.
+            reset_calls(fakes)
+            began = time.monotonic()
+            await stub.scale_cluster(api.ScaleClusterRequest(name="c0", control_plane_replicas=5))
+            await wait_for(lambda: running_early(fakes)["c0"] == 5 * 2 + 1, 120, "c0 at 5")
+            elapsed = time.monotonic() - began
+            made = calls(fakes)
+            emit("one_cluster_change_converge", elapsed, "s", **tag)
+            emit("one_cluster_change_cri_calls", sum(made.values()), "calls",
+                 lists=sum(made[m] for m in LISTS), **tag)  # fmt: skip
+
+            peak = peak_memory_kib(daemon.pid)
+            emit("daemon_peak_memory", peak / 1024, "MiB", **tag)
+            emit("daemon_peak_memory_per_cluster", peak / clusters, "KiB", **tag)
+        finally:
+            channel.close()
+            daemon.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(lambda: daemon.wait(timeout=60))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clusters", type=int, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--latency", type=float, default=0.002)
+    args = parser.parse_args()
+    for clusters in args.clusters:
+        with tempfile.TemporaryDirectory() as tmp:
+            anyio.run(run_size, clusters, args.latency, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
