@@ -264,8 +264,12 @@ class Controller:
             return None
         self.board.hypervisor_observed(name, result.observed, position)
         self.board.components_observed(name, desired, result.failures, api_ready)
-        if result.actions or came_back:
-            self.ring_clusters(desired, result.observed)
+        if came_back:  # every cluster it holds may have news
+            self.ring_clusters(
+                {pl.key_of(p)[0] for p in desired} | {p.key[0] for p in result.observed}
+            )
+        elif result.touched:  # only the clusters whose pods changed
+            self.ring_clusters({cluster_id for cluster_id, _ in result.touched})
         if result.failures:
             return None
         if result.actions or not settled(desired, result.observed, api_ready):
@@ -274,11 +278,7 @@ class Controller:
 
     def api_ready(self) -> set[str]:
         """Clusters whose API answered the latest probe."""
-        return {
-            cluster_id
-            for cluster_id, status in self.board.clusters.items()
-            if status.probe is not None and status.probe.phase == READY
-        }
+        return self.board.answering
 
     def protected(self, observed: list[pl.ObservedPod]) -> Container[Key]:
         """Pods of control planes scaled away whose etcd member is still in
@@ -301,9 +301,7 @@ class Controller:
                     self._clusters[cluster_id].ring()
         return keep
 
-    def ring_clusters(self, desired: list[bp.PodSpec], observed: list[pl.ObservedPod]) -> None:
-        ids = {pod.labels[bp.LABEL_CLUSTER_ID] for pod in desired}
-        ids |= {pod.key[0] for pod in observed}
+    def ring_clusters(self, ids: set[str]) -> None:
         for cluster_id in ids:
             if cluster_id in self._clusters:
                 self._clusters[cluster_id].ring()
@@ -351,7 +349,7 @@ class Controller:
             why = await self.options.probe(endpoint, await self.probe_tls(cluster))
             probe = Phase(READY, "") if why is None else Phase(FAILED, why)
         note = self.etcd.get(cluster.cluster_id, ClusterMembers()).note
-        answered_before = cluster.cluster_id in self.api_ready()
+        answered_before = cluster.cluster_id in self.board.answering
         phase = self.board.probed(cluster.name, cluster.cluster_id, cluster.components, probe, note)
         if probe.phase == READY and not answered_before:
             # What waits for the API (controller manager, scheduler) starts now.

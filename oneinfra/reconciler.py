@@ -29,6 +29,7 @@ class PassResult:
     actions: list[pl.Action]
     observed: list[pl.ObservedPod]  # after the actions
     failures: dict[Key, str] = field(default_factory=dict)  # what could not be done, why
+    touched: set[Key] = field(default_factory=set)  # the pods acted upon
 
 
 async def observe(
@@ -158,10 +159,11 @@ async def reconcile(
                     failures[key] = str(error) or type(error).__name__
                     return
 
+    groups = group_by_pod(actions, before)
     try:
         async with anyio.create_task_group() as tasks:
-            for key, group in group_by_pod(actions, before).items():
+            for key, group in groups.items():
                 tasks.start_soon(work, key, group)
-    except BaseExceptionGroup as group:
-        raise realize.first_error(group) from None
-    return PassResult(actions, await observe(client, selector), failures)
+    except BaseExceptionGroup as error:
+        raise realize.first_error(error) from None
+    return PassResult(actions, await observe(client, selector), failures, set(groups))

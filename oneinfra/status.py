@@ -118,6 +118,7 @@ class StatusBoard:
         self.clusters: dict[str, ClusterStatus] = {}  # by cluster id
         self.recorded: dict[tuple[str, ...], str] = {}  # subject -> phase last recorded
         self.outbox: list[ev.Event] = []  # transitions not yet appended
+        self.answering: set[str] = set()  # ids of the clusters whose API answered last
         self._changed = anyio.Event()
 
     # -- watchers -------------------------------------------------------------------
@@ -229,6 +230,10 @@ class StatusBoard:
         status = self.cluster(name, cluster_id)
         status.etcd = etcd
         status.probe = probe
+        if probe.phase == READY:
+            self.answering.add(cluster_id)
+        else:
+            self.answering.discard(cluster_id)
         before = status.phase.phase
         wanted = set(components)
         for gone in set(status.components) - wanted:
@@ -253,6 +258,7 @@ class StatusBoard:
 
     def cluster_deleted(self, name: str, cluster_id: str) -> None:
         self.clusters.pop(cluster_id, None)
+        self.answering.discard(cluster_id)
         self._record(
             ("cluster", cluster_id),
             DELETED,
