@@ -153,17 +153,14 @@ class Controller:
             if name not in self._hypervisors and name in state.hypervisors:
                 self._hypervisors[name] = Wakeup()
                 self._tasks.start_soon(self._hypervisor_worker, name)
-            if name in self._hypervisors:
-                self._hypervisors[name].ring()
+        self.ring_hypervisors(hypervisors)
         for name in clusters:
             cluster = state.clusters.get(name)
             if cluster is not None and cluster.cluster_id not in self._clusters:
                 self._clusters[cluster.cluster_id] = Wakeup()
                 self._cluster_ids[name] = cluster.cluster_id
                 self._tasks.start_soon(self._cluster_worker, cluster.name, cluster.cluster_id)
-            cluster_id = self._cluster_ids.get(name)
-            if cluster_id in self._clusters:
-                self._clusters[cluster_id].ring()
+        self.ring_clusters({self._cluster_ids[n] for n in clusters if n in self._cluster_ids})
 
     async def _follow_log(self) -> None:
         async for record in self.service.store.subscribe(self.service.state.position + 1):
@@ -284,12 +281,14 @@ class Controller:
         """Pods of control planes scaled away whose etcd member is still in
         their cluster (or may be: the member list is unknown): they stay
         until the member is removed, so etcd keeps quorum."""
-        clusters = {c.cluster_id: c for c in self.service.state.clusters.values()}
         keep: set[Key] = set()
         for pod in observed:
             cluster_id, component = pod.key
-            cluster = clusters.get(cluster_id)
-            if cluster is None or component in cluster.components:
+            # By the name on its labels: no index of the whole fleet on every pass.
+            cluster = self.service.state.clusters.get(pod.labels.get(bp.LABEL_CLUSTER, ""))
+            if cluster is None or cluster.cluster_id != cluster_id:
+                continue  # deleted (a new cluster may have its name)
+            if component in cluster.components:
                 continue
             if not component.startswith(CONTROL_PLANE):
                 continue
@@ -297,14 +296,18 @@ class Controller:
             name = etcd_member_name(cluster.name, component)
             if members is None or any(m.name == name for m in members):
                 keep.add(pod.key)
-                if cluster_id in self._clusters:
-                    self._clusters[cluster_id].ring()
+                self.ring_clusters({cluster_id})
         return keep
 
     def ring_clusters(self, ids: set[str]) -> None:
         for cluster_id in ids:
             if cluster_id in self._clusters:
                 self._clusters[cluster_id].ring()
+
+    def ring_hypervisors(self, names: set[str]) -> None:
+        for name in names:
+            if name in self._hypervisors:
+                self._hypervisors[name].ring()
 
     # -- clusters ----------------------------------------------------------------------
 
@@ -353,9 +356,7 @@ class Controller:
         phase = self.board.probed(cluster.name, cluster.cluster_id, cluster.components, probe, note)
         if probe.phase == READY and not answered_before:
             # What waits for the API (controller manager, scheduler) starts now.
-            for hypervisor in {c.hypervisor for c in cluster.control_planes()}:
-                if hypervisor in self._hypervisors:
-                    self._hypervisors[hypervisor].ring()
+            self.ring_hypervisors({c.hypervisor for c in cluster.control_planes()})
         return phase.phase == READY
 
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
@@ -439,11 +440,8 @@ class Controller:
             if key[1] not in cluster.components:
                 del self.admissions[key]
         if changed:
-            for hypervisor in {c.hypervisor for c in cluster.control_planes()} | set(
-                self.board.remaining(cluster.name, cluster.cluster_id)
-            ):
-                if hypervisor in self._hypervisors:
-                    self._hypervisors[hypervisor].ring()
+            leaving = set(self.board.remaining(cluster.name, cluster.cluster_id))
+            self.ring_hypervisors({c.hypervisor for c in cluster.control_planes()} | leaving)
 
 
 @dataclass

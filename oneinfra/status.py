@@ -38,6 +38,9 @@ class Phase:
     reason: str = ""
 
 
+UNOBSERVED = Phase(PENDING, "not observed yet")
+
+
 @dataclass
 class HypervisorHealth:
     reachable: bool | None = None  # None: not tried yet
@@ -104,7 +107,7 @@ def cluster_phase(components: Mapping[str, Phase], probe: Phase | None, etcd: st
 class ClusterStatus:
     name: str
     cluster_id: str
-    phase: Phase = Phase(PENDING, "not observed yet")
+    phase: Phase = UNOBSERVED
     components: dict[str, Phase] = field(default_factory=dict)
     hypervisors: dict[str, str] = field(default_factory=dict)  # component -> hypervisor
     probe: Phase | None = None

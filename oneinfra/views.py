@@ -8,7 +8,7 @@ from typing import TypeVar
 from . import commands as cmd
 from .api.oneinfra import v1 as api
 from .state import Cluster, FleetState, Hypervisor, api_server_endpoint
-from .status import PENDING, READY, RUNNING, ClusterStatus, Phase
+from .status import READY, RUNNING, UNOBSERVED, ClusterStatus
 
 T = TypeVar("T")
 
@@ -88,7 +88,6 @@ def cluster_view(
 ) -> api.Cluster:
     """The desired cluster, and (from the reconciler) how far it is."""
     components = sorted(cluster.components.values(), key=lambda c: (c.role, c.name))
-    unknown = Phase(PENDING, "not observed yet")
     phases = status.components if status else {}
     return api.Cluster(
         name=cluster.name,
@@ -108,8 +107,8 @@ def cluster_view(
                 role=c.role,
                 hypervisor=c.hypervisor,
                 ports=dict(c.ports),
-                phase=phases.get(c.name, unknown).phase,
-                reason=phases.get(c.name, unknown).reason,
+                phase=phases.get(c.name, UNOBSERVED).phase,
+                reason=phases.get(c.name, UNOBSERVED).reason,
             )
             for c in components
         ],
@@ -123,11 +122,11 @@ def timestamp(unix: float) -> str:
 
 def status_view(cluster: Cluster, status: ClusterStatus | None) -> api.ClusterStatus:
     if status is None:
-        return api.ClusterStatus(ready=False, phase=PENDING, reason="not observed yet")
+        return api.ClusterStatus(ready=False, phase=UNOBSERVED.phase, reason=UNOBSERVED.reason)
     # Ready as of the latest probe, with every component of the desired
     # state (a replica just added included) seen running.
     ready = status.phase.phase == READY and all(
-        status.components.get(name, Phase(PENDING)).phase == RUNNING for name in cluster.components
+        status.components.get(name, UNOBSERVED).phase == RUNNING for name in cluster.components
     )
     conditions = [
         api.Condition(
@@ -145,7 +144,7 @@ def status_view(cluster: Cluster, status: ClusterStatus | None) -> api.ClusterSt
         ),
     ]
     for name in sorted(cluster.components):
-        phase = status.components.get(name, Phase(PENDING, "not observed yet"))
+        phase = status.components.get(name, UNOBSERVED)
         conditions.append(
             api.Condition(
                 type=f"Component/{name}",
