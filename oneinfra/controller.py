@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import uuid
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 
@@ -40,7 +41,7 @@ from .logreader import EventCache
 from .probe import client_tls, memory_file, readyz
 from .reconciler import Key, reconcile
 from .secrets import unseal
-from .service import FleetService
+from .service import FleetService, Metadata
 from .state import (
     CONTROL_PLANE,
     Cluster,
@@ -173,9 +174,13 @@ class Controller:
                 self.supervise(concerned)
 
     async def _write_status(self) -> None:
-        metadata = msgspec.json.encode({"actor": None, "command": "reconciler"})
         while True:
             while events := self.board.take_outbox():
+                batch = str(uuid.uuid4())  # what the reconciler saw together
+                metadata = msgspec.json.encode(
+                    Metadata(actor=None, command="reconciler", correlation_id=batch,
+                             causation_id=batch)
+                )  # fmt: skip
                 records = []
                 for event in events:
                     kind, version, data = ev.encode(event)
