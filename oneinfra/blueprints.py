@@ -269,6 +269,17 @@ def control_plane(
         ],
         startup_args=membership.startup_args() if membership else [],
     )
+    # Its own etcd member first, then the cluster's founding members (voters
+    # from the start): when its own member dies, it goes on through the others
+    # instead of failing every request until the ingress's health check
+    # notices. Members added by scaling are left out (a learner refuses
+    # clients). A startup argument: the list changes only with a scale, which
+    # restarts the API server anyway (its certificate is reissued).
+    etcd_servers = [f"https://127.0.0.1:{ports['etcd-client']}"] + [
+        host_url(hypervisors[c.hypervisor].ip_address, c.ports["etcd-client"])
+        for c in cluster.control_planes()
+        if c.founding and c.name != component.name
+    ]
     apiserver_container = ContainerSpec(
         name="kube-apiserver",
         image=f"registry.k8s.io/kube-apiserver:{version.version}",
@@ -276,7 +287,6 @@ def control_plane(
             "kube-apiserver",
             f"--advertise-address={address}",
             f"--secure-port={ports['apiserver']}",
-            f"--etcd-servers=https://127.0.0.1:{ports['etcd-client']}",
             f"--etcd-cafile={PKI}/etcd/ca.crt",
             f"--etcd-certfile={PKI}/apiserver-etcd-client.crt",
             f"--etcd-keyfile={PKI}/apiserver-etcd-client.key",
@@ -301,6 +311,7 @@ def control_plane(
             "--allow-privileged=true",
         ],
         mounts=[pki_mount],
+        startup_args=[f"--etcd-servers={','.join(etcd_servers)}"],
     )
     controller_manager = ContainerSpec(
         name="kube-controller-manager",

@@ -200,3 +200,19 @@ def test_clusters_and_components_never_share_a_directory_or_name(fleet: Fleet) -
 def test_a_component_on_an_ipv6_hypervisor_gets_bracketed_urls() -> None:
     assert bp.host_url("2001:db8::1", 2380) == "https://[2001:db8::1]:2380"
     assert bp.host("2001:db8::1") == "[2001:db8::1]"
+
+
+def test_the_api_server_reaches_its_own_etcd_first_then_the_founding_members(
+    fleet: Fleet,
+) -> None:
+    pod = control_plane_pod(fleet)
+    apiserver = next(c for c in pod.containers if c.name == "kube-apiserver")
+    (flag,) = [a for a in apiserver.startup_args if a.startswith("--etcd-servers=")]
+    servers = flag.split("=", 1)[1].split(",")
+    cluster = fleet.state.clusters["prod"]
+    own, *others = cluster.control_planes()
+    assert servers[0] == f"https://127.0.0.1:{own.ports['etcd-client']}"
+    assert servers[1:] == [
+        f"https://{fleet.state.hypervisors[c.hypervisor].ip_address}:{c.ports['etcd-client']}"
+        for c in others
+    ]
