@@ -32,6 +32,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
+import anyio.abc
 from grpclib.client import Channel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -81,15 +82,19 @@ def peak_memory_kib(pid: int) -> int:
     raise RuntimeError("no VmHWM")
 
 
-def start_daemon(root: Path) -> subprocess.Popen[str]:
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
-         "--socket", str(root / "oneinfra.sock"), "--resync", str(RESYNC)],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert daemon.stderr is not None
-    line = daemon.stderr.readline()
-    assert "serving on" in line, line
+def start_daemon(root: Path) -> subprocess.Popen[bytes]:
+    log = root / "daemon.log"  # a file, not a pipe nobody reads after the first line
+    with log.open("wb") as stderr:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
+             "--socket", str(root / "oneinfra.sock"), "--resync", str(RESYNC)],
+            stderr=stderr,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while b"serving on" not in log.read_bytes():
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the daemon did not start: {log.read_text()}")
+        time.sleep(0.05)
     return daemon
 
 
@@ -123,45 +128,34 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
                     role="public" if public else "private",
                     ip_address=f"127.1.{i // 250}.{i % 250 + 1}", data_dir="/data",
                 ))  # fmt: skip
-            shows: list[float] = []
-            created = 0
-
-            async def create_all() -> None:
-                nonlocal created
-                for n in range(clusters):
-                    await stub.create_cluster(
-                        api.CreateClusterRequest(name=f"c{n}", control_plane_replicas=3)
-                    )
-                    created += 1
-
-            async def show_while_converging(done: anyio.Event) -> None:
-                while not done.is_set():
-                    if created:
-                        began = time.perf_counter()
-                        await stub.get_cluster(api.NameRequest(name=f"c{created // 2}"))
-                        shows.append(time.perf_counter() - began)
-                    await anyio.sleep(0.01)
-
+            # The client (creates, then `cluster show` every 10 ms) is a process
+            # of its own: in this one, its replies would wait behind the fakes.
+            client = await anyio.open_process(
+                [sys.executable, __file__, "--client", str(root / "oneinfra.sock"),
+                 "--clusters", str(clusters)],
+            )  # fmt: skip
+            assert client.stdout is not None and client.stdin is not None
+            replies = TextLines(client.stdout)
+            accepted_after = float(await replies.next())
+            counts: Counter[str] = Counter()
             expected = 3 * 2 + 1  # per cluster: etcd and kube-apiserver x3, haproxy
-            done = anyio.Event()
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(show_while_converging, done)
-                began = time.monotonic()
-                await create_all()
-                accepted = time.monotonic()
-                counts: Counter[str] = Counter()
 
-                def converged() -> bool:
-                    nonlocal counts
-                    counts = running_early(fakes)
-                    return len(counts) == clusters and all(v == expected for v in counts.values())
+            def converged() -> bool:
+                nonlocal counts
+                counts = running_early(fakes)
+                return len(counts) == clusters and all(v == expected for v in counts.values())
 
+            try:
                 converge = await wait_for(converged, 600, "convergence")
-                done.set()
+                await client.stdin.send(b"stop\n")
+                shows = json.loads(await replies.next())
+            finally:
+                if client.returncode is None:
+                    client.kill()
+                await client.wait()
             tag = {"clusters": clusters, "hypervisors": len(names), "latency_s": latency}
-            emit("create_all_accepted", accepted - began, "s", **tag)
+            emit("create_all_accepted", accepted_after, "s", **tag)
             emit("converge_after_last_create", converge, "s", **tag)
-            shows.sort()
             median_ms = round(statistics.median(shows) * 1000, 3)
             emit("show_p99_while_converging", shows[int(len(shows) * 0.99) - 1] * 1000, "ms",
                  samples=len(shows), median_ms=median_ms, **tag)  # fmt: skip
@@ -205,14 +199,68 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
         finally:
             channel.close()
             daemon.send_signal(signal.SIGTERM)
+
             await anyio.to_thread.run_sync(lambda: daemon.wait(timeout=60))
+
+
+class TextLines:
+    """Lines from a byte stream."""
+
+    def __init__(self, stream: anyio.abc.ByteReceiveStream) -> None:
+        self.stream, self.buffer = stream, b""
+
+    async def next(self) -> str:
+        while b"\n" not in self.buffer:
+            self.buffer += await self.stream.receive()
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
+
+
+async def client(socket: str, clusters: int) -> None:
+    """Creates the clusters one after another, showing one of those created
+    every 10 ms meanwhile and until a line on stdin; prints the time the
+    creates took, then the show latencies (sorted, JSON)."""
+    channel = Channel(path=socket)
+    stub = api.FleetStub(channel)
+    shows: list[float] = []
+    created = 0
+    stop = anyio.Event()
+
+    async def show_until_stopped() -> None:
+        while not stop.is_set():
+            if created:
+                began = time.perf_counter()
+                await stub.get_cluster(api.NameRequest(name=f"c{created // 2}"))
+                shows.append(time.perf_counter() - began)
+            await anyio.sleep(0.01)
+
+    async def wait_stop() -> None:
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+        stop.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(show_until_stopped)
+        tasks.start_soon(wait_stop)
+        began = time.monotonic()
+        for n in range(clusters):
+            await stub.create_cluster(
+                api.CreateClusterRequest(name=f"c{n}", control_plane_replicas=3)
+            )
+            created += 1
+        print(time.monotonic() - began, flush=True)
+    print(json.dumps(sorted(shows)), flush=True)
+    channel.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clusters", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--latency", type=float, default=0.002)
+    parser.add_argument("--client", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:
+        anyio.run(client, args.client, args.clusters[0])
+        return
     for clusters in args.clusters:
         with tempfile.TemporaryDirectory() as tmp:
             anyio.run(run_size, clusters, args.latency, Path(tmp))

@@ -47,19 +47,19 @@ def in_fleet(pod: PodSpec, fleet: str) -> PodSpec:
     return msgspec.structs.replace(pod, labels={**pod.labels, LABEL_FLEET: fleet})
 
 
-class File(msgspec.Struct, frozen=True):
+class File(msgspec.Struct, frozen=True, gc=False):
     path: str  # relative to the component's directory on the hypervisor
     content: bytes
     mode: int = 0o644
 
 
-class Mount(msgspec.Struct, frozen=True):
+class Mount(msgspec.Struct, frozen=True, gc=False):
     container_path: str
     host_path: str
     readonly: bool = True
 
 
-class ContainerSpec(msgspec.Struct, frozen=True):
+class ContainerSpec(msgspec.Struct, frozen=True, gc=False):
     name: str
     image: str
     command: list[str]
@@ -74,7 +74,7 @@ class ContainerSpec(msgspec.Struct, frozen=True):
     after_api: bool = False
 
 
-class PodSpec(msgspec.Struct, frozen=True):
+class PodSpec(msgspec.Struct, frozen=True, gc=False):
     name: str  # the sandbox's name: cluster id and component
     hypervisor: str
     directory: str  # the component's directory on the hypervisor

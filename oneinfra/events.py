@@ -18,7 +18,7 @@ import msgspec
 FLEET_STREAM = "fleet"
 
 
-class SealedKey(msgspec.Struct, frozen=True):
+class SealedKey(msgspec.Struct, frozen=True, gc=False):
     """A private key in PEM, encrypted (AES-GCM) with the data key `key_id`."""
 
     key_id: str
@@ -26,12 +26,12 @@ class SealedKey(msgspec.Struct, frozen=True):
     ciphertext: bytes
 
 
-class KeyPair(msgspec.Struct, frozen=True):
+class KeyPair(msgspec.Struct, frozen=True, gc=False):
     certificate: str  # PEM
     key: SealedKey
 
 
-class ClusterPKI(msgspec.Struct, frozen=True):
+class ClusterPKI(msgspec.Struct, frozen=True, gc=False):
     """The cluster-wide certificates, named as kubeadm lays them out."""
 
     ca: KeyPair  # ca.crt / ca.key
@@ -47,13 +47,13 @@ class ClusterPKI(msgspec.Struct, frozen=True):
     admin: KeyPair  # oneinfra's own admin.conf, for health checks
 
 
-class HypervisorTLS(msgspec.Struct, frozen=True):
+class HypervisorTLS(msgspec.Struct, frozen=True, gc=False):
     ca_certificate: str
     client_certificate: str
     client_key: SealedKey
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
     schema_version: ClassVar[int] = 1
 
 

@@ -14,7 +14,7 @@ from . import blueprints as bp
 from .realize import LABEL_ROLE, WRITER_ROLE
 
 
-class ObservedContainer(msgspec.Struct, frozen=True):
+class ObservedContainer(msgspec.Struct, frozen=True, gc=False):
     id: str
     role: str  # the container's name in its blueprint
     running: bool
@@ -22,7 +22,7 @@ class ObservedContainer(msgspec.Struct, frozen=True):
     exit_code: int = 0
 
 
-class ObservedPod(msgspec.Struct, frozen=True):
+class ObservedPod(msgspec.Struct, frozen=True, gc=False):
     sandbox_id: str
     labels: dict[str, str]
     ready: bool

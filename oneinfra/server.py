@@ -29,7 +29,7 @@ from grpclib.server import Server
 from eventstore import EventStoreError, SQLiteEventStore
 
 from . import commands as cmd
-from . import views
+from . import pauses, views
 from .api.oneinfra import v1 as api
 from .controller import Controller, Options
 from .errors import DomainError
@@ -375,6 +375,7 @@ async def serve(
             controller = Controller(service, reconcile) if reconcile else None
             board = controller.board if controller else None
             server = Server([FleetServer(service, board)])
+            pauses.after_start()
             listen(server, RecvRequest, remember_caller)
             clear_stale_socket(socket_path)
             umask = os.umask(0o177)  # the socket is born 0600: no window of wider access

@@ -24,7 +24,7 @@ PORT_NAMES = {
 }
 
 
-class Component(msgspec.Struct):
+class Component(msgspec.Struct, gc=False):
     name: str
     role: str
     hypervisor: str
@@ -35,7 +35,7 @@ class Component(msgspec.Struct):
     founding: bool = False
 
 
-class Cluster(msgspec.Struct):
+class Cluster(msgspec.Struct, gc=False):
     cluster_id: str
     name: str
     kubernetes_version: str
@@ -63,7 +63,7 @@ class Cluster(msgspec.Struct):
         return self.components.get(INGRESS)
 
 
-class Hypervisor(msgspec.Struct):
+class Hypervisor(msgspec.Struct, gc=False):
     name: str
     endpoint: str
     role: str
@@ -79,7 +79,7 @@ class Hypervisor(msgspec.Struct):
         return {port for ports in self.placements.values() for port in ports}
 
 
-class FleetState(msgspec.Struct):
+class FleetState(msgspec.Struct, gc=False):
     version: int | None = None  # the fleet stream's version folded so far
     position: int = 0  # the global log position folded so far
     hypervisors: dict[str, Hypervisor] = msgspec.field(default_factory=dict)
