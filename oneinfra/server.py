@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import datetime as dt
@@ -14,8 +16,9 @@ import socket
 import stat
 import struct
 import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,9 +36,10 @@ from . import pauses, views
 from .api.oneinfra import v1 as api
 from .controller import Controller, Options
 from .errors import DomainError
+from .mainloop import MainLoop
 from .secrets import KeyStore, load_or_create_master_key
-from .service import Actor, Conflict, FleetService, ServiceClosed
-from .state import Cluster
+from .service import Actor, Conflict, FleetService, Outcome, ServiceClosed
+from .state import Cluster, FleetState
 from .status import StatusBoard
 
 DEFAULT_OPTIONS = Options()
@@ -107,18 +111,37 @@ def parse_time(value: str) -> dt.datetime:
 
 
 class FleetServer(api.FleetBase):
-    def __init__(self, service: FleetService, board: StatusBoard | None = None) -> None:
+    """The API. Queries read the state and the board under their locks, on
+    whichever loop serves the socket; what needs the store runs on the main
+    loop (`main`), which owns it."""
+
+    def __init__(
+        self,
+        service: FleetService,
+        board: StatusBoard | None = None,
+        main: MainLoop | None = None,
+    ) -> None:
         self.service = service
         self.board = board or StatusBoard()  # the reconciler's; empty without one
+        self.main = main or MainLoop()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[FleetState]:
+        """The state and the board, held still while a query reads them."""
+        with self.service.lock, self.board.lock:
+            yield self.service.state
 
     def cluster_view(self, cluster: Cluster) -> api.Cluster:
         status = self.board.clusters.get(cluster.cluster_id)
         return views.cluster_view(cluster, self.service.state, status)
 
+    async def _execute(
+        self, command: cmd.Command, actor: Actor | None, correlation: str | None
+    ) -> Outcome:
+        return await refusals_as_status(self.service.execute(command, actor, correlation))
+
     async def _run(self, command: cmd.Command) -> int:
-        outcome = await refusals_as_status(
-            self.service.execute(command, CALLER.get(), CORRELATION.get())
-        )
+        outcome = await self.main.call(self._execute, command, CALLER.get(), CORRELATION.get())
         return outcome.position
 
     # -- commands -------------------------------------------------------------------
@@ -155,9 +178,7 @@ class FleetServer(api.FleetBase):
 
     async def issue_kubeconfig(self, message: api.IssueKubeconfigRequest) -> api.Kubeconfig:
         command = views.issue_kubeconfig(message)
-        outcome = await refusals_as_status(
-            self.service.execute(command, CALLER.get(), CORRELATION.get())
-        )
+        outcome = await self.main.call(self._execute, command, CALLER.get(), CORRELATION.get())
         (issued,) = outcome.decision.events
         assert outcome.decision.reply is not None
         return api.Kubeconfig(
@@ -169,43 +190,53 @@ class FleetServer(api.FleetBase):
     # -- queries --------------------------------------------------------------------
 
     async def get_hypervisor(self, message: api.NameRequest) -> api.Hypervisor:
-        hypervisor = self.service.state.hypervisors.get(message.name)
-        if hypervisor is None:
-            raise GRPCError(Status.NOT_FOUND, f"unknown hypervisor {message.name!r}")
-        return views.hypervisor_view(hypervisor)
+        with self.reading() as state:
+            hypervisor = state.hypervisors.get(message.name)
+            if hypervisor is None:
+                raise GRPCError(Status.NOT_FOUND, f"unknown hypervisor {message.name!r}")
+            return views.hypervisor_view(hypervisor)
 
     async def list_hypervisors(self, message: api.ListRequest) -> api.HypervisorList:
-        hypervisors = sorted(self.service.state.hypervisors.items())
-        return api.HypervisorList(hypervisors=[views.hypervisor_view(h) for _, h in hypervisors])
+        with self.reading() as state:
+            hypervisors = sorted(state.hypervisors.items())
+            return api.HypervisorList(
+                hypervisors=[views.hypervisor_view(h) for _, h in hypervisors]
+            )
 
     async def get_cluster(self, message: api.NameRequest) -> api.Cluster:
-        state = self.service.state
-        cluster = state.clusters.get(message.name)
-        if cluster is None:
-            raise GRPCError(Status.NOT_FOUND, f"unknown cluster {message.name!r}")
-        return self.cluster_view(cluster)
+        with self.reading() as state:
+            cluster = state.clusters.get(message.name)
+            if cluster is None:
+                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {message.name!r}")
+            return self.cluster_view(cluster)
 
     async def list_clusters(self, message: api.ListRequest) -> api.ClusterList:
-        clusters = sorted(self.service.state.clusters.items())
-        return api.ClusterList(clusters=[self.cluster_view(c) for _, c in clusters])
+        with self.reading() as state:
+            clusters = sorted(state.clusters.items())
+            return api.ClusterList(clusters=[self.cluster_view(c) for _, c in clusters])
 
     async def watch_cluster(
         self, message: api.WatchClusterRequest
     ) -> AsyncIterator[api.ClusterProgress]:
         if message.deleted_at:
-            await self.service.wait_position(message.deleted_at)
+            await self.main.call(self.service.wait_position, message.deleted_at)
         elif message.name not in self.service.state.clusters:
             raise GRPCError(Status.NOT_FOUND, f"unknown cluster {message.name!r}")
         last = None
         while True:
-            progress = self.progress(message)
+            with self.reading():
+                progress = self.progress(message)
             if progress != last:
                 yield progress
                 last = progress
             if progress.gone:
                 return
-            with anyio.move_on_after(WATCH_REFRESH):
-                await self.board.changed()
+            await self.main.call(self.board_change, WATCH_REFRESH)
+
+    async def board_change(self, seconds: float) -> None:
+        """Returns at the board's next change, or after `seconds`."""
+        with anyio.move_on_after(seconds):
+            await self.board.changed()
 
     def progress(self, message: api.WatchClusterRequest) -> api.ClusterProgress:
         state = self.service.state
@@ -240,6 +271,10 @@ class FleetServer(api.FleetBase):
     # -- the audit trail ------------------------------------------------------------
 
     async def history(self, message: api.HistoryRequest) -> AsyncIterator[api.HistoryEvent]:
+        async for event in self.main.stream(self.read_history, message):
+            yield event
+
+    async def read_history(self, message: api.HistoryRequest) -> AsyncIterator[api.HistoryEvent]:
         since = parse_time(message.since_time) if message.since_time else None
         events = self.service.history(
             since_position=max(1, message.since_position or 1),
@@ -262,11 +297,13 @@ class FleetServer(api.FleetBase):
 
     async def replay(self, message: api.ReplayRequest) -> api.FleetView:
         at = parse_time(message.time) if message.time else None
-        state, last = await refusals_as_status(self.service.replay(message.position, at))
+        state, last = await self.main.call(
+            refusals_as_status, self.service.replay(message.position, at)
+        )
         return views.fleet_view(state, last.recorded_at.isoformat() if last else "")
 
     async def verify_log(self, message: api.VerifyRequest) -> api.VerifyReply:
-        report = await refusals_as_status(self.service.verify())
+        report = await self.main.call(refusals_as_status, self.service.verify())
         return api.VerifyReply(
             ok=report.ok,
             records_checked=report.records_checked,
@@ -374,16 +411,10 @@ async def serve(
                 reconcile = dataclasses.replace(reconcile, fleet=fleet_id(state_dir))
             controller = Controller(service, reconcile) if reconcile else None
             board = controller.board if controller else None
-            server = Server([FleetServer(service, board)])
+            fleet = FleetServer(service, board, MainLoop(asyncio.get_running_loop()))
             pauses.after_start()
-            listen(server, RecvRequest, remember_caller)
-            clear_stale_socket(socket_path)
-            umask = os.umask(0o177)  # the socket is born 0600: no window of wider access
-            try:
-                await server.start(path=str(socket_path))
-            finally:
-                os.umask(umask)
-            secure_socket(socket_path, socket_group)
+            api_thread = ApiThread(fleet, socket_path, socket_group)
+            await api_thread.start()
             try:
                 async with anyio.create_task_group() as tasks:
                     await tasks.start(service.run)
@@ -394,17 +425,76 @@ async def serve(
                             on_ready()
                         async for _ in signals:
                             break
-                    server.close()  # no new connections; open calls are cancelled
                     if controller is not None:
                         controller.stop()  # crash-safe at any point: the next start goes on
+                    await api_thread.stop()  # open calls are cancelled; no new ones
                     service.stop_accepting()  # the worker finishes what it holds
-                await server.wait_closed()
                 await service.snapshot()
             finally:
                 remove_socket(socket_path)
     finally:
         keys.close()
         os.close(lock)
+
+
+class ApiThread:
+    """The socket's gRPC server, on a thread and event loop of its own: the
+    reconciler keeps the main loop busy while a fleet converges, and a query
+    would wait behind its work. The GIL hands this thread the interpreter
+    within the switch interval (pauses.py sets it)."""
+
+    def __init__(self, fleet: FleetServer, socket_path: Path, socket_group: str | None) -> None:
+        self.fleet = fleet
+        self.socket_path = socket_path
+        self.socket_group = socket_group
+        self._thread = threading.Thread(target=self._run, name="oneinfra-api", daemon=True)
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Returns once the socket answers; raises what kept it from it."""
+        self._thread.start()
+        await anyio.to_thread.run_sync(self._started.wait)
+        if self._error is not None:
+            raise self._error
+
+    async def stop(self) -> None:
+        """Closes the socket, cancels the calls in hand, and waits for them."""
+        self._stopping = True
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        await anyio.to_thread.run_sync(self._thread.join)
+        remove_socket(self.socket_path)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:
+            started = self._started.is_set()
+            self._error = error
+            self._started.set()  # start() raises it
+            if started and not self._stopping:  # the API is gone: the daemon stops, says why
+                print(f"oneinfra daemon: the API thread failed: {error!r}", file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _serve(self) -> None:
+        server = Server([self.fleet])
+        listen(server, RecvRequest, remember_caller)
+        clear_stale_socket(self.socket_path)
+        umask = os.umask(0o177)  # the socket is born 0600: no window of wider access
+        try:
+            await server.start(path=str(self.socket_path))
+        finally:
+            os.umask(umask)
+        secure_socket(self.socket_path, self.socket_group)
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        self._started.set()
+        await self._stop.wait()
+        server.close()
+        await server.wait_closed()
 
 
 def fleet_id(state_dir: Path) -> str:

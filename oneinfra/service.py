@@ -13,8 +13,10 @@ import datetime as dt
 import math
 import os
 import pwd
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import anyio
@@ -118,6 +120,9 @@ class FleetService:
         self._encode_metadata = msgspec.json.Encoder().encode
         self._events = EventCache(store, size=PKI_CACHE_SIZE)
         self._advanced = anyio.Event()  # set (and replaced) when the state moves on
+        # Held while the state changes, and by the API's thread while it reads
+        # the state: a query never sees an event half folded.
+        self.lock = threading.RLock()
 
     @classmethod
     async def open(cls, store: EventStore, keys: KeyStore, **options: object) -> FleetService:
@@ -201,10 +206,11 @@ class FleetService:
             except BaseException:
                 self.keys.destroy(decision.new_keys)
                 raise
-            for position, event in enumerate(decision.events, start=result.first_position):
-                projection.apply(self.state, event, position)
-            self.state.version = result.stream_version
-            self.state.position = result.last_position
+            with self.lock:
+                for position, event in enumerate(decision.events, start=result.first_position):
+                    projection.apply(self.state, event, position)
+                self.state.version = result.stream_version
+                self.state.position = result.last_position
             self._advanced.set()
             self._advanced = anyio.Event()
             self.keys.destroy(decision.destroyed_keys)
@@ -226,7 +232,7 @@ class FleetService:
 
     async def catch_up(self) -> None:
         """Fold events appended by someone else since our last position."""
-        await fold_from(self.store, self.state, self.state.position + 1)
+        await fold_from(self.store, self.state, self.state.position + 1, lock=self.lock)
 
     async def snapshot(self) -> None:
         await self.store.save_snapshot(
@@ -310,17 +316,22 @@ async def load_snapshot(store: EventStore, max_position: int | None) -> FleetSta
 
 
 async def fold_from(
-    store: EventStore, state: FleetState, start: int, up_to: int | None = None
+    store: EventStore,
+    state: FleetState,
+    start: int,
+    up_to: int | None = None,
+    lock: AbstractContextManager[object] | None = None,
 ) -> None:
     async for page in store.read_all_pages(start):
-        for record in page:
-            if up_to is not None and record.position > up_to:
-                return
-            if record.stream_id == ev.FLEET_STREAM:
-                event = ev.decode(record.type, record.schema_version, record.data)
-                projection.apply(state, event, record.position)
-                state.version = record.stream_version
-            state.position = record.position
+        with lock or nullcontext():  # a page at a time: readers wait for no I/O
+            for record in page:
+                if up_to is not None and record.position > up_to:
+                    return
+                if record.stream_id == ev.FLEET_STREAM:
+                    event = ev.decode(record.type, record.schema_version, record.data)
+                    projection.apply(state, event, record.position)
+                    state.version = record.stream_version
+                state.position = record.position
 
 
 def live_key_ids(state: FleetState) -> set[str]:

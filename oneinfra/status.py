@@ -9,9 +9,12 @@ even across a restart: it starts from the phases last recorded).
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio
 
@@ -30,6 +33,8 @@ PENDING, RUNNING, READY, DEGRADED, FAILED, DELETED = (
 )
 
 Key = tuple[str, str]  # (cluster id, component)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,18 @@ def cluster_phase(components: Mapping[str, Phase], probe: Phase | None, etcd: st
     return Phase(PENDING, detail)
 
 
+def locked(
+    method: Callable[Concatenate[StatusBoard, P], R],
+) -> Callable[Concatenate[StatusBoard, P], R]:
+    """The board's changes hold its lock: the API's thread reads it whole."""
+
+    def holding_lock(board: StatusBoard, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with board.lock:
+            return method(board, *args, **kwargs)
+
+    return holding_lock
+
+
 @dataclass
 class ClusterStatus:
     name: str
@@ -116,7 +133,11 @@ class ClusterStatus:
 
 
 class StatusBoard:
-    def __init__(self) -> None:
+    """What the reconciler last saw, for status and watchers. Changed on the
+    main loop; read by the API's thread, under `lock`."""
+
+    def __init__(self, lock: AbstractContextManager[object] | None = None) -> None:
+        self.lock = lock if lock is not None else threading.RLock()
         self.hypervisors: dict[str, HypervisorHealth] = {}
         self.clusters: dict[str, ClusterStatus] = {}  # by cluster id
         self.recorded: dict[tuple[str, ...], str] = {}  # subject -> phase last recorded
@@ -158,6 +179,7 @@ class StatusBoard:
 
     # -- observations -------------------------------------------------------------------
 
+    @locked
     def hypervisor_observed(self, name: str, observed: list[pl.ObservedPod], position: int) -> None:
         health = self.hypervisors.setdefault(name, HypervisorHealth())
         health.reachable, health.error = True, ""
@@ -165,12 +187,14 @@ class StatusBoard:
         self._record(("hypervisor", name), "True", ev.HypervisorStatusChanged(name, True, ""))
         self._notify()
 
+    @locked
     def hypervisor_unreachable(self, name: str, error: str) -> None:
         health = self.hypervisors.setdefault(name, HypervisorHealth())
         health.reachable, health.error = False, error
         self._record(("hypervisor", name), "False", ev.HypervisorStatusChanged(name, False, error))
         self._notify()
 
+    @locked
     def forget_hypervisor(self, name: str) -> None:
         self.hypervisors.pop(name, None)
         self.recorded.pop(("hypervisor", name), None)
@@ -184,6 +208,7 @@ class StatusBoard:
                 status.phase = Phase(recorded, "as last recorded; not observed since")
         return status
 
+    @locked
     def components_observed(
         self,
         hypervisor: str,
@@ -221,6 +246,7 @@ class StatusBoard:
             ),
         )  # fmt: skip
 
+    @locked
     def probed(
         self,
         name: str,
@@ -259,6 +285,7 @@ class StatusBoard:
         self._notify()
         return status.phase
 
+    @locked
     def cluster_deleted(self, name: str, cluster_id: str) -> None:
         self.clusters.pop(cluster_id, None)
         self.answering.discard(cluster_id)
