@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from grpclib.client import Channel
+from grpclib.client import Channel, UnaryUnaryMethod
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
+from .api.pb.runtime.v1 import api_pb2 as pb
 from .api.runtime import v1 as cri
 
 T = TypeVar("T")
@@ -82,6 +83,17 @@ class HypervisorClient:
         self._channel = open_channel(endpoint, tls)
         self._runtime = cri.RuntimeServiceStub(self._channel)
         self._images = cri.ImageServiceStub(self._channel)
+        # What a pass lists, decoded by protobuf's C parser (upb): decoding
+        # them in pure Python (betterproto2) was a quarter of the daemon's
+        # time at 1,000 clusters. The requests stay betterproto2 messages.
+        self._scan_sandboxes = UnaryUnaryMethod(
+            self._channel, "/runtime.v1.RuntimeService/ListPodSandbox",
+            cri.ListPodSandboxRequest, pb.ListPodSandboxResponse,
+        )  # fmt: skip
+        self._scan_containers = UnaryUnaryMethod(
+            self._channel, "/runtime.v1.RuntimeService/ListContainers",
+            cri.ListContainersRequest, pb.ListContainersResponse,
+        )  # fmt: skip
 
     def close(self) -> None:
         self._channel.close()
@@ -118,6 +130,20 @@ class HypervisorClient:
     async def list_containers(self, labels: Mapping[str, str]) -> list[cri.Container]:
         request = cri.ListContainersRequest(filter=cri.ContainerFilter(label_selector=dict(labels)))
         reply = await self._call(self._runtime.list_containers(request, timeout=self.timeout))
+        return list(reply.containers)
+
+    async def scan_sandboxes(self, labels: Mapping[str, str]) -> list[pb.PodSandbox]:
+        """list_sandboxes, as protobuf messages (same fields, parsed in C)."""
+        request = cri.ListPodSandboxRequest(
+            filter=cri.PodSandboxFilter(label_selector=dict(labels))
+        )
+        reply = await self._call(self._scan_sandboxes(request, timeout=self.timeout))
+        return list(reply.items)
+
+    async def scan_containers(self, labels: Mapping[str, str]) -> list[pb.Container]:
+        """list_containers, as protobuf messages (same fields, parsed in C)."""
+        request = cri.ListContainersRequest(filter=cri.ContainerFilter(label_selector=dict(labels)))
+        reply = await self._call(self._scan_containers(request, timeout=self.timeout))
         return list(reply.containers)
 
     async def run_sandbox(self, config: cri.PodSandboxConfig) -> str:

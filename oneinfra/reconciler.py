@@ -17,7 +17,7 @@ import msgspec
 from . import blueprints as bp
 from . import plan as pl
 from . import realize
-from .api.runtime import v1 as cri
+from .api.pb.runtime.v1 import api_pb2 as pb
 from .cri import CRIError, HypervisorClient, NotFound, Unreachable
 
 Key = tuple[str, str]  # (cluster id, component)
@@ -37,15 +37,15 @@ class PassResult:
 async def observe(
     client: HypervisorClient, selector: dict[str, str] = bp.MANAGED
 ) -> list[pl.ObservedPod]:
-    sandboxes = await client.list_sandboxes(selector)
-    containers = await client.list_containers(selector)
+    sandboxes = await client.scan_sandboxes(selector)
+    containers = await client.scan_containers(selector)
     by_sandbox: dict[str, list[pl.ObservedContainer]] = {}
     for container in containers:
         by_sandbox.setdefault(container.pod_sandbox_id, []).append(
             pl.ObservedContainer(
                 id=container.id,
                 role=container.labels.get(realize.LABEL_ROLE, ""),
-                running=container.state == cri.ContainerState.CONTAINER_RUNNING,
+                running=container.state == pb.CONTAINER_RUNNING,
                 files_hash=container.labels.get(bp.LABEL_FILES_HASH, ""),
             )
         )
@@ -53,7 +53,7 @@ async def observe(
         pl.ObservedPod(
             sandbox_id=sandbox.id,
             labels=dict(sandbox.labels),
-            ready=sandbox.state == cri.PodSandboxState.SANDBOX_READY,
+            ready=sandbox.state == pb.SANDBOX_READY,
             containers=by_sandbox.get(sandbox.id, []),
         )
         for sandbox in sandboxes
