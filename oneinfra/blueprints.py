@@ -84,6 +84,13 @@ class PodSpec(msgspec.Struct, frozen=True, gc=False):
     # Why the pod may not be created yet (an etcd member not admitted to its
     # cluster); a pod that runs already is kept.
     blocked: str = ""
+    # Derived, on creation: container name -> the hash of the files it reads.
+    # Every pass compares them with the running containers' (pods are cached).
+    files_hashes: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        hashes = {c.name: files_digest(self.files_of(c)) for c in self.containers}
+        msgspec.structs.force_setattr(self, "files_hashes", hashes)
 
     def files_of(self, container: ContainerSpec) -> list[File]:
         """The files a container reads: those under its mounts."""
@@ -95,8 +102,12 @@ class PodSpec(msgspec.Struct, frozen=True, gc=False):
     def files_hash(self, container: ContainerSpec) -> str:
         """Changes when a file the container reads changes: it is then
         restarted with the new files, and the others are left running."""
-        digest = hashlib.sha256(msgspec.msgpack.encode(self.files_of(container)))
-        return digest.hexdigest()[:16]
+        found = self.files_hashes.get(container.name)
+        return found if found is not None else files_digest(self.files_of(container))
+
+
+def files_digest(files: list[File]) -> str:
+    return hashlib.sha256(msgspec.msgpack.encode(files)).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
