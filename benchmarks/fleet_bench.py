@@ -12,7 +12,9 @@ start at once. At each fleet size (clusters of 3 replicas):
   (--resync 5 here), and each hypervisor's pass (first to last list call);
 - one cluster changed (scaled 3 -> 5): time until its new replicas run, and
   the CRI calls the whole fleet received meanwhile;
-- the daemon's peak memory (VmHWM), in all and per cluster.
+- the daemon's peak memory (VmHWM), in all and per cluster;
+- the whole fleet passed over at once, cold: the daemon killed (SIGKILL) and
+  started again, until every hypervisor has been listed, and the CRI calls.
 
     .venv/bin/python benchmarks/fleet_bench.py [--clusters 100 300 1000] [--latency 0.002]
 """
@@ -181,6 +183,10 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
             emit("noop_resync_cri_calls", sum(made.values()), "calls",
                  lists=sum(made[m] for m in LISTS), other=sum(v for m, v in made.items()
                                                              if m not in LISTS), **tag)  # fmt: skip
+            # A pass starts with its sandbox list: the window holds whole passes
+            # and, for hypervisors whose period began early in it, a second one.
+            emit("noop_cri_calls_per_pass", sum(made.values()) / made["list_pod_sandbox"],
+                 "calls", passes=made["list_pod_sandbox"], **tag)  # fmt: skip
 
             # One cluster changed: c0 scaled 3 -> 5.
             reset_calls(fakes)
@@ -196,6 +202,36 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
             peak = peak_memory_kib(daemon.pid)
             emit("daemon_peak_memory", peak / 1024, "MiB", **tag)
             emit("daemon_peak_memory_per_cluster", peak / clusters, "KiB", **tag)
+
+            # The whole converged fleet passed over at once: the daemon killed
+            # (SIGKILL) and started again, every hypervisor's worker starts
+            # with a pass. Cold: nothing rendered or read yet.
+            daemon.kill()
+            await anyio.to_thread.run_sync(daemon.wait)
+            reset_calls(fakes)
+            for fake in fakes.values():
+                fake.timeline = []
+            began = time.monotonic()
+            daemon = await anyio.to_thread.run_sync(start_daemon, root)
+
+            def each_passed() -> bool:
+                return all(
+                    sum(m in LISTS for _, m in fake.timeline or []) >= 2 for fake in fakes.values()
+                )
+
+            swept = await wait_for(each_passed, 120, "a pass on every hypervisor")
+            last_list = max(
+                t for fake in fakes.values() for t, m in fake.timeline or [] if m in LISTS
+            )
+            await anyio.sleep(1.0)
+            made = calls(fakes)
+            for fake in fakes.values():
+                fake.timeline = None
+            emit("restart_fleet_pass", last_list - began, "s", polled=round(swept, 3),
+                 **tag)  # fmt: skip
+            emit("restart_fleet_pass_cri_calls", sum(made.values()), "calls",
+                 lists=sum(made[m] for m in LISTS),
+                 other={m: v for m, v in made.items() if m not in LISTS and v}, **tag)  # fmt: skip
         finally:
             channel.close()
             daemon.send_signal(signal.SIGTERM)
