@@ -93,6 +93,11 @@ class InMemoryEventStore(EventStore):
             index += len(page)
             await anyio.lowlevel.checkpoint()
 
+    async def read_at(self, position: int) -> RecordedEvent | None:
+        position = validate_non_negative("position", position, minimum=1)
+        self._ensure_open()
+        return self._log[position - 1] if position <= len(self._log) else None
+
     async def head_position(self) -> int:
         self._ensure_open()
         return len(self._log)

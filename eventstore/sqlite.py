@@ -102,6 +102,7 @@ INSERT_RECORD = f"INSERT INTO events ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?
 SELECT_ALL_PAGE = (
     f"SELECT {RECORD_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?"
 )
+SELECT_AT = f"SELECT {RECORD_COLUMNS} FROM events WHERE position = ?"
 SELECT_STREAM_PAGE = (
     f"SELECT {RECORD_COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? "
     "ORDER BY stream_version LIMIT ?"
@@ -328,6 +329,11 @@ class SQLiteEventStore(EventStore):
             if len(rows) < self._page_size:
                 return
             version = rows[-1][2] + 1
+
+    async def read_at(self, position: int) -> RecordedEvent | None:
+        position = validate_non_negative("position", position, minimum=1)
+        rows = await self._query(SELECT_AT, (position,))
+        return records_from_rows(rows)[0] if rows else None
 
     async def head_position(self) -> int:
         rows = await self._query("SELECT max(position) FROM events")

@@ -88,6 +88,11 @@ class EventStore(abc.ABC):
         fastest way to fold a long log (no per-record await)."""
 
     @abc.abstractmethod
+    async def read_at(self, position: int) -> RecordedEvent | None:
+        """The record at a position, None if there is none: one record read
+        (a page read for one record costs a page)."""
+
+    @abc.abstractmethod
     async def head_position(self) -> int:
         """The last position stored, 0 for an empty log."""
 

@@ -15,9 +15,7 @@ E = TypeVar("E", bound=ev.Event)
 async def record_at(store: EventStore, position: int) -> RecordedEvent | None:
     if position < 1:
         return None
-    async for record in store.read_all(position):
-        return record
-    return None
+    return await store.read_at(position)
 
 
 async def event_at(store: EventStore, position: int) -> ev.Event:

@@ -58,6 +58,20 @@ async def test_a_read_sees_appends_made_while_it_pages(make_store: StoreFactory)
     assert seen == [1, 2, 3, 4, 5]
 
 
+async def test_read_at_gives_the_one_record_at_a_position(make_store: StoreFactory) -> None:
+    store = await make_store(page_size=3)
+    await store.append("a", [event(str(i).encode()) for i in range(5)])
+    await store.append("b", [event(b"last")])
+    everything = [r async for r in store.read_all()]
+    assert [await store.read_at(p) for p in range(1, 7)] == everything
+    assert await store.read_at(7) is None
+    with pytest.raises(InvalidArgument, match="position must be at least 1"):
+        await store.read_at(0)
+    await store.close()
+    with pytest.raises(StoreClosed):
+        await store.read_at(1)
+
+
 @pytest.mark.parametrize("bad", [0, -1, "1", 1.5])
 async def test_bad_positions_are_refused(store: EventStore, bad: object) -> None:
     with pytest.raises(InvalidArgument, match="from position"):
