@@ -84,12 +84,12 @@ def peak_memory_kib(pid: int) -> int:
     raise RuntimeError("no VmHWM")
 
 
-def start_daemon(root: Path) -> subprocess.Popen[bytes]:
+def start_daemon(root: Path, *extra: str) -> subprocess.Popen[bytes]:
     log = root / "daemon.log"  # a file, not a pipe nobody reads after the first line
     with log.open("wb") as stderr:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
-             "--socket", str(root / "oneinfra.sock"), "--resync", str(RESYNC)],
+             "--socket", str(root / "oneinfra.sock"), "--resync", str(RESYNC), *extra],
             stderr=stderr,
         )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -123,13 +123,7 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
         channel = Channel(path=str(root / "oneinfra.sock"))
         stub = api.FleetStub(channel)
         try:
-            for i, name in enumerate(names):
-                public = name.startswith("pub")
-                await stub.register_hypervisor(api.RegisterHypervisorRequest(
-                    name=name, endpoint=f"unix://{root}/{name}.sock",
-                    role="public" if public else "private",
-                    ip_address=f"127.1.{i // 250}.{i % 250 + 1}", data_dir="/data",
-                ))  # fmt: skip
+            await register(root, names)
             # The client (creates, then `cluster show` every 10 ms) is a process
             # of its own: in this one, its replies would wait behind the fakes.
             client = await anyio.open_process(
@@ -211,8 +205,9 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
             reset_calls(fakes)
             for fake in fakes.values():
                 fake.timeline = []
-            began = time.monotonic()
+            spawned = time.monotonic()
             daemon = await anyio.to_thread.run_sync(start_daemon, root)
+            began = time.monotonic()
 
             def each_passed() -> bool:
                 return all(
@@ -227,6 +222,7 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
             made = calls(fakes)
             for fake in fakes.values():
                 fake.timeline = None
+            emit("restart_to_serving", began - spawned, "s", **tag)
             emit("restart_fleet_pass", last_list - began, "s", polled=round(swept, 3),
                  **tag)  # fmt: skip
             emit("restart_fleet_pass_cri_calls", sum(made.values()), "calls",
@@ -237,6 +233,82 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
             daemon.send_signal(signal.SIGTERM)
 
             await anyio.to_thread.run_sync(lambda: daemon.wait(timeout=60))
+
+
+async def run_all_at_once(clusters: int, latency: float, root: Path) -> None:
+    """The whole fleet converged from empty hypervisors at once: the clusters
+    created with the reconciler off, then the daemon started with it, as after
+    a restore onto new hypervisors. `cluster show` is timed meanwhile."""
+    async with AsyncExitStack() as stack:
+        names = [f"pub{i}" for i in range(PUBLIC)] + [f"priv{i}" for i in range(PRIVATE)]
+        etcd = FakeEtcd(promote_refusals=0)
+        fakes = {
+            name: await stack.enter_async_context(
+                serve_fake(root / f"{name}.sock", FakeRuntime(latency=latency, etcd=etcd))
+            )
+            for name in names
+        }
+        daemon = await anyio.to_thread.run_sync(start_daemon, root, "--no-reconcile")
+        try:
+            await register(root, names)
+            client = await anyio.open_process(
+                [sys.executable, __file__, "--client", str(root / "oneinfra.sock"),
+                 "--clusters", str(clusters)],
+            )  # fmt: skip
+            assert client.stdout is not None
+            replies = TextLines(client.stdout)
+            await replies.next()
+            client.kill()
+            await client.wait()
+            daemon.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(lambda: daemon.wait(timeout=60))
+            spawned = time.monotonic()
+            daemon = await anyio.to_thread.run_sync(start_daemon, root)
+            began = time.monotonic()
+            shower = await anyio.open_process(
+                [sys.executable, __file__, "--client", str(root / "oneinfra.sock"),
+                 "--clusters", "0", "--show", f"c{clusters // 2}"],
+            )  # fmt: skip
+            assert shower.stdout is not None and shower.stdin is not None
+            expected = 3 * 2 + 1
+
+            def converged() -> bool:
+                counts = running_early(fakes)
+                return len(counts) == clusters and all(v == expected for v in counts.values())
+
+            try:
+                converge = await wait_for(converged, 600, "convergence from empty")
+                await shower.stdin.send(b"stop\n")
+                shown = TextLines(shower.stdout)
+                await shown.next()
+                shows = json.loads(await shown.next())
+            finally:
+                if shower.returncode is None:
+                    shower.kill()
+                await shower.wait()
+            tag = {"clusters": clusters, "hypervisors": len(names), "latency_s": latency}
+            emit("all_at_once_converge_from_empty", converge, "s",
+                 to_serving=round(began - spawned, 3), **tag)  # fmt: skip
+            emit("all_at_once_show_p99", shows[int(len(shows) * 0.99) - 1] * 1000, "ms",
+                 samples=len(shows), median_ms=round(statistics.median(shows) * 1000, 3),
+                 **tag)  # fmt: skip
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(lambda: daemon.wait(timeout=60))
+
+
+async def register(root: Path, names: list[str]) -> None:
+    channel = Channel(path=str(root / "oneinfra.sock"))
+    stub = api.FleetStub(channel)
+    try:
+        for i, name in enumerate(names):
+            await stub.register_hypervisor(api.RegisterHypervisorRequest(
+                name=name, endpoint=f"unix://{root}/{name}.sock",
+                role="public" if name.startswith("pub") else "private",
+                ip_address=f"127.1.{i // 250}.{i % 250 + 1}", data_dir="/data",
+            ))  # fmt: skip
+    finally:
+        channel.close()
 
 
 class TextLines:
@@ -252,7 +324,7 @@ class TextLines:
         return line.decode()
 
 
-async def client(socket: str, clusters: int) -> None:
+async def client(socket: str, clusters: int, show: str | None = None) -> None:
     """Creates the clusters one after another, showing one of those created
     every 10 ms meanwhile and until a line on stdin; prints the time the
     creates took, then the show latencies (sorted, JSON)."""
@@ -264,9 +336,9 @@ async def client(socket: str, clusters: int) -> None:
 
     async def show_until_stopped() -> None:
         while not stop.is_set():
-            if created:
+            if created or show:
                 began = time.perf_counter()
-                await stub.get_cluster(api.NameRequest(name=f"c{created // 2}"))
+                await stub.get_cluster(api.NameRequest(name=show or f"c{created // 2}"))
                 shows.append(time.perf_counter() - began)
             await anyio.sleep(0.01)
 
@@ -293,13 +365,16 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--latency", type=float, default=0.002)
     parser.add_argument("--client", metavar="SOCKET", help=argparse.SUPPRESS)
+    parser.add_argument("--show", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        anyio.run(client, args.client, args.clusters[0])
+        anyio.run(client, args.client, args.clusters[0], args.show)
         return
     for clusters in args.clusters:
         with tempfile.TemporaryDirectory() as tmp:
             anyio.run(run_size, clusters, args.latency, Path(tmp))
+        with tempfile.TemporaryDirectory() as tmp:
+            anyio.run(run_all_at_once, clusters, args.latency, Path(tmp))
 
 
 if __name__ == "__main__":
