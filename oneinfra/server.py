@@ -418,6 +418,8 @@ async def serve(
             try:
                 async with anyio.create_task_group() as tasks:
                     await tasks.start(service.run)
+                    collector = pauses.Collector()
+                    tasks.start_soon(collector.run)
                     if controller is not None:
                         await tasks.start(controller.run)
                     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -425,6 +427,7 @@ async def serve(
                             on_ready()
                         async for _ in signals:
                             break
+                    collector.stop()
                     if controller is not None:
                         controller.stop()  # crash-safe at any point: the next start goes on
                     await api_thread.stop()  # open calls are cancelled; no new ones
