@@ -35,6 +35,7 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+from anyio.abc import Process
 from grpclib.client import Channel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -109,51 +110,75 @@ async def wait_for(check, seconds: float, what: str) -> float:  # type: ignore[n
     return time.monotonic() - started
 
 
-async def run_size(clusters: int, latency: float, root: Path) -> None:
+def p99(values: list[float]) -> float:
+    """Of sorted values."""
+    return values[int(len(values) * 0.99) - 1]
+
+
+def all_running(fakes: dict[str, FakeRuntime], clusters: int) -> bool:
+    """Every cluster runs its 7 early containers (etcd and kube-apiserver x3,
+    haproxy)."""
+    counts = running_early(fakes)
+    return len(counts) == clusters and all(v == 3 * 2 + 1 for v in counts.values())
+
+
+async def serve_fakes(stack: AsyncExitStack, root: Path, latency: float) -> dict[str, FakeRuntime]:
+    """The 100 fake hypervisors, by name, sharing one fake etcd."""
     etcd = FakeEtcd(promote_refusals=0)
+    names = [f"pub{i}" for i in range(PUBLIC)] + [f"priv{i}" for i in range(PRIVATE)]
+    return {
+        name: await stack.enter_async_context(
+            serve_fake(root / f"{name}.sock", FakeRuntime(latency=latency, etcd=etcd))
+        )
+        for name in names
+    }
+
+
+async def open_client(root: Path, *args: str) -> tuple[Process, TextLines]:
+    """The client (see `client`) as a process of its own: in this one, its
+    replies would wait behind the fakes."""
+    process = await anyio.open_process(
+        [sys.executable, __file__, "--client", str(root / "oneinfra.sock"), *args]
+    )
+    assert process.stdout is not None
+    return process, TextLines(process.stdout)
+
+
+async def shows_until_converged(
+    client: Process, replies: TextLines, fakes: dict[str, FakeRuntime], clusters: int
+) -> tuple[float, list[float]]:
+    """Waits for every cluster to run, then stops the client: the time it
+    took, and the show latencies (sorted)."""
+    assert client.stdin is not None
+    try:
+        converge = await wait_for(lambda: all_running(fakes, clusters), 600, "convergence")
+        await client.stdin.send(b"stop\n")
+        shows: list[float] = json.loads(await replies.next())
+    finally:
+        if client.returncode is None:
+            client.kill()
+        await client.wait()
+    return converge, shows
+
+
+async def run_size(clusters: int, latency: float, root: Path) -> None:
     async with AsyncExitStack() as stack:
-        names = [f"pub{i}" for i in range(PUBLIC)] + [f"priv{i}" for i in range(PRIVATE)]
-        fakes = {
-            name: await stack.enter_async_context(
-                serve_fake(root / f"{name}.sock", FakeRuntime(latency=latency, etcd=etcd))
-            )
-            for name in names
-        }
+        fakes = await serve_fakes(stack, root, latency)
+        names = list(fakes)
         daemon = await anyio.to_thread.run_sync(start_daemon, root)
         channel = Channel(path=str(root / "oneinfra.sock"))
         stub = api.FleetStub(channel)
         try:
             await register(root, names)
-            # The client (creates, then `cluster show` every 10 ms) is a process
-            # of its own: in this one, its replies would wait behind the fakes.
-            client = await anyio.open_process(
-                [sys.executable, __file__, "--client", str(root / "oneinfra.sock"),
-                 "--clusters", str(clusters)],
-            )  # fmt: skip
-            assert client.stdout is not None and client.stdin is not None
-            replies = TextLines(client.stdout)
+            # Creates, then shows one of those created every 10 ms.
+            client, replies = await open_client(root, "--clusters", str(clusters))
             accepted_after = float(await replies.next())
-            counts: Counter[str] = Counter()
-            expected = 3 * 2 + 1  # per cluster: etcd and kube-apiserver x3, haproxy
-
-            def converged() -> bool:
-                nonlocal counts
-                counts = running_early(fakes)
-                return len(counts) == clusters and all(v == expected for v in counts.values())
-
-            try:
-                converge = await wait_for(converged, 600, "convergence")
-                await client.stdin.send(b"stop\n")
-                shows = json.loads(await replies.next())
-            finally:
-                if client.returncode is None:
-                    client.kill()
-                await client.wait()
+            converge, shows = await shows_until_converged(client, replies, fakes, clusters)
             tag = {"clusters": clusters, "hypervisors": len(names), "latency_s": latency}
             emit("create_all_accepted", accepted_after, "s", **tag)
             emit("converge_after_last_create", converge, "s", **tag)
             median_ms = round(statistics.median(shows) * 1000, 3)
-            emit("show_p99_while_converging", shows[int(len(shows) * 0.99) - 1] * 1000, "ms",
+            emit("show_p99_while_converging", p99(shows) * 1000, "ms",
                  samples=len(shows), median_ms=median_ms, **tag)  # fmt: skip
 
             # No-op passes over the converged fleet: one resync period's calls,
@@ -172,7 +197,7 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
                     passes.append(lists[1] - lists[0] + latency)
                 fake.timeline = None
             passes.sort()
-            emit("noop_pass_per_hypervisor_p99", passes[int(len(passes) * 0.99) - 1] * 1000,
+            emit("noop_pass_per_hypervisor_p99", p99(passes) * 1000,
                  "ms", passes=len(passes), **tag)  # fmt: skip
             emit("noop_resync_cri_calls", sum(made.values()), "calls",
                  lists=sum(made[m] for m in LISTS), other=sum(v for m, v in made.items()
@@ -240,23 +265,12 @@ async def run_all_at_once(clusters: int, latency: float, root: Path) -> None:
     created with the reconciler off, then the daemon started with it, as after
     a restore onto new hypervisors. `cluster show` is timed meanwhile."""
     async with AsyncExitStack() as stack:
-        names = [f"pub{i}" for i in range(PUBLIC)] + [f"priv{i}" for i in range(PRIVATE)]
-        etcd = FakeEtcd(promote_refusals=0)
-        fakes = {
-            name: await stack.enter_async_context(
-                serve_fake(root / f"{name}.sock", FakeRuntime(latency=latency, etcd=etcd))
-            )
-            for name in names
-        }
+        fakes = await serve_fakes(stack, root, latency)
+        names = list(fakes)
         daemon = await anyio.to_thread.run_sync(start_daemon, root, "--no-reconcile")
         try:
             await register(root, names)
-            client = await anyio.open_process(
-                [sys.executable, __file__, "--client", str(root / "oneinfra.sock"),
-                 "--clusters", str(clusters)],
-            )  # fmt: skip
-            assert client.stdout is not None
-            replies = TextLines(client.stdout)
+            client, replies = await open_client(root, "--clusters", str(clusters))
             await replies.next()
             client.kill()
             await client.wait()
@@ -265,31 +279,15 @@ async def run_all_at_once(clusters: int, latency: float, root: Path) -> None:
             spawned = time.monotonic()
             daemon = await anyio.to_thread.run_sync(start_daemon, root)
             began = time.monotonic()
-            shower = await anyio.open_process(
-                [sys.executable, __file__, "--client", str(root / "oneinfra.sock"),
-                 "--clusters", "0", "--show", f"c{clusters // 2}"],
-            )  # fmt: skip
-            assert shower.stdout is not None and shower.stdin is not None
-            expected = 3 * 2 + 1
-
-            def converged() -> bool:
-                counts = running_early(fakes)
-                return len(counts) == clusters and all(v == expected for v in counts.values())
-
-            try:
-                converge = await wait_for(converged, 600, "convergence from empty")
-                await shower.stdin.send(b"stop\n")
-                shown = TextLines(shower.stdout)
-                await shown.next()
-                shows = json.loads(await shown.next())
-            finally:
-                if shower.returncode is None:
-                    shower.kill()
-                await shower.wait()
+            shower, shown = await open_client(
+                root, "--clusters", "0", "--show", f"c{clusters // 2}"
+            )
+            await shown.next()  # no creates: at once
+            converge, shows = await shows_until_converged(shower, shown, fakes, clusters)
             tag = {"clusters": clusters, "hypervisors": len(names), "latency_s": latency}
             emit("all_at_once_converge_from_empty", converge, "s",
                  to_serving=round(began - spawned, 3), **tag)  # fmt: skip
-            emit("all_at_once_show_p99", shows[int(len(shows) * 0.99) - 1] * 1000, "ms",
+            emit("all_at_once_show_p99", p99(shows) * 1000, "ms",
                  samples=len(shows), median_ms=round(statistics.median(shows) * 1000, 3),
                  **tag)  # fmt: skip
         finally:
