@@ -74,6 +74,14 @@ def open_channel(endpoint: str, tls: TLSFiles | None) -> Channel:
     raise ValueError(f"{endpoint}: not unix:///path or tcp://host:port")
 
 
+def sandboxes_labelled(labels: Mapping[str, str]) -> cri.ListPodSandboxRequest:
+    return cri.ListPodSandboxRequest(filter=cri.PodSandboxFilter(label_selector=dict(labels)))
+
+
+def containers_labelled(labels: Mapping[str, str]) -> cri.ListContainersRequest:
+    return cri.ListContainersRequest(filter=cri.ContainerFilter(label_selector=dict(labels)))
+
+
 class HypervisorClient:
     def __init__(
         self, endpoint: str, *, tls: TLSFiles | None = None, timeout: float = DEFAULT_TIMEOUT
@@ -121,28 +129,24 @@ class HypervisorClient:
         return await self._call(self._runtime.version(request, timeout=self.timeout))
 
     async def list_sandboxes(self, labels: Mapping[str, str]) -> list[cri.PodSandbox]:
-        request = cri.ListPodSandboxRequest(
-            filter=cri.PodSandboxFilter(label_selector=dict(labels))
-        )
+        request = sandboxes_labelled(labels)
         reply = await self._call(self._runtime.list_pod_sandbox(request, timeout=self.timeout))
         return list(reply.items)
 
     async def list_containers(self, labels: Mapping[str, str]) -> list[cri.Container]:
-        request = cri.ListContainersRequest(filter=cri.ContainerFilter(label_selector=dict(labels)))
+        request = containers_labelled(labels)
         reply = await self._call(self._runtime.list_containers(request, timeout=self.timeout))
         return list(reply.containers)
 
     async def scan_sandboxes(self, labels: Mapping[str, str]) -> list[pb.PodSandbox]:
         """list_sandboxes, as protobuf messages (same fields, parsed in C)."""
-        request = cri.ListPodSandboxRequest(
-            filter=cri.PodSandboxFilter(label_selector=dict(labels))
-        )
+        request = sandboxes_labelled(labels)
         reply = await self._call(self._scan_sandboxes(request, timeout=self.timeout))
         return list(reply.items)
 
     async def scan_containers(self, labels: Mapping[str, str]) -> list[pb.Container]:
         """list_containers, as protobuf messages (same fields, parsed in C)."""
-        request = cri.ListContainersRequest(filter=cri.ContainerFilter(label_selector=dict(labels)))
+        request = containers_labelled(labels)
         reply = await self._call(self._scan_containers(request, timeout=self.timeout))
         return list(reply.containers)
 

@@ -470,7 +470,6 @@ class ApiThread:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         await anyio.to_thread.run_sync(self._thread.join)
-        remove_socket(self.socket_path)
 
     def _run(self) -> None:
         try:

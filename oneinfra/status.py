@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -136,8 +135,8 @@ class StatusBoard:
     """What the reconciler last saw, for status and watchers. Changed on the
     main loop; read by the API's thread, under `lock`."""
 
-    def __init__(self, lock: AbstractContextManager[object] | None = None) -> None:
-        self.lock = lock if lock is not None else threading.RLock()
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
         self.hypervisors: dict[str, HypervisorHealth] = {}
         self.clusters: dict[str, ClusterStatus] = {}  # by cluster id
         self.recorded: dict[tuple[str, ...], str] = {}  # subject -> phase last recorded
