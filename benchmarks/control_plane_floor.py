@@ -3,7 +3,7 @@ host processes, with the flags oneinfra's containers get, timed from start
 to /readyz ok. No orchestrator can beat it; the reconciler's time-to-ready
 is compared against it.
 
-Needs the binaries the e2e environment builds (python -m tests.e2e.env up).
+Needs the binaries the local hypervisors build (oneinfra local up).
 
     .venv/bin/python benchmarks/control_plane_floor.py [--runs 5] [--version v1.37.2]
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from oneinfra.local import config, sources
 from tests.e2e import controlplane
-from tests.e2e.env import builds, config
 
 # kube-apiserver refuses a loopback --advertise-address. It only publishes it
 # (for the kubernetes service's endpoints); it listens on 0.0.0.0, so clients
@@ -33,7 +33,8 @@ ADVERTISE = "10.213.1.1"
 def once(version: str, members: int = 1) -> float:
     """Seconds from starting `members` etcd members and as many API servers
     (each on its own member) to the first /readyz ok: what an ingress needs."""
-    kube, etcd = builds.kubernetes(version), builds.etcd()
+    found = sources.current()
+    kube, etcd = found.kubernetes[version], found.etcd
     ports = [
         controlplane.Ports(
             etcd_client=33790 + 20 * i, etcd_peer=33800 + 20 * i, apiserver=36443 + i
@@ -50,8 +51,8 @@ def once(version: str, members: int = 1) -> float:
                 str(root / "pki"), str(root / f"etcd-{i}"), "127.0.0.1", p, f"m{i}", initial
             )
             api_cmd = controlplane.apiserver_command(str(root / "pki"), ADVERTISE, p)
-            etcd_cmd[0] = str(etcd.binary("etcd"))
-            api_cmd[0] = str(kube.binary("kube-apiserver"))
+            etcd_cmd[0] = str(etcd["etcd"])
+            api_cmd[0] = str(kube["kube-apiserver"])
             commands[f"etcd-{i}"], commands[f"kube-apiserver-{i}"] = etcd_cmd, api_cmd
         started = time.monotonic()
         logs = {name: (root / f"{name}.log").open("w") for name in commands}

@@ -28,9 +28,10 @@ import anyio
 from grpclib.client import Channel
 
 from eventstore import SQLiteEventStore
-from oneinfra.api.oneinfra import v1 as api
-from oneinfra.service import SNAPSHOT_NAME, fold_from, rebuild
-from oneinfra.state import FleetState
+from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
+from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
+from oneinfra.daemon.service import SNAPSHOT_NAME, fold_from, rebuild
+from oneinfra.model.state import FleetState
 
 
 def emit(metric: str, value: float, unit: str) -> None:
@@ -59,12 +60,10 @@ def hypervisor(name: str, role: str, address: str) -> api.RegisterHypervisorRequ
 
 async def drive(socket: Path, pid: int, clusters: int, shows: int) -> None:
     channel = Channel(path=str(socket))
-    fleet = api.FleetStub(channel)
-    await fleet.register_hypervisor(hypervisor("public-0", "public", "192.0.2.1"))
+    fleet = FleetStub(channel)
+    await fleet.RegisterHypervisor(hypervisor("public-0", "public", "192.0.2.1"))
     for i in range(3):
-        await fleet.register_hypervisor(
-            hypervisor(f"private-{i}", "private", f"198.51.100.{i + 1}")
-        )
+        await fleet.RegisterHypervisor(hypervisor(f"private-{i}", "private", f"198.51.100.{i + 1}"))
     rss_before = rss_kib(pid)
 
     creates: list[float] = []
@@ -72,7 +71,7 @@ async def drive(socket: Path, pid: int, clusters: int, shows: int) -> None:
     for index in range(clusters):
         request = api.CreateClusterRequest(name=f"c{index}")
         start = time.perf_counter()
-        await fleet.create_cluster(request)
+        await fleet.CreateCluster(request)
         creates.append(time.perf_counter() - start)
     elapsed = time.perf_counter() - started
     emit("cluster_create_p50", statistics.median(creates) * 1000, "ms")
@@ -83,7 +82,7 @@ async def drive(socket: Path, pid: int, clusters: int, shows: int) -> None:
     for index in range(shows):
         name = api.NameRequest(name=f"c{index * 7919 % clusters}")
         start = time.perf_counter()
-        await fleet.get_cluster(name)
+        await fleet.GetCluster(name)
         show.append(time.perf_counter() - start)
     emit("cluster_show_p50", statistics.median(show) * 1000, "ms")
     emit("cluster_show_p99", percentile(show, 0.99) * 1000, "ms")

@@ -40,7 +40,8 @@ from grpclib.client import Channel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from oneinfra.api.oneinfra import v1 as api
+from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
+from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
 from oneinfra.api.runtime import v1 as cri
 from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
 
@@ -167,7 +168,7 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
         names = list(fakes)
         daemon = await anyio.to_thread.run_sync(start_daemon, root)
         channel = Channel(path=str(root / "oneinfra.sock"))
-        stub = api.FleetStub(channel)
+        stub = FleetStub(channel)
         try:
             await register(root, names)
             # Creates, then shows one of those created every 10 ms.
@@ -210,7 +211,7 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
             # One cluster changed: c0 scaled 3 -> 5.
             reset_calls(fakes)
             began = time.monotonic()
-            await stub.scale_cluster(api.ScaleClusterRequest(name="c0", control_plane_replicas=5))
+            await stub.ScaleCluster(api.ScaleClusterRequest(name="c0", control_plane_replicas=5))
             await wait_for(lambda: running_early(fakes)["c0"] == 5 * 2 + 1, 120, "c0 at 5")
             elapsed = time.monotonic() - began
             made = calls(fakes)
@@ -297,10 +298,10 @@ async def run_all_at_once(clusters: int, latency: float, root: Path) -> None:
 
 async def register(root: Path, names: list[str]) -> None:
     channel = Channel(path=str(root / "oneinfra.sock"))
-    stub = api.FleetStub(channel)
+    stub = FleetStub(channel)
     try:
         for i, name in enumerate(names):
-            await stub.register_hypervisor(api.RegisterHypervisorRequest(
+            await stub.RegisterHypervisor(api.RegisterHypervisorRequest(
                 name=name, endpoint=f"unix://{root}/{name}.sock",
                 role="public" if name.startswith("pub") else "private",
                 ip_address=f"127.1.{i // 250}.{i % 250 + 1}", data_dir="/data",
@@ -327,7 +328,7 @@ async def client(socket: str, clusters: int, show: str | None = None) -> None:
     every 10 ms meanwhile and until a line on stdin; prints the time the
     creates took, then the show latencies (sorted, JSON)."""
     channel = Channel(path=socket)
-    stub = api.FleetStub(channel)
+    stub = FleetStub(channel)
     shows: list[float] = []
     created = 0
     stop = anyio.Event()
@@ -336,7 +337,7 @@ async def client(socket: str, clusters: int, show: str | None = None) -> None:
         while not stop.is_set():
             if created or show:
                 began = time.perf_counter()
-                await stub.get_cluster(api.NameRequest(name=show or f"c{created // 2}"))
+                await stub.GetCluster(api.NameRequest(name=show or f"c{created // 2}"))
                 shows.append(time.perf_counter() - began)
             await anyio.sleep(0.01)
 
@@ -349,7 +350,7 @@ async def client(socket: str, clusters: int, show: str | None = None) -> None:
         tasks.start_soon(wait_stop)
         began = time.monotonic()
         for n in range(clusters):
-            await stub.create_cluster(
+            await stub.CreateCluster(
                 api.CreateClusterRequest(name=f"c{n}", control_plane_replicas=3)
             )
             created += 1

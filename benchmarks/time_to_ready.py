@@ -7,7 +7,7 @@ For 3 replicas the floor is 3 etcd members and 3 API servers started at
 once, to the first /readyz ok: on one machine, the replicas' hypervisors
 share its cores, and the floor shares them alike.
 
-Brings the e2e environment down and up first (python -m tests.e2e.env; as
+Brings the local hypervisors down and up first (oneinfra local; as
 root), so that nothing else runs on its hypervisors while it measures.
 
     .venv/bin/python benchmarks/time_to_ready.py [--runs 5] [--replicas 1 3]
@@ -34,9 +34,11 @@ from grpclib.client import Channel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import control_plane_floor
-from oneinfra.api.oneinfra import v1 as api
-from oneinfra.probe import client_tls
-from tests.e2e.env import config
+from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
+from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
+from oneinfra.cli.output import replies
+from oneinfra.local import config
+from oneinfra.runtime.tls import client_context as client_tls
 
 POLL = 0.02  # seconds between probes of /readyz
 
@@ -72,10 +74,10 @@ def readyz_client(kubeconfig: str) -> tuple[httpx.Client, str]:
     return httpx.Client(verify=tls, timeout=1.0), cluster["server"]
 
 
-async def oneinfra_once(stub: api.FleetStub, name: str, replicas: int) -> float:
-    await stub.create_cluster(api.CreateClusterRequest(name=name, control_plane_replicas=replicas))
+async def oneinfra_once(stub: FleetStub, name: str, replicas: int) -> float:
+    await stub.CreateCluster(api.CreateClusterRequest(name=name, control_plane_replicas=replicas))
     accepted = time.monotonic()
-    issued = await stub.issue_kubeconfig(api.IssueKubeconfigRequest(cluster=name))
+    issued = await stub.IssueKubeconfig(api.IssueKubeconfigRequest(cluster=name))
     client, server = readyz_client(issued.kubeconfig)
     with client:
         while True:
@@ -89,10 +91,10 @@ async def oneinfra_once(stub: api.FleetStub, name: str, replicas: int) -> float:
             await anyio.sleep(POLL)
     elapsed = time.monotonic() - accepted
     # Gone before the next run, so that runs do not overlap.
-    cluster_id = (await stub.get_cluster(api.NameRequest(name=name))).cluster_id
-    reply = await stub.delete_cluster(api.NameRequest(name=name))
+    cluster_id = (await stub.GetCluster(api.NameRequest(name=name))).cluster_id
+    reply = await stub.DeleteCluster(api.NameRequest(name=name))
     request = api.WatchClusterRequest(name=name, deleted_at=reply.position, cluster_id=cluster_id)
-    async for progress in stub.watch_cluster(request):
+    async for progress in replies(stub.WatchCluster, request):
         if progress.gone:
             break
     return elapsed
@@ -100,12 +102,12 @@ async def oneinfra_once(stub: api.FleetStub, name: str, replicas: int) -> float:
 
 async def measure(args: argparse.Namespace, socket: Path) -> dict[str, list[float]]:
     channel = Channel(path=str(socket))
-    stub = api.FleetStub(channel)
+    stub = FleetStub(channel)
     for hv in config.hypervisors():
-        await stub.register_hypervisor(
+        await stub.RegisterHypervisor(
             api.RegisterHypervisorRequest(
                 name=hv.name, endpoint=f"unix://{hv.socket}", role=hv.role,
-                ip_address=hv.address, data_dir=str(hv.root / "data"),
+                ip_address=hv.address, data_dir=str(hv.data_dir),
             )
         )  # fmt: skip
     samples: dict[str, list[float]] = {}
@@ -128,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     for step in ("down", "up"):
-        subprocess.run([sys.executable, "-m", "tests.e2e.env", step], cwd=root, check=True,
+        subprocess.run([sys.executable, "-m", "oneinfra", "local", step], cwd=root, check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         daemon = start_daemon(Path(tmp))

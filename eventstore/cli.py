@@ -28,16 +28,22 @@ def build_parser(prog: str = "python -m eventstore") -> argparse.ArgumentParser:
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
-    commands = parser.add_subparsers(dest="store_command", required=True)
+    commands = parser.add_subparsers(
+        dest="store_command", required=True, metavar="COMMAND", title="commands"
+    )
+    store_file = "the store file (events.db), opened read-only"
     verify = commands.add_parser("verify", help="walk the hash chain; exit 1 if it is broken")
-    verify.add_argument("file")
+    verify.add_argument("file", help=store_file)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     info = commands.add_parser("info", help="head position, streams, time span")
-    info.add_argument("file")
+    info.add_argument("file", help=store_file)
     dump = commands.add_parser("dump", help="print records as JSON lines")
-    dump.add_argument("file")
-    dump.add_argument("--from", dest="from_position", type=int, default=1)
-    dump.add_argument("--limit", type=int, default=None)
+    dump.add_argument("file", help=store_file)
+    dump.add_argument(
+        "--from", dest="from_position", type=int, default=1, metavar="POS",
+        help="the first position (default 1)",
+    )  # fmt: skip
+    dump.add_argument("--limit", type=int, default=None, metavar="N", help="at most N records")
 
 
 def as_text(payload: bytes) -> str | None:
@@ -120,6 +126,6 @@ def run(args: argparse.Namespace, prog: str) -> int:
         return EXIT_ERROR
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str = "python -m eventstore") -> int:
+    parser = build_parser(prog)
     return run(parser.parse_args(argv), parser.prog)

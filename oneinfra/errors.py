@@ -1,10 +1,90 @@
-"""Errors a person can act on."""
+"""Every error oneinfra raises on purpose, under one root, each a message a
+person can act on:
+
+    OneinfraError
+    ├── DomainError        a command refused by the fleet's rules; nothing appended
+    ├── ServiceError       the daemon could not take a command
+    │   ├── ServiceClosed  it is shutting down
+    │   └── Conflict       the fleet kept changing under it; nothing appended
+    ├── CRIError           a hypervisor's CRI endpoint (the message names it)
+    │   ├── Unreachable    no answer: retried later, with backoff
+    │   ├── NotFound       the sandbox, container or image is gone already
+    │   └── Failed         the runtime answered, and refused
+    ├── SecretsError       the master key or the key store cannot be used
+    ├── UnknownEvent       the log holds an event this code cannot read
+    ├── DaemonError        the daemon cannot start
+    ├── LocalError         the local hypervisors cannot be brought up or down
+    └── CommandFailed      the CLI's one-line reason for exit code 1
+        └── WaitFailed     --wait ran out of time; the message says where it is
+
+The event store is a package of its own, with its own root
+(`eventstore.EventStoreError`); the daemon maps it at its boundary, as the
+CRI client maps grpclib's errors to CRIError at its own.
+"""
 
 from __future__ import annotations
 
 
-class DomainError(Exception):
+class OneinfraError(Exception):
+    """The root of oneinfra's own errors."""
+
+
+class DomainError(OneinfraError):
     """A command refused by the rules of the fleet; the message says what to fix.
 
     A refused command appends nothing.
     """
+
+
+class ServiceError(OneinfraError):
+    """The daemon could not take a command."""
+
+
+class ServiceClosed(ServiceError):
+    """The daemon is shutting down and takes no more commands."""
+
+
+class Conflict(ServiceError):
+    """The fleet kept changing under a command; nothing was appended."""
+
+
+class CRIError(OneinfraError):
+    def __init__(self, endpoint: str, message: str) -> None:
+        self.endpoint = endpoint
+        super().__init__(f"{endpoint}: {message}")
+
+
+class Unreachable(CRIError):
+    """No answer: the socket is missing, refused, timed out or closed."""
+
+
+class NotFound(CRIError):
+    """The sandbox, container or image does not exist (any more)."""
+
+
+class Failed(CRIError):
+    """The runtime answered, and refused."""
+
+
+class SecretsError(OneinfraError):
+    """The master key or the key store cannot be used."""
+
+
+class UnknownEvent(OneinfraError):
+    """The log holds an event this code cannot read (written by newer code?)."""
+
+
+class DaemonError(OneinfraError):
+    """The daemon cannot start; the message says why."""
+
+
+class LocalError(OneinfraError):
+    """The local hypervisors cannot be brought up or down; the message says why."""
+
+
+class CommandFailed(OneinfraError):
+    """A one-line reason for the CLI's exit code 1."""
+
+
+class WaitFailed(CommandFailed):
+    """The cluster did not get there in time; the message says where it is."""

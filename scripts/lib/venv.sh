@@ -25,7 +25,9 @@ ensure_venv() {
     wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip
-        .venv/bin/python -m pip install --quiet -e '.[dev]'
+        # compat: a plain path in a .pth file. The default editable finder
+        # costs every `oneinfra` run ~20 ms at start-up.
+        .venv/bin/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
         echo "$wanted" >"$stamp"
     fi
 }

@@ -1,4 +1,5 @@
-"""The e2e environment for the tests: brought up once per session, taken down after.
+"""The local hypervisors for the tests (`oneinfra local`): brought up once per
+session, taken down after.
 
 Where it cannot run (not Linux, not root) the tests are skipped with the
 reason; under CI=true that is a failure, so CI never silently runs none.
@@ -21,15 +22,15 @@ ROOT = Path(__file__).parents[2]
 
 def cannot_run() -> str | None:
     if sys.platform != "linux":
-        return "the e2e environment needs Linux"
+        return "local hypervisors need Linux"
     if os.geteuid() != 0:
-        return "the e2e environment needs root (namespaces, containerd, apt)"
+        return "local hypervisors need root (namespaces, containerd, apt)"
     return None
 
 
-def env(*args: str) -> subprocess.CompletedProcess[str]:
+def local(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tests.e2e.env", *args],
+        [sys.executable, "-m", "oneinfra", "local", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -38,17 +39,32 @@ def env(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def local_up(request: pytest.FixtureRequest) -> subprocess.CompletedProcess[str]:
+    """`local up`, its progress shown as it goes (the first run builds for
+    minutes; a CI log shows a line every ~10 s), its JSON kept."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        return subprocess.run(
+            [sys.executable, "-m", "oneinfra", "local", "up", "-o", "json"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=3600,
+        )
+
+
 @pytest.fixture(scope="session")
-def hypervisors() -> Iterator[list[dict[str, Any]]]:
+def hypervisors(request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]]:
     reason = cannot_run()
     if reason is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"e2e tests cannot run under CI: {reason}")
         pytest.skip(reason)
-    env("down")  # a clean slate: nothing left by a demo or an earlier run shares it
-    started = env("up")
+    local("down")  # a clean slate: nothing left by a demo or an earlier run shares it
+    started = local_up(request)
     if started.returncode != 0:
-        pytest.fail(f"the e2e environment did not come up:\n{started.stderr[-5000:]}")
+        pytest.fail("the local hypervisors did not come up (their output is above)")
     yield json.loads(started.stdout)
-    stopped = env("down")
+    stopped = local("down")
     assert stopped.returncode == 0, stopped.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from oneinfra import pki
+from oneinfra.pki import x509 as pki
 
 
 @dataclass(frozen=True)

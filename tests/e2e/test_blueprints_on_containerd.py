@@ -14,15 +14,15 @@ from typing import Any
 import anyio
 import pytest
 
-from oneinfra import blueprints as bp
-from oneinfra import commands as cmd
-from oneinfra import cri, realize, reconciler
-from oneinfra import events as ev
+from oneinfra import render as bp
 from oneinfra.api.runtime import v1 as cri_api
-from oneinfra.secrets import unseal
+from oneinfra.local import config
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.pki.sealing import unseal
+from oneinfra.reconcile import hypervisor_pass as reconciler
+from oneinfra.runtime import cri
 from tests.oneinfra.harness import Fleet
-
-from .env import config
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def test_a_control_plane_from_a_blueprint_becomes_ready(
     async def kill(role: str) -> None:
         client = cri.HypervisorClient(endpoints[pods[0].hypervisor], timeout=60)
         try:
-            for container in await client.list_containers({realize.LABEL_ROLE: role}):
+            for container in await client.list_containers({bp.LABEL_ROLE: role}):
                 if container.labels.get(bp.LABEL_CLUSTER_ID) == cluster.cluster_id:
                     await client.stop_container(container.id, grace_seconds=0)
         finally:
@@ -123,7 +123,7 @@ def test_a_control_plane_from_a_blueprint_becomes_ready(
                     {bp.LABEL_CLUSTER_ID: cluster.cluster_id}
                 ):
                     if container.state == cri_api.ContainerState.CONTAINER_RUNNING:
-                        running.add(container.labels[realize.LABEL_ROLE])
+                        running.add(container.labels[bp.LABEL_ROLE])
             finally:
                 client.close()
         return running

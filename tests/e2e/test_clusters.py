@@ -17,13 +17,12 @@ import anyio
 import pytest
 import yaml
 
-from oneinfra import blueprints as bp
-from oneinfra import membership as mb
+from oneinfra import render as bp
 from oneinfra.api.runtime import v1 as cri_api
-from oneinfra.cri import HypervisorClient
+from oneinfra.local import config
+from oneinfra.runtime.cri import HypervisorClient
+from oneinfra.runtime.etcdctl import Etcd, Member, parse_members
 from tests.oneinfra.daemon import Daemon
-
-from .env import config
 
 pytestmark = pytest.mark.e2e
 
@@ -133,15 +132,15 @@ def etcdctl(hypervisors: list[dict[str, Any]], cluster: dict[str, Any], *args: s
     async def run() -> bytes:
         client = HypervisorClient(endpoint_of(hypervisors, hv), timeout=30)
         try:
-            return await mb.Etcd(client, container.id, port).run(*args)
+            return await Etcd(client, container.id, port).run(*args)
         finally:
             client.close()
 
     return anyio.run(run)
 
 
-def etcd_members(hypervisors: list[dict[str, Any]], cluster: dict[str, Any]) -> list[mb.Member]:
-    return mb.parse_members(etcdctl(hypervisors, cluster, "member", "list"))
+def etcd_members(hypervisors: list[dict[str, Any]], cluster: dict[str, Any]) -> list[Member]:
+    return parse_members(etcdctl(hypervisors, cluster, "member", "list"))
 
 
 def etcd_leader(hypervisors: list[dict[str, Any]], cluster: dict[str, Any]) -> str:

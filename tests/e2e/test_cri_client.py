@@ -9,10 +9,9 @@ from typing import Any
 import anyio
 import pytest
 
-from oneinfra import cri, realize
 from oneinfra.api.runtime import v1 as api
-
-from .env import config
+from oneinfra.local import config
+from oneinfra.runtime import cri, realize
 
 pytestmark = pytest.mark.e2e
 

@@ -1,15 +1,16 @@
-"""The environment tooling's own rules, testable anywhere (no root needed)."""
+"""The local hypervisors' own rules, testable anywhere (no root needed)."""
 
 from __future__ import annotations
 
 import pytest
 
-from .env import builds, config, system
+from oneinfra.errors import LocalError
+from oneinfra.local import builds, config, system
 
 
 def test_refuses_clearly_when_not_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
-    with pytest.raises(system.EnvError, match="needs root"):
+    with pytest.raises(LocalError, match="needs root"):
         system.require_root_linux()
 
 
@@ -22,7 +23,7 @@ def test_go_binary_names_follow_go_build() -> None:
 def test_a_missing_go_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("shutil.which", lambda _: None)
     monkeypatch.setattr(builds, "GO_LOCATIONS", ())
-    with pytest.raises(RuntimeError, match="Go is needed"):
+    with pytest.raises(LocalError, match="Go is needed"):
         builds.go_binary()
 
 

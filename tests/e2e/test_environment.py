@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
@@ -11,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from oneinfra.local import config, images, sources, system
+from oneinfra.local.progress import Reporter
+
 from . import controlplane
-from .env import config, images, system
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +45,7 @@ def test_images_pull_through_cri_under_their_production_names(
     """Control-plane images on the private hypervisors, the ingress and
     tooling images everywhere: each pulled through the CRI ImageService from
     the local mirror, by its production name."""
-    catalogue = [image.name for image in images.catalogue()]
+    catalogue = [image.name for image in images.catalogue(sources.current())]
     everywhere = [n for n in catalogue if "/pause:" in n or "haproxy" in n or "busybox" in n]
     jobs = [
         (entry, name)
@@ -115,3 +118,22 @@ def test_etcd_and_apiserver_run_through_cri_until_readyz_ok(
         system.crictl(hv, "rmp", pod_id, check=False)
     pods = json.loads(system.crictl(hv, "pods", "-o", "json").stdout)["items"]
     assert pod_id not in [p["id"] for p in pods]
+
+
+def test_binaries_already_on_the_machine_serve_instead_of_a_build(
+    hypervisors: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """`oneinfra local up --binaries DIR`: the real binaries, found by their
+    own --version, make the same images as a build does."""
+    built = sources.current()
+    version = config.KUBERNETES_VERSIONS[0]
+    given = tmp_path / "bin"
+    given.mkdir()
+    for name, path in {**built.kubernetes[version], **built.etcd, "crictl": built.crictl}.items():
+        (given / name).symlink_to(path)
+    taken = sources.from_directory(given, Reporter(io.StringIO()))
+    assert taken.kubernetes == {version: {n: given / n for n in sources.CONTROL_PLANE}}
+    assert taken.etcd_version == config.ETCD_VERSION and taken.crictl == given / "crictl"
+    names = {image.name for image in images.catalogue(taken)}
+    assert names <= {image.name for image in images.catalogue(built)}
+    assert f"registry.k8s.io/kube-apiserver:{version}" in names

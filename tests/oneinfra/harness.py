@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from oneinfra import commands as cmd
-from oneinfra import decider, projection
-from oneinfra import events as ev
 from oneinfra.errors import DomainError
-from oneinfra.state import FleetState
+from oneinfra.model import commands as cmd
+from oneinfra.model import decider, projection
+from oneinfra.model import events as ev
+from oneinfra.model.state import FleetState
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 

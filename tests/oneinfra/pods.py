@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oneinfra import blueprints as bp
+from oneinfra import render as bp
 
 
 def pod_spec(

@@ -9,10 +9,10 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from oneinfra import blueprints as bp
-from oneinfra import commands as cmd
-from oneinfra import events as ev
-from oneinfra.state import Cluster
+from oneinfra import render as bp
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.model.state import Cluster
 
 from .harness import Fleet
 

@@ -15,14 +15,13 @@ import anyio
 import pytest
 
 from eventstore import SQLiteEventStore
-from oneinfra import blueprints as bp
-from oneinfra import commands as cmd
-from oneinfra import events as ev
+from oneinfra import render as bp
 from oneinfra.api.runtime import v1 as cri
-from oneinfra.controller import Controller, Options
-from oneinfra.secrets import KeyStore
-from oneinfra.service import FleetService
-from oneinfra.status import Phase
+from oneinfra.daemon.service import FleetService
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.reconcile.controller import Controller, Options
+from oneinfra.storage.keystore import KeyStore
 from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
 
 pytestmark = pytest.mark.anyio
@@ -325,7 +324,8 @@ async def test_a_refused_action_fails_its_component_with_the_reason_then_recover
 
     def ingress_phase() -> str:
         status = board.clusters.get(cluster_id)
-        return status.components.get("ingress", Phase("")).phase if status else ""
+        found = status.components.get("ingress") if status else None
+        return found.phase if found else ""
 
     await eventually(lambda: ingress_phase() == "failed", "the ingress failed")
     reason = board.clusters[cluster_id].components["ingress"].reason

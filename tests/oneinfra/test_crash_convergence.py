@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from oneinfra import blueprints as bp
+from oneinfra import render as bp
 from oneinfra.api.runtime import v1 as cri
 from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
 

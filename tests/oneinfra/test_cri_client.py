@@ -16,8 +16,9 @@ import pytest
 from grpclib.const import Status
 from grpclib.server import Server
 
-from oneinfra import cri, pki
 from oneinfra.api.runtime import v1 as api
+from oneinfra.pki import x509 as pki
+from oneinfra.runtime import cri
 from tests.fakecri import FakeImageService, FakeRuntime, FakeRuntimeService, serve_fake
 
 pytestmark = pytest.mark.anyio
@@ -176,11 +177,11 @@ async def test_tcp_with_mutual_tls(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     await server.start("127.0.0.1", port, ssl=context)
     try:
-        trusted = cri.TLSFiles(pki.cert_pem(ca), str(client_cert), str(client_key))
+        trusted = cri.mutual_tls(pki.cert_pem(ca), client_cert.read_text(), client_key.read_bytes())
         client = cri.HypervisorClient(f"tcp://127.0.0.1:{port}", tls=trusted, timeout=2)
         assert (await client.version()).runtime_name == "fakecri"
         client.close()
-        untrusted = cri.TLSFiles(pki.cert_pem(ca), str(bad_cert), str(bad_key))
+        untrusted = cri.mutual_tls(pki.cert_pem(ca), bad_cert.read_text(), bad_key.read_bytes())
         stranger = cri.HypervisorClient(f"tcp://127.0.0.1:{port}", tls=untrusted, timeout=2)
         with pytest.raises(cri.Unreachable):
             await stranger.version()

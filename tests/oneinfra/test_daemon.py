@@ -25,10 +25,12 @@ from grpclib.client import Channel
 from grpclib.exceptions import GRPCError
 
 from eventstore import SQLiteEventStore
-from oneinfra import events as ev
-from oneinfra import pki
-from oneinfra.api.oneinfra import v1 as api
-from oneinfra.secrets import KeyStore, unseal
+from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
+from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
+from oneinfra.model import events as ev
+from oneinfra.pki import x509 as pki
+from oneinfra.pki.sealing import unseal
+from oneinfra.storage.keystore import KeyStore
 
 from .daemon import Daemon
 from .harness import NOW
@@ -154,9 +156,7 @@ def test_fifty_concurrent_clients_lose_and_duplicate_nothing(daemon: Daemon) -> 
         async def create(name: str) -> None:
             channel = Channel(path=str(daemon.socket))
             try:
-                reply = await api.FleetStub(channel).create_cluster(
-                    api.CreateClusterRequest(name=name)
-                )
+                reply = await FleetStub(channel).CreateCluster(api.CreateClusterRequest(name=name))
                 outcomes.append(f"created {reply.name}")
             except GRPCError as error:
                 assert "already exists" in (error.message or "")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from oneinfra import commands as cmd
-from oneinfra import events as ev
-from oneinfra import projection
 from oneinfra.errors import DomainError
-from oneinfra.state import component_index
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.model import projection
+from oneinfra.model.state import component_index
 
 from .harness import Fleet
 

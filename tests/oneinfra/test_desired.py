@@ -9,13 +9,13 @@ import anyio
 import pytest
 
 from eventstore import InMemoryEventStore, NewEvent
-from oneinfra import blueprints as bp
-from oneinfra import commands as cmd
-from oneinfra import events as ev
-from oneinfra.desired import PodCache, desired_pods
-from oneinfra.logreader import EventCache
-from oneinfra.secrets import KeyStore
-from oneinfra.service import FleetService
+from oneinfra import render as bp
+from oneinfra.daemon.service import FleetService
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.reconcile.pods import PodCache, desired_pods
+from oneinfra.storage.keystore import KeyStore
+from oneinfra.storage.logreader import EventCache
 
 from .harness import Fleet
 

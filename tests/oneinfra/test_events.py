@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from oneinfra import commands as cmd
-from oneinfra import events as ev
+from oneinfra.errors import UnknownEvent
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
 
 from .harness import Fleet
 
@@ -74,11 +75,9 @@ def test_an_old_shape_is_upcast_step_by_step() -> None:
 
 
 def test_unreadable_events_are_named() -> None:
-    with pytest.raises(ev.UnknownEvent, match="unknown event type 'Teleported'"):
+    with pytest.raises(UnknownEvent, match="unknown event type 'Teleported'"):
         ev.decode("Teleported", 1, b"{}")
-    with pytest.raises(ev.UnknownEvent, match="newer than this code"):
+    with pytest.raises(UnknownEvent, match="newer than this code"):
         ev.decode("ClusterDeleted", 9, b'{"type":"ClusterDeleted","name":"x"}')
-    with pytest.raises(
-        ev.UnknownEvent, match="no upcaster for ClusterDeleted from schema version 0"
-    ):
+    with pytest.raises(UnknownEvent, match="no upcaster for ClusterDeleted from schema version 0"):
         ev.decode("ClusterDeleted", 0, b'{"type":"ClusterDeleted","name":"x"}')

@@ -8,10 +8,11 @@ import msgspec
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from oneinfra import commands as cmd
-from oneinfra import projection
 from oneinfra.errors import DomainError
-from oneinfra.state import CONTROL_PLANE, INGRESS, FleetState, placement_key
+from oneinfra.model import commands as cmd
+from oneinfra.model import projection
+from oneinfra.model.kinds import CONTROL_PLANE, INGRESS
+from oneinfra.model.state import FleetState, placement_key
 
 from .harness import Fleet
 

@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from eventstore import InMemoryEventStore, NewEvent
-from oneinfra import blueprints as bp
-from oneinfra import commands as cmd
-from oneinfra import events as ev
-from oneinfra.controller import concerned_by
-from oneinfra.desired import PodCache, desired_pods
+from oneinfra import render as bp
 from oneinfra.errors import DomainError
-from oneinfra.logreader import EventCache
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.reconcile.pods import PodCache, desired_pods
+from oneinfra.reconcile.triggers import concerned_by
+from oneinfra.storage.logreader import EventCache
 
 from .harness import Fleet
 from .test_fleet_properties import commands as any_command

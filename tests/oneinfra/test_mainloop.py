@@ -12,7 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from oneinfra.mainloop import STREAM_CREDIT, MainLoop
+from oneinfra.daemon.mainloop import STREAM_CREDIT, MainLoop
 
 pytestmark = pytest.mark.anyio
 T = TypeVar("T")

@@ -9,35 +9,36 @@ import itertools
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from oneinfra import membership as mb
+from oneinfra.reconcile import membership as mb
+from oneinfra.runtime import etcdctl
 
 ids = itertools.count(1)
 NAMES = [f"c-control-plane-{i}" for i in range(5)]
 URL = {name: f"https://10.0.0.{i}:2380" for i, name in enumerate(NAMES)}
 
 
-def member(name: str, learner: bool = False, started: bool = True) -> mb.Member:
-    return mb.Member(next(ids), name if started else "", [URL[name]], learner)
+def member(name: str, learner: bool = False, started: bool = True) -> etcdctl.Member:
+    return etcdctl.Member(next(ids), name if started else "", [URL[name]], learner)
 
 
-def apply(step: mb.Step, members: list[mb.Member]) -> list[mb.Member]:
+def apply(step: mb.Step, members: list[etcdctl.Member]) -> list[etcdctl.Member]:
     """etcd after the step; an added learner's pod then starts (its name shows)."""
     match step:
         case mb.Remove():
             return [m for m in members if m.member_id != step.member.member_id]
         case mb.Promote():
             return [
-                mb.Member(m.member_id, m.name, m.peerURLs, False)
+                etcdctl.Member(m.member_id, m.name, m.peerURLs, False)
                 if m.member_id == step.member.member_id
                 else m
                 for m in members
             ]
         case mb.Add():
-            return [*members, mb.Member(next(ids), "", [step.peer_url], True)]
+            return [*members, etcdctl.Member(next(ids), "", [step.peer_url], True)]
 
 
 @st.composite
-def situations(draw: st.DrawFn) -> tuple[dict[str, str], set[str], list[mb.Member]]:
+def situations(draw: st.DrawFn) -> tuple[dict[str, str], set[str], list[etcdctl.Member]]:
     """Desired members (founding ones among them) and what etcd lists now:
     some of them, some scaled away, a learner maybe, started or not."""
     founding = NAMES[: draw(st.integers(1, 3))]
@@ -54,19 +55,19 @@ def situations(draw: st.DrawFn) -> tuple[dict[str, str], set[str], list[mb.Membe
     return desired, {n for n in desired if n in voters}, members
 
 
-def start_learners(desired: dict[str, str], members: list[mb.Member]) -> list[mb.Member]:
+def start_learners(desired: dict[str, str], members: list[etcdctl.Member]) -> list[etcdctl.Member]:
     """An admitted learner's pod starts: its name shows in the list."""
     named = []
     for m in members:
         name = next((n for n, u in desired.items() if u in m.peerURLs), "")
-        named.append(mb.Member(m.member_id, m.name or name, m.peerURLs, m.isLearner))
+        named.append(etcdctl.Member(m.member_id, m.name or name, m.peerURLs, m.isLearner))
     return named
 
 
 @settings(max_examples=400, deadline=None)
 @given(situations(), st.data())
 def test_steps_reach_the_desired_members_safely(
-    situation: tuple[dict[str, str], set[str], list[mb.Member]], data: st.DataObject
+    situation: tuple[dict[str, str], set[str], list[etcdctl.Member]], data: st.DataObject
 ) -> None:
     desired, founding, members = situation
     for _ in range(40):
@@ -114,6 +115,6 @@ def test_etcdctl_json_is_read() -> None:
         b'"peerURLs":["https://x:2380"],"clientURLs":[]},{"ID":2,"peerURLs":["https://y:2380"],'
         b'"isLearner":true}]}'
     )
-    first, second = mb.parse_members(output)
+    first, second = etcdctl.parse_members(output)
     assert first.member_id == 12345678901234567890 and not first.isLearner
     assert second.name == "" and second.isLearner

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from oneinfra import pauses
+from oneinfra.daemon import gc as pauses
 
 pytestmark = pytest.mark.anyio
 

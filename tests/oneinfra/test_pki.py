@@ -17,10 +17,11 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from eventstore import NewEvent, SQLiteEventStore
-from oneinfra import commands as cmd
-from oneinfra import events as ev
-from oneinfra import pki
-from oneinfra.secrets import unseal
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.pki import x509 as pki
+from oneinfra.pki.certlist import KeyPair
+from oneinfra.pki.sealing import SealedKey, unseal
 
 from .harness import NOW, Fleet
 
@@ -40,7 +41,7 @@ def fleet() -> Fleet:
     return fleet
 
 
-def cert(pair: ev.KeyPair) -> x509.Certificate:
+def cert(pair: KeyPair) -> x509.Certificate:
     return pki.load_cert(pair.certificate)
 
 
@@ -77,11 +78,11 @@ def policy(ca: x509.Certificate, server: bool = False) -> verification.PolicyBui
 
 def every_leaf(
     fleet: Fleet,
-) -> list[tuple[str, ev.KeyPair, ev.KeyPair, tuple[x509.ObjectIdentifier, ...]]]:
+) -> list[tuple[str, KeyPair, KeyPair, tuple[x509.ObjectIdentifier, ...]]]:
     """(name, leaf, issuing CA, extended key usages) for every leaf of the cluster."""
     cluster = fleet.state.clusters["prod"]
     p = fleet.created("prod").pki
-    leaves: list[tuple[str, ev.KeyPair, ev.KeyPair, pki.Usages]] = [
+    leaves: list[tuple[str, KeyPair, KeyPair, pki.Usages]] = [
         ("apiserver-kubelet-client", p.apiserver_kubelet_client, p.ca, pki.CLIENT),
         ("apiserver-etcd-client", p.apiserver_etcd_client, p.etcd_ca, pki.CLIENT),
         ("front-proxy-client", p.front_proxy_client, p.front_proxy_ca, pki.CLIENT),
@@ -103,13 +104,13 @@ def every_leaf(
     return leaves
 
 
-def apiserver_serving(fleet: Fleet) -> ev.KeyPair:
+def apiserver_serving(fleet: Fleet) -> KeyPair:
     issued = fleet.at(fleet.state.clusters["prod"].apiserver_at)
     assert isinstance(issued, ev.ApiServerCertificateIssued)
     return issued.serving
 
 
-def etcd_server(fleet: Fleet, member_placed_at: int) -> ev.KeyPair:
+def etcd_server(fleet: Fleet, member_placed_at: int) -> KeyPair:
     placed = fleet.at(member_placed_at)
     assert isinstance(placed, ev.ComponentPlaced) and placed.etcd_server is not None
     return placed.etcd_server
@@ -249,9 +250,9 @@ def test_no_private_key_is_in_the_store_file(tmp_path: Path) -> None:
         assert secret not in stored
 
 
-def sealed_keys(value: object) -> list[ev.SealedKey]:
+def sealed_keys(value: object) -> list[SealedKey]:
     """Every SealedKey inside an event, however deep."""
-    if isinstance(value, ev.SealedKey):
+    if isinstance(value, SealedKey):
         return [value]
     if hasattr(value, "__struct_fields__"):
         return [k for f in value.__struct_fields__ for k in sealed_keys(getattr(value, f))]

@@ -10,9 +10,9 @@ import msgspec
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from oneinfra import blueprints as bp
-from oneinfra import plan as pl
-from oneinfra.realize import LABEL_ROLE, WRITER_ROLE
+from oneinfra import render as bp
+from oneinfra.reconcile import plan as pl
+from oneinfra.render.labels import LABEL_ROLE, WRITER_ROLE
 
 from .pods import pod_spec
 

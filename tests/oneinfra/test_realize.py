@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from oneinfra import blueprints as bp
-from oneinfra import cri, realize
+from oneinfra import render as bp
 from oneinfra.api.runtime import v1 as api
+from oneinfra.runtime import cri, realize
 from tests.fakecri import serve_fake
 
 
@@ -60,7 +60,7 @@ def test_run_pod_starts_the_sandbox_and_every_container_with_labels(tmp_path: Pa
             (container,) = await client.list_containers({bp.LABEL_SPEC_HASH: "abc"})
             assert container.pod_sandbox_id == sandbox
             assert container.state == api.ContainerState.CONTAINER_RUNNING
-            assert container.labels[realize.LABEL_ROLE] == "haproxy"
+            assert container.labels[bp.LABEL_ROLE] == "haproxy"
             status = await client.sandbox_status(sandbox)
             assert status.labels == pod.labels
             assert fake.images == {"docker.io/library/haproxy:2.6", realize.WRITER_IMAGE}

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from oneinfra import blueprints as bp
-from oneinfra import cri, reconciler
-from oneinfra import plan as pl
+from oneinfra import render as bp
 from oneinfra.api.runtime import v1 as api
+from oneinfra.reconcile import hypervisor_pass as reconciler
+from oneinfra.reconcile import plan as pl
+from oneinfra.runtime import cri
 from tests.fakecri import FakeRuntime, serve_fake
 
 from .pods import pod_spec

@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from oneinfra.errors import DomainError
-from oneinfra.secrets import (
-    KeyStore,
-    SecretsError,
-    load_or_create_master_key,
-    seal,
-    unseal,
-)
+from oneinfra.errors import DomainError, SecretsError
+from oneinfra.pki.sealing import seal, unseal
+from oneinfra.storage.keystore import KeyStore, load_or_create_master_key
 
 
 def test_the_master_key_is_made_once_with_mode_0600(tmp_path: Path) -> None:

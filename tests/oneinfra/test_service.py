@@ -12,11 +12,11 @@ import msgspec
 import pytest
 
 from eventstore import InMemoryEventStore, NewEvent
-from oneinfra import commands as cmd
-from oneinfra import events as ev
+from oneinfra.daemon.service import SNAPSHOT_NAME, FleetService, rebuild
 from oneinfra.errors import DomainError
-from oneinfra.secrets import KeyStore
-from oneinfra.service import SNAPSHOT_NAME, FleetService, rebuild
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.storage.keystore import KeyStore
 
 pytestmark = pytest.mark.anyio
 
@@ -116,7 +116,7 @@ async def test_replay_at_a_time_and_at_a_position(tmp_path: Path) -> None:
 
 
 async def test_commands_after_shutdown_are_refused(service: FleetService) -> None:
-    from oneinfra.service import ServiceClosed
+    from oneinfra.errors import ServiceClosed
 
     service.stop_accepting()
     with pytest.raises(ServiceClosed):

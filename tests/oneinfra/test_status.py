@@ -4,17 +4,10 @@ none for a steady fleet, none again after a restart)."""
 
 from __future__ import annotations
 
-from oneinfra import events as ev
-from oneinfra.status import (
-    DEGRADED,
-    FAILED,
-    PENDING,
-    READY,
-    RUNNING,
-    Phase,
-    StatusBoard,
-    cluster_phase,
-)
+from oneinfra.model import events as ev
+from oneinfra.model.kinds import DEGRADED, FAILED, PENDING, READY, RUNNING
+from oneinfra.reconcile.board import StatusBoard
+from oneinfra.reconcile.phases import Phase, cluster_phase
 
 UP = Phase(RUNNING, "all containers running")
 ANSWERS = Phase(READY, "")

@@ -1,0 +1,341 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class NameRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CommandReply(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class RegisterHypervisorRequest(_message.Message):
+    __slots__ = ("name", "endpoint", "role", "ip_address", "port_range_low", "port_range_high", "labels", "ca_certificate", "client_certificate", "client_key", "data_dir")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PORT_RANGE_LOW_FIELD_NUMBER: _ClassVar[int]
+    PORT_RANGE_HIGH_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    DATA_DIR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    endpoint: str
+    role: str
+    ip_address: str
+    port_range_low: int
+    port_range_high: int
+    labels: _containers.ScalarMap[str, str]
+    ca_certificate: str
+    client_certificate: str
+    client_key: str
+    data_dir: str
+    def __init__(self, name: _Optional[str] = ..., endpoint: _Optional[str] = ..., role: _Optional[str] = ..., ip_address: _Optional[str] = ..., port_range_low: _Optional[int] = ..., port_range_high: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., ca_certificate: _Optional[str] = ..., client_certificate: _Optional[str] = ..., client_key: _Optional[str] = ..., data_dir: _Optional[str] = ...) -> None: ...
+
+class LabelHypervisorRequest(_message.Message):
+    __slots__ = ("name", "set", "remove")
+    class SetEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SET_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    set: _containers.ScalarMap[str, str]
+    remove: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., set: _Optional[_Mapping[str, str]] = ..., remove: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Hypervisor(_message.Message):
+    __slots__ = ("name", "endpoint", "role", "ip_address", "port_range_low", "port_range_high", "labels", "mutual_tls", "components", "data_dir")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PORT_RANGE_LOW_FIELD_NUMBER: _ClassVar[int]
+    PORT_RANGE_HIGH_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    MUTUAL_TLS_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    DATA_DIR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    endpoint: str
+    role: str
+    ip_address: str
+    port_range_low: int
+    port_range_high: int
+    labels: _containers.ScalarMap[str, str]
+    mutual_tls: bool
+    components: _containers.RepeatedScalarFieldContainer[str]
+    data_dir: str
+    def __init__(self, name: _Optional[str] = ..., endpoint: _Optional[str] = ..., role: _Optional[str] = ..., ip_address: _Optional[str] = ..., port_range_low: _Optional[int] = ..., port_range_high: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., mutual_tls: _Optional[bool] = ..., components: _Optional[_Iterable[str]] = ..., data_dir: _Optional[str] = ...) -> None: ...
+
+class HypervisorList(_message.Message):
+    __slots__ = ("hypervisors",)
+    HYPERVISORS_FIELD_NUMBER: _ClassVar[int]
+    hypervisors: _containers.RepeatedCompositeFieldContainer[Hypervisor]
+    def __init__(self, hypervisors: _Optional[_Iterable[_Union[Hypervisor, _Mapping]]] = ...) -> None: ...
+
+class CreateClusterRequest(_message.Message):
+    __slots__ = ("name", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KUBERNETES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_PLANE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_CIDR_FIELD_NUMBER: _ClassVar[int]
+    POD_CIDR_FIELD_NUMBER: _ClassVar[int]
+    DNS_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    APISERVER_EXTRA_SANS_FIELD_NUMBER: _ClassVar[int]
+    VPN_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    VPN_CIDR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kubernetes_version: str
+    control_plane_replicas: int
+    service_cidr: str
+    pod_cidr: str
+    dns_domain: str
+    apiserver_extra_sans: _containers.RepeatedScalarFieldContainer[str]
+    vpn_enabled: bool
+    vpn_cidr: str
+    def __init__(self, name: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ...) -> None: ...
+
+class ScaleClusterRequest(_message.Message):
+    __slots__ = ("name", "control_plane_replicas")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_PLANE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    control_plane_replicas: int
+    def __init__(self, name: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ...) -> None: ...
+
+class Component(_message.Message):
+    __slots__ = ("name", "role", "hypervisor", "ports", "phase", "reason")
+    class PortsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    hypervisor: str
+    ports: _containers.ScalarMap[str, int]
+    phase: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., hypervisor: _Optional[str] = ..., ports: _Optional[_Mapping[str, int]] = ..., phase: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Condition(_message.Message):
+    __slots__ = ("type", "status", "reason", "message", "last_transition")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_TRANSITION_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    status: str
+    reason: str
+    message: str
+    last_transition: str
+    def __init__(self, type: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., last_transition: _Optional[str] = ...) -> None: ...
+
+class ClusterStatus(_message.Message):
+    __slots__ = ("ready", "conditions", "phase", "reason")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    conditions: _containers.RepeatedCompositeFieldContainer[Condition]
+    phase: str
+    reason: str
+    def __init__(self, ready: _Optional[bool] = ..., conditions: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., phase: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WatchClusterRequest(_message.Message):
+    __slots__ = ("name", "deleted_at", "cluster_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    deleted_at: int
+    cluster_id: str
+    def __init__(self, name: _Optional[str] = ..., deleted_at: _Optional[int] = ..., cluster_id: _Optional[str] = ...) -> None: ...
+
+class ClusterProgress(_message.Message):
+    __slots__ = ("cluster", "gone", "remaining")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    GONE_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    cluster: Cluster
+    gone: bool
+    remaining: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[_Union[Cluster, _Mapping]] = ..., gone: _Optional[bool] = ..., remaining: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Cluster(_message.Message):
+    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    KUBERNETES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_PLANE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_CIDR_FIELD_NUMBER: _ClassVar[int]
+    POD_CIDR_FIELD_NUMBER: _ClassVar[int]
+    DNS_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    APISERVER_EXTRA_SANS_FIELD_NUMBER: _ClassVar[int]
+    VPN_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    VPN_CIDR_FIELD_NUMBER: _ClassVar[int]
+    API_SERVER_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cluster_id: str
+    kubernetes_version: str
+    control_plane_replicas: int
+    service_cidr: str
+    pod_cidr: str
+    dns_domain: str
+    apiserver_extra_sans: _containers.RepeatedScalarFieldContainer[str]
+    vpn_enabled: bool
+    vpn_cidr: str
+    api_server_endpoint: str
+    components: _containers.RepeatedCompositeFieldContainer[Component]
+    status: ClusterStatus
+    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ...) -> None: ...
+
+class ClusterList(_message.Message):
+    __slots__ = ("clusters",)
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    clusters: _containers.RepeatedCompositeFieldContainer[Cluster]
+    def __init__(self, clusters: _Optional[_Iterable[_Union[Cluster, _Mapping]]] = ...) -> None: ...
+
+class IssueKubeconfigRequest(_message.Message):
+    __slots__ = ("cluster", "user", "groups", "ttl_seconds")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    user: str
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    ttl_seconds: int
+    def __init__(self, cluster: _Optional[str] = ..., user: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class Kubeconfig(_message.Message):
+    __slots__ = ("kubeconfig", "serial", "not_after")
+    KUBECONFIG_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    kubeconfig: str
+    serial: str
+    not_after: str
+    def __init__(self, kubeconfig: _Optional[str] = ..., serial: _Optional[str] = ..., not_after: _Optional[str] = ...) -> None: ...
+
+class HistoryRequest(_message.Message):
+    __slots__ = ("cluster", "hypervisor", "since_position", "since_time", "follow")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_FIELD_NUMBER: _ClassVar[int]
+    SINCE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    hypervisor: str
+    since_position: int
+    since_time: str
+    follow: bool
+    def __init__(self, cluster: _Optional[str] = ..., hypervisor: _Optional[str] = ..., since_position: _Optional[int] = ..., since_time: _Optional[str] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class HistoryEvent(_message.Message):
+    __slots__ = ("position", "version", "type", "schema_version", "recorded_at", "data_json", "metadata_json", "hash")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    version: int
+    type: str
+    schema_version: int
+    recorded_at: str
+    data_json: str
+    metadata_json: str
+    hash: str
+    def __init__(self, position: _Optional[int] = ..., version: _Optional[int] = ..., type: _Optional[str] = ..., schema_version: _Optional[int] = ..., recorded_at: _Optional[str] = ..., data_json: _Optional[str] = ..., metadata_json: _Optional[str] = ..., hash: _Optional[str] = ...) -> None: ...
+
+class ReplayRequest(_message.Message):
+    __slots__ = ("position", "time")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    time: str
+    def __init__(self, position: _Optional[int] = ..., time: _Optional[str] = ...) -> None: ...
+
+class FleetView(_message.Message):
+    __slots__ = ("position", "recorded_at", "hypervisors", "clusters")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISORS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    recorded_at: str
+    hypervisors: _containers.RepeatedCompositeFieldContainer[Hypervisor]
+    clusters: _containers.RepeatedCompositeFieldContainer[Cluster]
+    def __init__(self, position: _Optional[int] = ..., recorded_at: _Optional[str] = ..., hypervisors: _Optional[_Iterable[_Union[Hypervisor, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[Cluster, _Mapping]]] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VerifyReply(_message.Message):
+    __slots__ = ("ok", "records_checked", "head_position", "head_hash", "first_bad_position", "reason")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    HEAD_HASH_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    records_checked: int
+    head_position: int
+    head_hash: str
+    first_bad_position: int
+    reason: str
+    def __init__(self, ok: _Optional[bool] = ..., records_checked: _Optional[int] = ..., head_position: _Optional[int] = ..., head_hash: _Optional[str] = ..., first_bad_position: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,319 @@
+"""The client commands: each a call to the daemon's API, its reply printed
+as a table, JSON or YAML. Loaded only for a command that talks to the
+daemon (`oneinfra version` never imports this)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from grpclib.client import Channel
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+
+from ..api.pb.oneinfra.v1 import fleet_pb2 as api
+from ..api.pb.oneinfra.v1.fleet_grpc import FleetStub
+from ..errors import CommandFailed
+from ..paths import chosen_socket
+from .output import as_data, emit, pairs, replies, table
+from .parser import key_value
+from .progress import wait_gone, wait_ready
+
+
+def read_file(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise CommandFailed(f"cannot read {path}: {error.strerror}") from None
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+Handler = Callable[[FleetStub, argparse.Namespace], Awaitable[None]]
+HANDLERS: dict[tuple[str, str | None], Handler] = {}
+
+
+def handles(command: str, action: str | None = None) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        HANDLERS[(command, action)] = handler
+        return handler
+
+    return register
+
+
+def show_hypervisors(hypervisors: Sequence[api.Hypervisor], fmt: str, single: bool) -> None:
+    if fmt != "table":
+        data = [as_data(h) for h in hypervisors]
+        emit(data[0] if single else data, fmt)
+        return
+    table(
+        ["NAME", "ROLE", "IP", "ENDPOINT", "PORTS", "COMPONENTS", "LABELS"],
+        [
+            [h.name, h.role, h.ip_address, h.endpoint, f"{h.port_range_low}-{h.port_range_high}",
+             len(h.components), pairs(h.labels)]
+            for h in hypervisors
+        ],
+    )  # fmt: skip
+
+
+def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> None:
+    if fmt != "table":
+        data = [as_data(c) for c in clusters]
+        emit(data[0] if single else data, fmt)
+        return
+    if not single:
+        table(
+            ["NAME", "VERSION", "REPLICAS", "ENDPOINT", "READY"],
+            [[c.name, c.kubernetes_version, c.control_plane_replicas, c.api_server_endpoint,
+              "yes" if c.status.ready else "no"] for c in clusters],
+        )  # fmt: skip
+        return
+    (c,) = clusters
+    print(f"name:          {c.name}")
+    print(f"version:       {c.kubernetes_version}")
+    print(f"replicas:      {c.control_plane_replicas}")
+    print(f"endpoint:      {c.api_server_endpoint}")
+    print(f"networks:      services {c.service_cidr}, pods {c.pod_cidr}, dns {c.dns_domain}")
+    print(f"ready:         {'yes' if c.status.ready else 'no'}")
+    if c.HasField("status"):
+        print(f"status:        {c.status.phase}: {c.status.reason}")
+    print()
+    table(
+        ["COMPONENT", "ROLE", "HYPERVISOR", "PORTS", "PHASE", "REASON"],
+        [[x.name, x.role, x.hypervisor, pairs(x.ports), x.phase, x.reason]
+         for x in c.components],
+    )  # fmt: skip
+
+
+def done(reply: api.CommandReply, fmt: str, message: str) -> None:
+    if fmt == "table":
+        print(f"{message} (log position {reply.position})")
+    else:
+        emit(as_data(reply), fmt)
+
+
+@handles("hypervisor", "add")
+async def hypervisor_add(stub: FleetStub, args: argparse.Namespace) -> None:
+    tls = [args.ca_cert, args.client_cert, args.client_key]
+    if any(tls) and not all(tls):
+        raise CommandFailed("mutual TLS needs all of --ca-cert, --client-cert and --client-key")
+    low, high = args.port_range or (None, None)
+    reply = await stub.RegisterHypervisor(
+        api.RegisterHypervisorRequest(
+            name=args.name,
+            endpoint=args.endpoint,
+            role=args.role,
+            ip_address=args.ip_address,
+            port_range_low=low,
+            port_range_high=high,
+            labels=dict(args.label),
+            ca_certificate=read_file(args.ca_cert) if args.ca_cert else "",
+            client_certificate=read_file(args.client_cert) if args.client_cert else "",
+            client_key=read_file(args.client_key) if args.client_key else "",
+            data_dir=args.data_dir or "",
+        )
+    )
+    show_hypervisors([reply], args.output, single=True)
+
+
+@handles("hypervisor", "list")
+async def hypervisor_list(stub: FleetStub, args: argparse.Namespace) -> None:
+    show_hypervisors(
+        (await stub.ListHypervisors(api.ListRequest())).hypervisors, args.output, False
+    )
+
+
+@handles("hypervisor", "show")
+async def hypervisor_show(stub: FleetStub, args: argparse.Namespace) -> None:
+    show_hypervisors([await stub.GetHypervisor(api.NameRequest(name=args.name))], args.output, True)
+
+
+@handles("hypervisor", "label")
+async def hypervisor_label(stub: FleetStub, args: argparse.Namespace) -> None:
+    to_set: dict[str, str] = {}
+    to_remove: list[str] = []
+    for item in args.labels:
+        if item.endswith("-") and "=" not in item:
+            to_remove.append(item[:-1])
+        else:
+            try:
+                key, value = key_value(item)
+            except argparse.ArgumentTypeError as error:
+                raise CommandFailed(f"{error} (or K- to remove a label)") from None
+            to_set[key] = value
+    reply = await stub.LabelHypervisor(
+        api.LabelHypervisorRequest(name=args.name, set=to_set, remove=to_remove)
+    )
+    show_hypervisors([reply], args.output, single=True)
+
+
+@handles("hypervisor", "remove")
+async def hypervisor_remove(stub: FleetStub, args: argparse.Namespace) -> None:
+    reply = await stub.RemoveHypervisor(api.NameRequest(name=args.name))
+    done(reply, args.output, f"hypervisor {args.name} removed")
+
+
+@handles("cluster", "create")
+async def cluster_create(stub: FleetStub, args: argparse.Namespace) -> None:
+    reply = await stub.CreateCluster(
+        api.CreateClusterRequest(
+            name=args.name,
+            kubernetes_version=args.kubernetes_version,
+            control_plane_replicas=args.control_plane_replicas,
+            service_cidr=args.service_cidr,
+            pod_cidr=args.pod_cidr,
+            dns_domain=args.dns_domain,
+            apiserver_extra_sans=args.apiserver_extra_san,
+            vpn_enabled=args.vpn,
+            vpn_cidr=args.vpn_cidr,
+        )
+    )
+    if args.wait:
+        reply = await wait_ready(stub, args.name, args.timeout)
+    show_clusters([reply], args.output, single=True)
+
+
+@handles("cluster", "list")
+async def cluster_list(stub: FleetStub, args: argparse.Namespace) -> None:
+    show_clusters((await stub.ListClusters(api.ListRequest())).clusters, args.output, False)
+
+
+@handles("cluster", "show")
+async def cluster_show(stub: FleetStub, args: argparse.Namespace) -> None:
+    show_clusters([await stub.GetCluster(api.NameRequest(name=args.name))], args.output, True)
+
+
+@handles("cluster", "scale")
+async def cluster_scale(stub: FleetStub, args: argparse.Namespace) -> None:
+    reply = await stub.ScaleCluster(
+        api.ScaleClusterRequest(name=args.name, control_plane_replicas=args.control_plane_replicas)
+    )
+    if args.wait:
+        reply = await wait_ready(stub, args.name, args.timeout, args.control_plane_replicas)
+    show_clusters([reply], args.output, single=True)
+
+
+@handles("cluster", "delete")
+async def cluster_delete(stub: FleetStub, args: argparse.Namespace) -> None:
+    cluster_id = ""
+    if args.wait:
+        cluster_id = (await stub.GetCluster(api.NameRequest(name=args.name))).cluster_id
+    reply = await stub.DeleteCluster(api.NameRequest(name=args.name))
+    if args.wait:
+        await wait_gone(stub, args.name, cluster_id, reply.position, args.timeout)
+    done(reply, args.output, f"cluster {args.name} deleted")
+
+
+@handles("cluster", "kubeconfig")
+async def cluster_kubeconfig(stub: FleetStub, args: argparse.Namespace) -> None:
+    reply = await stub.IssueKubeconfig(
+        api.IssueKubeconfigRequest(
+            cluster=args.name, user=args.user, groups=args.group, ttl_seconds=args.ttl
+        )
+    )
+    if args.output == "table":
+        sys.stdout.write(reply.kubeconfig)  # a kubeconfig is YAML already
+    else:
+        emit(as_data(reply), args.output)
+
+
+def since(value: str | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if value.isascii() and value.isdigit():
+        return {"since_position": int(value)}
+    return {"since_time": value}
+
+
+SUMMARY_FIELDS = (
+    "name", "cluster", "component", "role", "hypervisor", "ports", "kubernetes_version",
+    "control_plane_replicas", "endpoint", "ip_address", "labels", "user", "groups", "serial",
+    "phase", "reachable", "reason", "error",
+)  # fmt: skip
+
+
+def summary(data: dict[str, Any]) -> str:
+    """The few fields of an event a person scans for; certificates left out."""
+    return " ".join(
+        f"{k}={json.dumps(data[k], separators=(',', ':'))}" for k in SUMMARY_FIELDS if k in data
+    )
+
+
+@handles("history")
+async def history(stub: FleetStub, args: argparse.Namespace) -> None:
+    request = api.HistoryRequest(
+        cluster=args.cluster, hypervisor=args.hypervisor, follow=args.follow, **since(args.since)
+    )
+    if args.output == "table":
+        print(f"{'POSITION':>8}  {'RECORDED AT':32}  {'BY':10}  {'EVENT':26}  DETAILS")
+    async for event in replies(stub.History, request):
+        if args.output == "json":
+            print(json.dumps(as_data(event)), flush=True)
+            continue
+        if args.output == "yaml":
+            emit([as_data(event)], "yaml")
+            continue
+        actor = json.loads(event.metadata_json or "{}").get("actor") or {}
+        by = actor.get("user") or (f"uid {actor['uid']}" if "uid" in actor else "-")
+        print(
+            f"{event.position:>8}  {event.recorded_at:32}  {by:10}  {event.type:26}  "
+            f"{summary(json.loads(event.data_json))}",
+            flush=True,
+        )
+
+
+@handles("replay")
+async def replay(stub: FleetStub, args: argparse.Namespace) -> None:
+    at = args.at
+    by_position = at.isascii() and at.isdigit()
+    request = api.ReplayRequest(position=int(at)) if by_position else api.ReplayRequest(time=at)
+    view = await stub.Replay(request)
+    if args.output != "table":
+        emit(as_data(view), args.output)
+        return
+    print(f"the desired state at position {view.position} ({view.recorded_at or 'empty log'})\n")
+    show_hypervisors(view.hypervisors, "table", single=False)
+    print()
+    show_clusters(view.clusters, "table", single=False)
+
+
+@handles("audit", "verify")
+async def audit_verify(stub: FleetStub, args: argparse.Namespace) -> None:
+    report = await stub.VerifyLog(api.VerifyRequest())
+    if args.output != "table":
+        emit(as_data(report), args.output)
+    elif report.ok:
+        print(f"ok: {report.records_checked} records, head position {report.head_position}, "
+              f"head hash {report.head_hash}")  # fmt: skip
+    if not report.ok:
+        where = (
+            f"at position {report.first_bad_position}"
+            if report.first_bad_position is not None
+            else "in the file"
+        )
+        raise CommandFailed(f"the log does not verify {where}: {report.reason}")
+
+
+async def call(args: argparse.Namespace, handler: Handler) -> None:
+    path = chosen_socket(args.socket)
+    channel = Channel(path=str(path))
+    try:
+        await handler(FleetStub(channel), args)
+    except BrokenPipeError:
+        # Our stdout was closed (e.g. piped into head): not the daemon's fault.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except GRPCError as error:
+        raise CommandFailed(error.message or error.status.name) from None
+    except (ConnectionError, FileNotFoundError, StreamTerminatedError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise CommandFailed(
+            f"cannot reach the oneinfra daemon at {path}: {reason} "
+            "(is 'oneinfra daemon' running? --socket or ONEINFRA_SOCKET choose another socket)"
+        ) from None
+    finally:
+        channel.close()

@@ -1,0 +1,279 @@
+"""The command line: every command, option and help line of `oneinfra`.
+
+Building it imports nothing but argparse (paths stay strings here):
+`oneinfra version` and the shell's completion build it on every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+FORMATS = ("table", "json", "yaml")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = 2**32 - 1  # seconds: the API's field is 32 bits wide
+MAX_POSITION = 2**63 - 1  # the log's positions are 64-bit signed integers
+
+
+# -- argument types -------------------------------------------------------------------
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not sep or not low.isdigit() or not high.isdigit() or len(low) > 5 or len(high) > 5:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LOW-HIGH, e.g. 30000-32767")
+    return int(low), int(high)
+
+
+def duration(text: str) -> int:
+    number, unit = text[:-1], text[-1:]
+    if not (number.isascii() and number.isdigit()) or unit not in UNITS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 30m, 24h or 7d")
+    seconds = int(number) * UNITS[unit]
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {MAX_DURATION} seconds")
+    return seconds
+
+
+def count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 999")
+    return int(text)
+
+
+def position_or_time(text: str) -> str:
+    """A log position (digits, within the log's range) or an RFC 3339 time,
+    checked by the daemon."""
+    if text.isascii() and text.isdigit() and int(text) > MAX_POSITION:
+        raise argparse.ArgumentTypeError(f"position {text[:20]}... is beyond any log")
+    return text
+
+
+# -- the parser -----------------------------------------------------------------------
+
+
+class Groups:
+    """Sub-command groups that list their commands, each with its help line."""
+
+    def __init__(self, parser: argparse.ArgumentParser, dest: str, title: str) -> None:
+        self.actions = parser.add_subparsers(
+            dest=dest, required=True, metavar=title.upper(), title=f"{title}s"
+        )
+        self.client_options = client_options()
+
+    def add(
+        self, name: str, help: str, *, client: bool = True, **kwargs: Any
+    ) -> argparse.ArgumentParser:
+        parents = [self.client_options] if client else []
+        return self.actions.add_parser(
+            name, help=help, description=help[:1].upper() + help[1:] + ".", parents=parents,
+            **kwargs,
+        )  # fmt: skip
+
+
+def client_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="the daemon's socket (default: $ONEINFRA_SOCKET, then /run/oneinfra/oneinfra.sock "
+        "as root)",
+    )
+    common.add_argument(
+        "-o", "--output", choices=FORMATS, default="table", help="table (default), json or yaml"
+    )
+    return common
+
+
+def named(parser: argparse.ArgumentParser, kind: str, help: str | None = None) -> None:
+    """The NAME of a cluster or hypervisor, completed from the daemon."""
+    action = parser.add_argument("name", metavar="NAME", help=help or f"the {kind}'s name")
+    action.names_of = kind  # type: ignore[attr-defined]  # completed by completion.py
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oneinfra",
+        description="Isolated Kubernetes control planes on CRI hypervisors, with an auditable "
+        "event log.",
+    )
+    top = Groups(parser, "command", "command")
+
+    daemon = top.add("daemon", "run the daemon: the API on a Unix socket and the reconciler",
+                     client=False)  # fmt: skip
+    daemon.add_argument(
+        "--state-dir", metavar="DIR",
+        help="where the event log and keys live (default /var/lib/oneinfra as root)",
+    )  # fmt: skip
+    daemon.add_argument("--socket", metavar="PATH", help="the Unix socket to serve on")
+    daemon.add_argument(
+        "--socket-group", metavar="GROUP", help="let this group use the socket (mode 0660)"
+    )
+    daemon.add_argument(
+        "--master-key", metavar="FILE",
+        help="the master key file (default: master.key in the state directory)",
+    )  # fmt: skip
+    daemon.add_argument(
+        "--resync", type=float, default=30.0, metavar="SECONDS",
+        help="seconds between passes over a converged fleet (default 30)",
+    )  # fmt: skip
+    daemon.add_argument(
+        "--no-reconcile", action="store_true", help="keep the log only; touch no hypervisor"
+    )
+
+    hypervisors(top.add("hypervisor", "register and inspect hypervisors", client=False))
+    clusters(top.add("cluster", "create, scale, inspect and delete clusters", client=False))
+
+    history = top.add("history", "the log of decisions and observations, oldest first")
+    which = history.add_mutually_exclusive_group()
+    which.add_argument("--cluster", metavar="NAME", help="only what concerns this cluster")
+    which.add_argument("--hypervisor", metavar="NAME", help="only what concerns this hypervisor")
+    history.add_argument(
+        "--since", type=position_or_time, metavar="POS|TIME",
+        help="from a log position or an RFC 3339 time",
+    )  # fmt: skip
+    history.add_argument("--follow", action="store_true", help="go on printing new events")
+
+    replay = top.add("replay", "the desired state at a point of the log")
+    replay.add_argument(
+        "--at", required=True, type=position_or_time, metavar="POS|TIME",
+        help="a log position or an RFC 3339 time",
+    )  # fmt: skip
+
+    audit = Groups(top.add("audit", "check the log", client=False), "action", "action")
+    audit.add("verify", "walk the log's hash chain and say where it breaks, if it does")
+
+    local(top.add("local", "local hypervisors on this machine, for trying oneinfra out",
+                  client=False))  # fmt: skip
+
+    completion = top.add("completion", "print the shell code of tab completion", client=False)
+    completion.add_argument(
+        "shell", choices=("bash", "zsh"),
+        help="bash: eval \"$(oneinfra completion bash)\"; zsh: the same with zsh",
+    )  # fmt: skip
+    top.add("version", "print the version", client=False)
+    top.add("eventstore", "inspect and verify an event store file, without the daemon",
+            client=False, add_help=False)  # fmt: skip
+    return parser
+
+
+def hypervisors(parser: argparse.ArgumentParser) -> None:
+    hv = Groups(parser, "action", "action")
+    add = hv.add("add", "register a hypervisor")
+    add.add_argument("name", metavar="NAME", help="a DNS label, unique in the fleet")
+    add.add_argument("--endpoint", required=True, help="its CRI: unix:///path or tcp://host:port")
+    add.add_argument(
+        "--ip-address", required=True, metavar="IP", help="where clusters' components listen"
+    )
+    role = add.add_mutually_exclusive_group(required=True)
+    role.add_argument(
+        "--public", dest="role", action="store_const", const="public",
+        help="it holds ingresses: reachable by users and workers",
+    )  # fmt: skip
+    role.add_argument(
+        "--private", dest="role", action="store_const", const="private",
+        help="it holds control planes",
+    )  # fmt: skip
+    add.add_argument(
+        "--port-range", type=parse_port_range, metavar="LOW-HIGH",
+        help="host ports components may take (default 30000-32767)",
+    )  # fmt: skip
+    add.add_argument("--ca-cert", metavar="FILE", help="tcp://: the CA of its CRI's certificate")
+    add.add_argument("--client-cert", metavar="FILE", help="tcp://: our client certificate")
+    add.add_argument("--client-key", metavar="FILE", help="tcp://: our client key")
+    add.add_argument(
+        "--label", type=key_value, action="append", default=[], metavar="K=V",
+        help="a label (repeatable)",
+    )  # fmt: skip
+    add.add_argument(
+        "--data-dir", metavar="DIR",
+        help="on the hypervisor: components' files and data (default /var/lib/oneinfra)",
+    )  # fmt: skip
+    hv.add("list", "every hypervisor")
+    named(hv.add("show", "one hypervisor"), "hypervisor")
+    label = hv.add("label", "set labels (K=V) and remove them (K-)")
+    named(label, "hypervisor")
+    label.add_argument("labels", nargs="+", metavar="K=V|K-", help="a label to set or remove")
+    named(hv.add("remove", "take a hypervisor out of the fleet (it must hold nothing)"),
+          "hypervisor")  # fmt: skip
+
+
+def clusters(parser: argparse.ArgumentParser) -> None:
+    cl = Groups(parser, "action", "action")
+    create = cl.add("create", "create a cluster: its PKI, placement and components")
+    create.add_argument("name", metavar="NAME", help="a DNS label, unique in the fleet")
+    create.add_argument(
+        "--kubernetes-version", metavar="V", help="e.g. v1.37.2 (default: the newest supported)"
+    )
+    create.add_argument(
+        "--control-plane-replicas", type=count, metavar="N", help="1, 3, 5 or 7 (default 1)"
+    )
+    create.add_argument("--service-cidr", metavar="CIDR", help="default 10.96.0.0/12")
+    create.add_argument("--pod-cidr", metavar="CIDR", help="default 10.244.0.0/16")
+    create.add_argument("--dns-domain", metavar="DOMAIN", help="default cluster.local")
+    create.add_argument(
+        "--apiserver-extra-san", action="append", default=[], metavar="SAN",
+        help="another name or address of the API server's certificate (repeatable)",
+    )  # fmt: skip
+    create.add_argument(
+        "--vpn", action="store_true", default=None, help="enable the VPN for edge workers"
+    )
+    create.add_argument("--vpn-cidr", metavar="CIDR", help="the VPN's network")
+    waits(create, "ready")
+    cl.add("list", "every cluster, and whether it is ready")
+    named(cl.add("show", "one cluster: its components, where they run, their phases"), "cluster")
+    scale = cl.add("scale", "change the number of control-plane replicas")
+    named(scale, "cluster")
+    scale.add_argument(
+        "--control-plane-replicas", type=count, required=True, metavar="N", help="1, 3, 5 or 7"
+    )
+    waits(scale, "ready with its new replicas")
+    delete = cl.add("delete", "delete a cluster and its keys (its history stays)")
+    named(delete, "cluster")
+    waits(delete, "gone from every hypervisor")
+    kubeconfig = cl.add("kubeconfig", "print a new kubeconfig for a person (recorded)")
+    named(kubeconfig, "cluster")
+    kubeconfig.add_argument("--user", help="the certificate's user (default admin)")
+    kubeconfig.add_argument(
+        "--group", action="append", default=[],
+        help="a group (repeatable; default system:masters)",
+    )  # fmt: skip
+    kubeconfig.add_argument("--ttl", type=duration, help="e.g. 24h (default), 30m, 7d")
+
+
+def waits(parser: argparse.ArgumentParser, until: str) -> None:
+    parser.add_argument("--wait", action="store_true", help=f"return once the cluster is {until}")
+    parser.add_argument(
+        "--timeout", type=duration, default=300, help="how long --wait waits (default 5m)"
+    )
+
+
+def local(parser: argparse.ArgumentParser) -> None:
+    lo = Groups(parser, "action", "action")
+    up = lo.add("up", "start local hypervisors (containerd each), building what they need",
+                client=False)  # fmt: skip
+    up.add_argument(
+        "-o", "--output", choices=FORMATS, default="table", help="table (default), json or yaml"
+    )
+    up.add_argument("--public", type=count, default=1, metavar="N", help="public ones (default 1)")
+    up.add_argument(
+        "--private", type=count, default=3, metavar="N", help="private ones (default 3)"
+    )
+    up.add_argument(
+        "--binaries", metavar="DIR",
+        help="use the Kubernetes and etcd binaries in DIR (kube-apiserver, "
+        "kube-controller-manager, kube-scheduler, etcd, etcdctl) instead of building them",
+    )  # fmt: skip
+    listing = lo.add("list", "the local hypervisors: names, roles, addresses, endpoints",
+                     client=False)  # fmt: skip
+    listing.add_argument(
+        "-o", "--output", choices=FORMATS, default="table", help="table (default), json or yaml"
+    )
+    lo.add("down", "stop the local hypervisors and remove everything they held", client=False)

@@ -1,0 +1,172 @@
+"""Between the API's messages and the domain: requests to commands, state to views."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from ..api.pb.oneinfra.v1 import fleet_pb2 as api
+from ..model import commands as cmd
+from ..model.kinds import READY, RUNNING
+from ..model.state import Cluster, FleetState, Hypervisor, api_server_endpoint
+from ..reconcile.board import ClusterStatus
+from ..reconcile.phases import UNOBSERVED
+
+T = TypeVar("T")
+
+
+def given(message: Message, field: str, default: T) -> Any:
+    """An optional field's value, or `default` when the caller left it out."""
+    return getattr(message, field) if message.HasField(field) else default
+
+
+def register_hypervisor(request: api.RegisterHypervisorRequest) -> cmd.RegisterHypervisor:
+    low = given(request, "port_range_low", cmd.DEFAULT_PORT_RANGE[0])
+    high = given(request, "port_range_high", cmd.DEFAULT_PORT_RANGE[1])
+    tls_parts = (request.ca_certificate, request.client_certificate, request.client_key)
+    tls = cmd.HypervisorCredentials(*tls_parts) if any(tls_parts) else None
+    return cmd.RegisterHypervisor(
+        name=request.name,
+        endpoint=request.endpoint,
+        role=request.role,
+        ip_address=request.ip_address,
+        port_range=(low, high),
+        labels=dict(request.labels),
+        tls=tls,
+        **({"data_dir": request.data_dir} if request.data_dir else {}),
+    )
+
+
+def create_cluster(request: api.CreateClusterRequest) -> cmd.CreateCluster:
+    defaults = cmd.CreateCluster(name=request.name)
+    return cmd.CreateCluster(
+        name=request.name,
+        kubernetes_version=given(request, "kubernetes_version", None),
+        control_plane_replicas=given(
+            request, "control_plane_replicas", defaults.control_plane_replicas
+        ),
+        service_cidr=given(request, "service_cidr", defaults.service_cidr),
+        pod_cidr=given(request, "pod_cidr", defaults.pod_cidr),
+        dns_domain=given(request, "dns_domain", defaults.dns_domain),
+        apiserver_extra_sans=list(request.apiserver_extra_sans),
+        vpn_enabled=given(request, "vpn_enabled", defaults.vpn_enabled),
+        vpn_cidr=given(request, "vpn_cidr", defaults.vpn_cidr),
+    )
+
+
+def issue_kubeconfig(request: api.IssueKubeconfigRequest) -> cmd.IssueKubeconfig:
+    defaults = cmd.IssueKubeconfig(cluster=request.cluster)
+    return cmd.IssueKubeconfig(
+        cluster=request.cluster,
+        user=given(request, "user", defaults.user),
+        groups=list(request.groups) or defaults.groups,
+        ttl_seconds=given(request, "ttl_seconds", defaults.ttl_seconds),
+    )
+
+
+def hypervisor_view(hypervisor: Hypervisor) -> api.Hypervisor:
+    low, high = hypervisor.port_range
+    return api.Hypervisor(
+        name=hypervisor.name,
+        endpoint=hypervisor.endpoint,
+        role=hypervisor.role,
+        ip_address=hypervisor.ip_address,
+        port_range_low=low,
+        port_range_high=high,
+        labels=dict(hypervisor.labels),
+        mutual_tls=hypervisor.tls is not None,
+        components=sorted(hypervisor.placements),
+        data_dir=hypervisor.data_dir,
+    )
+
+
+def cluster_view(
+    cluster: Cluster, state: FleetState, status: ClusterStatus | None = None
+) -> api.Cluster:
+    """The desired cluster, and (from the reconciler) how far it is."""
+    components = sorted(cluster.components.values(), key=lambda c: (c.role, c.name))
+    phases = status.components if status else {}
+    return api.Cluster(
+        name=cluster.name,
+        cluster_id=cluster.cluster_id,
+        kubernetes_version=cluster.kubernetes_version,
+        control_plane_replicas=cluster.control_plane_replicas,
+        service_cidr=cluster.service_cidr,
+        pod_cidr=cluster.pod_cidr,
+        dns_domain=cluster.dns_domain,
+        apiserver_extra_sans=list(cluster.apiserver_extra_sans),
+        vpn_enabled=cluster.vpn_enabled,
+        vpn_cidr=cluster.vpn_cidr,
+        api_server_endpoint=api_server_endpoint(cluster, state.hypervisors) or "",
+        components=[
+            api.Component(
+                name=c.name,
+                role=c.role,
+                hypervisor=c.hypervisor,
+                ports=dict(c.ports),
+                phase=phases.get(c.name, UNOBSERVED).phase,
+                reason=phases.get(c.name, UNOBSERVED).reason,
+            )
+            for c in components
+        ],
+        status=status_view(cluster, status),
+    )
+
+
+def timestamp(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).isoformat(timespec="seconds") if unix else ""
+
+
+def status_view(cluster: Cluster, status: ClusterStatus | None) -> api.ClusterStatus:
+    if status is None:
+        return api.ClusterStatus(ready=False, phase=UNOBSERVED.phase, reason=UNOBSERVED.reason)
+    # Ready as of the latest probe, with every component of the desired
+    # state (a replica just added included) seen running.
+    ready = status.phase.phase == READY and all(
+        status.components.get(name, UNOBSERVED).phase == RUNNING for name in cluster.components
+    )
+    conditions = [
+        api.Condition(
+            type="Ready",
+            status=str(ready),
+            reason=status.phase.phase,
+            message=status.phase.reason,
+            last_transition=timestamp(status.since),
+        ),
+        api.Condition(
+            type="ApiServerAnswers",
+            status=str(status.probe is not None and status.probe.phase == READY),
+            reason="readyz through the ingress",
+            message=status.probe.reason if status.probe else "not probed yet",
+        ),
+    ]
+    for name in sorted(cluster.components):
+        phase = status.components.get(name, UNOBSERVED)
+        conditions.append(
+            api.Condition(
+                type=f"Component/{name}",
+                status=str(phase.phase == RUNNING),
+                reason=phase.phase,
+                message=phase.reason,
+            )
+        )
+    if status.etcd:
+        conditions.append(
+            api.Condition(
+                type="EtcdMembers", status="False", reason="changing", message=status.etcd
+            )
+        )
+    return api.ClusterStatus(
+        ready=ready, conditions=conditions, phase=status.phase.phase, reason=status.phase.reason
+    )
+
+
+def fleet_view(state: FleetState, recorded_at: str) -> api.FleetView:
+    return api.FleetView(
+        position=state.position,
+        recorded_at=recorded_at,
+        hypervisors=[hypervisor_view(h) for _, h in sorted(state.hypervisors.items())],
+        clusters=[cluster_view(c, state) for _, c in sorted(state.clusters.items())],
+    )

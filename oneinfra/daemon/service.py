@@ -1,0 +1,332 @@
+"""The daemon's core: decides commands one at a time against the latest state,
+appends their events with the fleet stream's expected version, and keeps the
+projection, the key store and the log in step.
+
+Commands run in one worker task, so decisions are serial and a caller that
+goes away (or SIGTERM) never cancels a command between storing its new data
+keys and appending its events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import anyio
+import msgspec
+from anyio.abc import TaskStatus
+
+from eventstore import (
+    NO_STREAM,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    VerifyReport,
+    WrongExpectedVersion,
+)
+
+from ..errors import Conflict, ServiceClosed
+from ..model import commands as cmd
+from ..model import events as ev
+from ..model import projection
+from ..model.decider import Context, Decision, decide, pki_needed
+from ..model.metadata import Actor, Metadata
+from ..model.state import FleetState
+from ..pki.certlist import ClusterPKI
+from ..storage.keystore import KeyStore
+from ..storage.logreader import EventCache, record_at
+
+SNAPSHOT_NAME = "fleet-state-v2"  # bump when the state's shape or the fold changes
+SNAPSHOT_EVERY = 5000  # events between snapshots
+CONFLICT_RETRIES = 3
+PKI_CACHE_SIZE = 256  # clusters whose ClusterCreated (their CAs) stay decoded
+
+
+@dataclass
+class Outcome:
+    decision: Decision
+    position: int  # of the last event appended; 0 when the command changed nothing
+
+
+@dataclass
+class Job:
+    command: cmd.Command
+    actor: Actor | None
+    correlation_id: str | None
+    done: anyio.Event = field(default_factory=anyio.Event)
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class FleetService:
+    def __init__(
+        self,
+        store: EventStore,
+        keys: KeyStore,
+        state: FleetState,
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
+        entropy: Callable[[int], bytes] = os.urandom,
+        snapshot_every: int = SNAPSHOT_EVERY,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.state = state
+        self._clock = clock
+        self._entropy = entropy
+        self._snapshot_every = snapshot_every
+        self._snapshot_position = state.position
+        self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[Job](math.inf)
+        self._encode_metadata = msgspec.json.Encoder().encode
+        self._events = EventCache(store, size=PKI_CACHE_SIZE)
+        self._advanced = anyio.Event()  # set (and replaced) when the state moves on
+        # Held while the state changes, and by the API's thread while it reads
+        # the state: a query never sees an event half folded.
+        self.lock = threading.RLock()
+
+    @classmethod
+    async def open(cls, store: EventStore, keys: KeyStore, **options: object) -> FleetService:
+        """Rebuild the state from the latest snapshot and the events after it,
+        then destroy any data key whose owner no longer exists (a crash may
+        have fallen between a delete's append and its key's destruction)."""
+        service = cls(store, keys, await rebuild(store), **options)  # type: ignore[arg-type]
+        keys.retain(live_key_ids(service.state))
+        return service
+
+    # -- commands -------------------------------------------------------------------
+
+    async def execute(
+        self, command: cmd.Command, actor: Actor | None = None, correlation_id: str | None = None
+    ) -> Outcome:
+        job = Job(command, actor, correlation_id)
+        try:
+            await self._jobs_in.send(job)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise ServiceClosed("the daemon is shutting down") from None
+        await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.outcome is not None
+        return job.outcome
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """The command worker: one command at a time, each run to its end."""
+        task_status.started()
+        async with self._jobs_out:
+            async for job in self._jobs_out:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        job.outcome = await self._execute(job)
+                    except Exception as error:  # handed to the caller, who reports it
+                        job.error = error
+                    job.done.set()
+
+    def stop_accepting(self) -> None:
+        """No new commands; those queued still run, then run() returns."""
+        self._jobs_in.close()
+
+    async def _execute(self, job: Job) -> Outcome:
+        command_id = str(uuid.uuid4())
+        metadata = self._encode_metadata(
+            Metadata(
+                actor=job.actor,
+                command=type(job.command).__name__,
+                correlation_id=job.correlation_id or command_id,
+                causation_id=command_id,
+            )
+        )
+        for _ in range(CONFLICT_RETRIES):
+            context = Context(
+                now=self._clock(),
+                entropy=self._entropy,
+                data_keys=self.keys,
+                pki={
+                    name: await self.cluster_pki(position)
+                    for name, position in pki_needed(self.state, job.command).items()
+                },
+            )
+            decision = decide(self.state, job.command, context)
+            if not decision.events:
+                return Outcome(decision, position=0)
+            for key_id, key in decision.new_keys.items():
+                self.keys.put(key_id, key)
+            records = []
+            for event in decision.events:
+                event_type, version, data = ev.encode(event)
+                records.append(
+                    NewEvent(type=event_type, data=data, metadata=metadata, schema_version=version)
+                )
+            expected = NO_STREAM if self.state.version is None else self.state.version
+            try:
+                result = await self.store.append(ev.FLEET_STREAM, records, expected)
+            except WrongExpectedVersion:
+                self.keys.destroy(decision.new_keys)
+                await self.catch_up()
+                continue
+            except BaseException:
+                self.keys.destroy(decision.new_keys)
+                raise
+            with self.lock:
+                for position, event in enumerate(decision.events, start=result.first_position):
+                    projection.apply(self.state, event, position)
+                self.state.version = result.stream_version
+                self.state.position = result.last_position
+            self._advanced.set()
+            self._advanced = anyio.Event()
+            self.keys.destroy(decision.destroyed_keys)
+            if self.state.position - self._snapshot_position >= self._snapshot_every:
+                await self.snapshot()
+            return Outcome(decision, position=result.last_position)
+        raise Conflict(
+            "the fleet changed under this command on every try; nothing was done, try again"
+        )
+
+    async def wait_position(self, position: int) -> None:
+        """Returns once the state has folded the log up to `position`."""
+        while self.state.position < position:
+            await self._advanced.wait()
+
+    async def cluster_pki(self, position: int) -> ClusterPKI:
+        """A cluster's PKI, from its ClusterCreated event."""
+        return (await self._events.get(position, ev.ClusterCreated)).pki
+
+    async def catch_up(self) -> None:
+        """Fold events appended by someone else since our last position."""
+        await fold_from(self.store, self.state, self.state.position + 1, lock=self.lock)
+
+    async def snapshot(self) -> None:
+        await self.store.save_snapshot(
+            SNAPSHOT_NAME, self.state.position, projection.encode_snapshot(self.state)
+        )
+        self._snapshot_position = self.state.position
+
+    # -- the audit trail ------------------------------------------------------------
+
+    async def history(
+        self,
+        *,
+        since_position: int = 1,
+        since: dt.datetime | None = None,
+        cluster: str | None = None,
+        hypervisor: str | None = None,
+        follow: bool = False,
+    ) -> AsyncIterator[tuple[RecordedEvent, ev.Event]]:
+        records = (
+            self.store.subscribe(since_position) if follow else self.store.read_all(since_position)
+        )
+        since_us = int(since.timestamp() * 1_000_000) if since else None
+        async for record in records:
+            if record.stream_id not in (ev.FLEET_STREAM, ev.STATUS_STREAM):
+                continue
+            if since_us is not None and record.recorded_at_us < since_us:
+                continue
+            event = ev.decode(record.type, record.schema_version, record.data)
+            if mentions(event, cluster, hypervisor):
+                yield record, event
+
+    async def replay(
+        self, position: int | None = None, at: dt.datetime | None = None
+    ) -> tuple[FleetState, RecordedEvent | None]:
+        """The desired state as it was at a position or a time, and the last
+        record folded into it (None for the empty state)."""
+        if at is not None:
+            position = await self.position_at(at)
+        if position is None:
+            position = self.state.position
+        state = await rebuild(self.store, up_to=position)
+        return state, await record_at(self.store, state.position)
+
+    async def position_at(self, at: dt.datetime) -> int:
+        """The last position recorded at or before a time (recorded times never
+        go backwards along the log)."""
+        at_us = int(at.timestamp() * 1_000_000)
+        position = 0
+        async for page in self.store.read_all_pages(1):
+            for record in page:
+                if record.recorded_at_us > at_us:
+                    return position
+                position = record.position
+        return position
+
+    async def verify(self) -> VerifyReport:
+        return await self.store.verify()
+
+
+# -- rebuilding the state ------------------------------------------------------------
+
+
+async def rebuild(store: EventStore, up_to: int | None = None) -> FleetState:
+    """The state at a position (default: the head), from the latest snapshot
+    at or before it and the events after that."""
+    state = await load_snapshot(store, up_to)
+    await fold_from(store, state, state.position + 1, up_to)
+    return state
+
+
+async def load_snapshot(store: EventStore, max_position: int | None) -> FleetState:
+    """The latest usable snapshot, or an empty state: snapshots are disposable,
+    so one this code cannot read is ignored and the log is folded instead."""
+    snapshot = await store.latest_snapshot(SNAPSHOT_NAME, max_position)
+    if snapshot is None:
+        return FleetState()
+    try:
+        return projection.decode_snapshot(snapshot.data)
+    except msgspec.DecodeError:
+        return FleetState()
+
+
+async def fold_from(
+    store: EventStore,
+    state: FleetState,
+    start: int,
+    up_to: int | None = None,
+    lock: AbstractContextManager[object] | None = None,
+) -> None:
+    async for page in store.read_all_pages(start):
+        with lock or nullcontext():  # a page at a time: readers wait for no I/O
+            for record in page:
+                if up_to is not None and record.position > up_to:
+                    return
+                if record.stream_id == ev.FLEET_STREAM:
+                    event = ev.decode(record.type, record.schema_version, record.data)
+                    projection.apply(state, event, record.position)
+                    state.version = record.stream_version
+                state.position = record.position
+
+
+def live_key_ids(state: FleetState) -> set[str]:
+    keys = {cluster.key_id for cluster in state.clusters.values()}
+    keys |= {h.tls.client_key.key_id for h in state.hypervisors.values() if h.tls}
+    return keys
+
+
+HYPERVISOR_EVENTS = (ev.HypervisorRegistered, ev.HypervisorLabelsChanged, ev.HypervisorRemoved)
+
+
+def mentions(event: ev.Event, cluster: str | None, hypervisor: str | None) -> bool:
+    """Whether an event concerns the named cluster and hypervisor (None: any).
+
+    A hypervisor is concerned by its own events and by components placed on it.
+    """
+    if cluster is not None:
+        if isinstance(event, (*HYPERVISOR_EVENTS, ev.HypervisorStatusChanged)):
+            return False
+        if getattr(event, "cluster", getattr(event, "name", None)) != cluster:
+            return False
+    if hypervisor is not None:
+        if isinstance(event, (*HYPERVISOR_EVENTS, ev.HypervisorStatusChanged)):
+            return event.name == hypervisor
+        if isinstance(event, ev.ComponentStatusChanged):
+            return event.hypervisor == hypervisor
+        return isinstance(event, ev.ComponentPlaced) and event.hypervisor == hypervisor
+    return True

@@ -1,0 +1,317 @@
+"""The host side: packages, the network, the registry, containerd per hypervisor.
+
+Every process is started by us, recorded by pid in the state file, and
+stopped by that pid: never by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import LocalError
+from . import config
+from .progress import Reporter
+
+STATE_FILE = config.STATE / "env.json"
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(args), capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise LocalError(
+            f"{' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result
+
+
+def require_root_linux() -> None:
+    if not Path("/proc/self/ns/net").exists():
+        raise LocalError("running local hypervisors needs Linux (network namespaces)")
+    if os.geteuid() != 0:
+        raise LocalError("running local hypervisors needs root (namespaces, containerd, apt)")
+
+
+def install_packages(reporter: Reporter) -> None:
+    missing = [
+        p
+        for p in config.DEBIAN_PACKAGES
+        if run("dpkg-query", "-W", "-f=${Status}", p, check=False).stdout != "install ok installed"
+    ]
+    if not missing:
+        return
+    reporter.say(f"installing Debian packages: {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise LocalError(f"apt-get install {' '.join(missing)} failed: {result.stderr[-2000:]}")
+
+
+# -- state --------------------------------------------------------------------------
+
+
+def load_state() -> dict[str, object]:
+    if STATE_FILE.exists():
+        return json.loads(STATE_FILE.read_text())  # type: ignore[no-any-return]
+    return {"pids": {}, "hypervisors": []}
+
+
+def save_state(state: dict[str, object]) -> None:
+    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps(state, indent=2))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie is gone
+
+
+def start(name: str, args: list[str], log: Path, state: dict[str, object]) -> int:
+    pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
+    if name in pids and alive(pids[name]):
+        return pids[name]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    pids[name] = process.pid
+    save_state(state)
+    return process.pid
+
+
+def stop(name: str, state: dict[str, object]) -> None:
+    pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
+    pid = pids.pop(name, None)
+    if pid is not None and alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    save_state(state)
+
+
+def wait_for(what: str, ready: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise LocalError(f"{what} did not come up within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+# -- network ------------------------------------------------------------------------
+
+
+def link_exists(name: str) -> bool:
+    return run("ip", "link", "show", name, check=False).returncode == 0
+
+
+def netns_exists(name: str) -> bool:
+    return name in run("ip", "netns", "list").stdout.split()
+
+
+def network_up(hypervisors: list[config.HypervisorSpec]) -> None:
+    if not link_exists(config.BRIDGE):
+        run("ip", "link", "add", config.BRIDGE, "type", "bridge")
+        run(
+            "ip",
+            "addr",
+            "add",
+            f"{config.HOST_ADDRESS}/{config.PREFIX_LENGTH}",
+            "dev",
+            config.BRIDGE,
+        )
+    run("ip", "link", "set", config.BRIDGE, "up")
+    for hv in hypervisors:
+        if not netns_exists(hv.netns):
+            run("ip", "netns", "add", hv.netns)
+        if not link_exists(hv.veth):
+            run(
+                "ip",
+                "link",
+                "add",
+                hv.veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                hv.netns,
+            )
+            run(
+                "ip",
+                "-n",
+                hv.netns,
+                "addr",
+                "add",
+                f"{hv.address}/{config.PREFIX_LENGTH}",
+                "dev",
+                "eth0",
+            )
+        run("ip", "link", "set", hv.veth, "master", config.BRIDGE, "up")
+        run("ip", "-n", hv.netns, "link", "set", "lo", "up")
+        run("ip", "-n", hv.netns, "link", "set", "eth0", "up")
+        run("ip", "-n", hv.netns, "route", "replace", "default", "via", config.HOST_ADDRESS)
+
+
+def network_down(hypervisors: list[config.HypervisorSpec]) -> None:
+    for hv in hypervisors:
+        if link_exists(hv.veth):
+            run("ip", "link", "del", hv.veth)
+        if netns_exists(hv.netns):
+            run("ip", "netns", "del", hv.netns)
+    if link_exists(config.BRIDGE):
+        run("ip", "link", "del", config.BRIDGE)
+
+
+# -- the registry -------------------------------------------------------------------
+
+
+def registry_up(state: dict[str, object]) -> None:
+    root = config.STATE / "registry"
+    root.mkdir(parents=True, exist_ok=True)
+    settings = root / "config.yml"
+    settings.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: {config.REGISTRY}\n"
+    )
+    start("registry", ["docker-registry", "serve", str(settings)], root / "registry.log", state)
+    wait_for("the registry", lambda: registry_answers())
+
+
+def registry_answers() -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{config.REGISTRY}/v2/", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+# -- containerd per hypervisor ---------------------------------------------------------
+
+
+def containerd_config(hv: config.HypervisorSpec) -> str:
+    certs = hv.root / "certs.d"
+    return f"""version = 2
+root = "{hv.root / "root"}"
+state = "{config.RUN / hv.name / "state"}"
+
+[grpc]
+  address = "{hv.socket}"
+
+[ttrpc]
+  address = "{hv.socket}.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{hv.root / "opt"}"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:{config.PAUSE_TAG}"
+  # Without it every sandbox fails here: "failed to update /proc/self/oom_score_adj".
+  restrict_oom_score_adj = true
+
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{certs}"
+"""
+
+
+def mirrors(hv: config.HypervisorSpec) -> None:
+    for host in config.MIRRORED:
+        directory = hv.root / "certs.d" / host
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "hosts.toml").write_text(
+            f'server = "https://{host}"\n\n'
+            f'[host."http://{config.REGISTRY}"]\n  capabilities = ["pull", "resolve"]\n'
+        )
+
+
+def containerd_up(hv: config.HypervisorSpec, state: dict[str, object]) -> None:
+    hv.root.mkdir(parents=True, exist_ok=True)
+    hv.socket.parent.mkdir(parents=True, exist_ok=True)
+    mirrors(hv)
+    settings = hv.root / "config.toml"
+    settings.write_text(containerd_config(hv))
+    start(
+        f"containerd-{hv.name}",
+        # nsenter --net, not ip netns exec: that one also remounts /sys, which
+        # hides the cgroup mounts runc needs ("no cgroup mount found").
+        ["nsenter", f"--net=/run/netns/{hv.netns}", "containerd", "--config", str(settings)],
+        hv.root / "containerd.log",
+        state,
+    )
+    wait_for(f"containerd of {hv.name}", lambda: crictl(hv, "version", check=False).returncode == 0)
+
+
+def crictl(
+    hv: config.HypervisorSpec, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    binary = Path(str(load_state().get("crictl") or "crictl"))
+    settings = config.STATE / "crictl.yaml"  # flags say it all; an empty file stops its warning
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.touch()
+    return run(
+        str(binary),
+        "--config",
+        str(settings),
+        "--runtime-endpoint",
+        f"unix://{hv.socket}",
+        "--image-endpoint",
+        f"unix://{hv.socket}",
+        "--timeout",
+        "60s",
+        *args,
+        check=check,
+    )
+
+
+def containerd_down(hv: config.HypervisorSpec, state: dict[str, object]) -> None:
+    """Remove every pod it runs (their shims outlive containerd), then stop it."""
+    pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
+    pid = pids.get(f"containerd-{hv.name}")
+    if pid is not None and alive(pid) and hv.socket.exists():
+        crictl(hv, "rmp", "--all", "--force", check=False)
+    stop(f"containerd-{hv.name}", state)
+
+
+def mounts_under(*roots: Path) -> list[str]:
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mount_point = line.split()[4]
+        if any(mount_point == str(r) or mount_point.startswith(str(r) + "/") for r in roots):
+            found.append(mount_point)
+    return found
+
+
+def remove_trees(*roots: Path) -> None:
+    """rm -rf, but never through a mount point left by a container."""
+    for mount_point in sorted(mounts_under(*roots), key=len, reverse=True):
+        run("umount", "--lazy", mount_point, check=False)
+    leftover = mounts_under(*roots)
+    if leftover:
+        raise LocalError(
+            f"mounts remain under the state, not removing it: {', '.join(leftover[:3])}"
+        )
+    for root in roots:
+        shutil.rmtree(root, ignore_errors=True)

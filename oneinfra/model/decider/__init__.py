@@ -1,0 +1,50 @@
+"""The decider: (state, command, context) -> events, or a DomainError.
+
+Pure: no I/O, no clock, no randomness but the context's. Every choice it
+makes (placement, ports, ids, keys, certificates) goes into the events, so
+replay never runs this code again. It never changes the state it reads.
+
+One module per kind of thing decided about: hypervisors, clusters,
+kubeconfigs (and, as they come, worker tokens and certificate rotation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...errors import DomainError
+from .. import commands as cmd
+from ..state import FleetState
+from .clusters import MAX_REPLICAS, create_cluster, delete_cluster, scale_cluster
+from .context import Context, DataKeys, Decision, pki_needed
+from .hypervisors import label_hypervisor, register_hypervisor, remove_hypervisor
+from .kubeconfigs import MAX_KUBECONFIG_TTL, MIN_KUBECONFIG_TTL, issue_kubeconfig
+
+__all__ = [
+    "MAX_KUBECONFIG_TTL",
+    "MAX_REPLICAS",
+    "MIN_KUBECONFIG_TTL",
+    "Context",
+    "DataKeys",
+    "Decision",
+    "decide",
+    "pki_needed",
+]
+
+Handler = Callable[[FleetState, cmd.Command, Context], Decision]
+HANDLERS: dict[type[cmd.Command], Handler] = {
+    cmd.RegisterHypervisor: register_hypervisor,  # type: ignore[dict-item]
+    cmd.LabelHypervisor: label_hypervisor,  # type: ignore[dict-item]
+    cmd.RemoveHypervisor: remove_hypervisor,  # type: ignore[dict-item]
+    cmd.CreateCluster: create_cluster,  # type: ignore[dict-item]
+    cmd.ScaleCluster: scale_cluster,  # type: ignore[dict-item]
+    cmd.DeleteCluster: delete_cluster,  # type: ignore[dict-item]
+    cmd.IssueKubeconfig: issue_kubeconfig,  # type: ignore[dict-item]
+}
+
+
+def decide(state: FleetState, command: cmd.Command, context: Context) -> Decision:
+    handler = HANDLERS.get(type(command))
+    if handler is None:
+        raise DomainError(f"unknown command {type(command).__name__}")
+    return handler(state, command, context)

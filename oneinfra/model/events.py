@@ -1,0 +1,212 @@
+"""What was decided: the events of the fleet stream.
+
+Every choice (placement, ports, keys, certificates, serial numbers) is in an
+event, so replaying the log never depends on code or randomness. Events are
+msgspec tagged structs; the tag is the stable type name stored in the log,
+and `schema_version` says which shape the stored bytes have. An event read in
+an older shape is upcast, step by step, to the current one.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import msgspec
+
+from ..errors import UnknownEvent
+from ..pki.certlist import ClusterPKI, KeyPair
+from ..pki.sealing import SealedKey
+from .kinds import ComponentRole, HypervisorRole, PhaseName
+
+FLEET_STREAM = "fleet"
+
+
+class HypervisorTLS(msgspec.Struct, frozen=True, gc=False):
+    ca_certificate: str
+    client_certificate: str
+    client_key: SealedKey
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
+    schema_version: ClassVar[int] = 1
+
+
+class HypervisorRegistered(Event, frozen=True):
+    name: str
+    endpoint: str
+    role: HypervisorRole
+    ip_address: str
+    port_range: tuple[int, int]
+    labels: dict[str, str]
+    tls: HypervisorTLS | None = None
+    data_dir: str = "/var/lib/oneinfra"  # on the hypervisor: components' files and data
+
+
+class HypervisorLabelsChanged(Event, frozen=True):
+    name: str
+    labels: dict[str, str]  # the whole new set
+
+
+class HypervisorRemoved(Event, frozen=True):
+    name: str
+
+
+class ClusterCreated(Event, frozen=True):
+    cluster_id: str
+    name: str
+    kubernetes_version: str
+    control_plane_replicas: int
+    service_cidr: str
+    pod_cidr: str
+    dns_domain: str
+    apiserver_extra_sans: list[str]
+    vpn_enabled: bool
+    vpn_cidr: str
+    key_id: str  # the cluster's data key; destroyed when the cluster is deleted
+    pki: ClusterPKI
+
+
+class ComponentPlaced(Event, frozen=True):
+    cluster: str
+    component: str  # "control-plane-0", "ingress"
+    role: ComponentRole
+    hypervisor: str
+    ports: dict[str, int]
+    etcd_server: KeyPair | None = None  # control-plane only: its etcd member
+    etcd_peer: KeyPair | None = None
+
+
+class ComponentRemoved(Event, frozen=True):
+    cluster: str
+    component: str
+
+
+class ApiServerCertificateIssued(Event, frozen=True):
+    """The API servers' serving certificate, reissued when their addresses change."""
+
+    cluster: str
+    sans: list[str]
+    serving: KeyPair
+
+
+class ClusterScaled(Event, frozen=True):
+    name: str
+    control_plane_replicas: int
+
+
+class ClusterDeleted(Event, frozen=True):
+    name: str
+
+
+class KubeconfigIssued(Event, frozen=True):
+    """A kubeconfig given to a person. Its private key went to the caller only."""
+
+    cluster: str
+    user: str
+    groups: list[str]
+    serial: str  # hex
+    not_before: str  # ISO 8601
+    not_after: str
+
+
+# -- the status stream: what the reconciler saw change ----------------------------
+# Transitions only (a cluster became ready, a component failed): a steady
+# fleet records nothing. A stream of their own, so that they never conflict
+# with the fleet's commands.
+
+STATUS_STREAM = "status"
+
+
+class ClusterStatusChanged(Event, frozen=True):
+    cluster: str
+    cluster_id: str
+    phase: PhaseName  # pending | running | ready | degraded | failed | deleted
+    reason: str
+
+
+class ComponentStatusChanged(Event, frozen=True):
+    cluster: str
+    cluster_id: str
+    component: str
+    hypervisor: str
+    phase: PhaseName  # pending | running | degraded | failed
+    reason: str
+
+
+class HypervisorStatusChanged(Event, frozen=True):
+    name: str
+    reachable: bool
+    error: str
+
+
+StatusEvent = ClusterStatusChanged | ComponentStatusChanged | HypervisorStatusChanged
+
+FleetEvent = (
+    HypervisorRegistered
+    | HypervisorLabelsChanged
+    | HypervisorRemoved
+    | ClusterCreated
+    | ComponentPlaced
+    | ComponentRemoved
+    | ApiServerCertificateIssued
+    | ClusterScaled
+    | ClusterDeleted
+    | KubeconfigIssued
+)
+
+
+def type_name(cls: type[Event]) -> str:
+    """The stable name stored in the log: the struct's tag, not its Python name."""
+    return str(cls.__struct_config__.tag)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    type_name(cls): cls for cls in (*typing.get_args(FleetEvent), *typing.get_args(StatusEvent))
+}
+
+# (type, stored schema version) -> a function from that shape to the next one.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Codec:
+    """Encodes events for the store and decodes them, upcasting old shapes."""
+
+    def __init__(
+        self, types: dict[str, type[Event]], upcasters: dict[tuple[str, int], Upcaster]
+    ) -> None:
+        self.types = types
+        self.upcasters = upcasters
+        self._encoder = msgspec.json.Encoder()
+        self._decoders = {name: msgspec.json.Decoder(cls) for name, cls in types.items()}
+
+    def encode(self, event: Event) -> tuple[str, int, bytes]:
+        """(type, schema version, data) as the event store keeps them."""
+        cls = type(event)
+        return type_name(cls), cls.schema_version, self._encoder.encode(event)
+
+    def decode(self, event_type: str, schema_version: int, data: bytes) -> Event:
+        cls = self.types.get(event_type)
+        if cls is None:
+            raise UnknownEvent(f"unknown event type {event_type!r}")
+        if schema_version == cls.schema_version:
+            return self._decoders[event_type].decode(data)
+        if schema_version > cls.schema_version:
+            raise UnknownEvent(
+                f"{event_type} schema version {schema_version} is newer than this code "
+                f"({cls.schema_version})"
+            )
+        raw = msgspec.json.decode(data)
+        for version in range(schema_version, cls.schema_version):
+            upcast = self.upcasters.get((event_type, version))
+            if upcast is None:
+                raise UnknownEvent(f"no upcaster for {event_type} from schema version {version}")
+            raw = upcast(raw)
+        return msgspec.convert(raw, cls)
+
+
+# No event has changed shape yet; an upcaster goes here when one does.
+CODEC = Codec(EVENT_TYPES, upcasters={})
+encode = CODEC.encode
+decode = CODEC.decode

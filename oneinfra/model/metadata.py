@@ -1,0 +1,22 @@
+"""What the log records beside each event: who sent the command, which
+command it was, and the ids that tie a change to its request and cause."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Actor(msgspec.Struct, frozen=True):
+    """Who sent a command, from the Unix socket's peer credentials."""
+
+    uid: int
+    gid: int
+    pid: int
+    user: str | None = None
+
+
+class Metadata(msgspec.Struct, frozen=True):
+    actor: Actor | None  # None: the daemon itself (the reconciler's observations)
+    command: str
+    correlation_id: str
+    causation_id: str

@@ -1,0 +1,106 @@
+"""The desired state of the fleet: what the events say should exist.
+
+Only the projection changes it; the decider reads it. Certificates and keys
+are not held here but referred to: by the log position of the event that
+carries them. Those events never change, so a position names its content for
+good, and the state (and its snapshots) stay small.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .events import HypervisorTLS
+from .kinds import CONTROL_PLANE, INGRESS, ComponentRole, HypervisorRole
+
+# Host ports each role needs, by name.
+PORT_NAMES = {
+    CONTROL_PLANE: ("apiserver", "etcd-client", "etcd-peer"),
+    INGRESS: ("apiserver",),
+}
+
+
+class Component(msgspec.Struct, gc=False):
+    name: str
+    role: ComponentRole
+    hypervisor: str
+    ports: dict[str, int]
+    placed_at: int = 0  # its ComponentPlaced event: its etcd member's certificates
+    # Placed with its cluster: its etcd member starts with the others ('new');
+    # one placed by scaling joins the running etcd as a learner first.
+    founding: bool = False
+
+
+class Cluster(msgspec.Struct, gc=False):
+    cluster_id: str
+    name: str
+    kubernetes_version: str
+    control_plane_replicas: int
+    service_cidr: str
+    pod_cidr: str
+    dns_domain: str
+    apiserver_extra_sans: list[str]
+    vpn_enabled: bool
+    vpn_cidr: str
+    key_id: str
+    created_at: int = 0  # its ClusterCreated event: the cluster's CAs and clients
+    components: dict[str, Component] = msgspec.field(default_factory=dict)
+    apiserver_sans: list[str] = msgspec.field(default_factory=list)
+    apiserver_at: int = 0  # its latest ApiServerCertificateIssued event
+    scaled: bool = False  # scaled at least once: new members are not founding ones
+
+    def control_planes(self) -> list[Component]:
+        return sorted(
+            (c for c in self.components.values() if c.role == CONTROL_PLANE),
+            key=lambda c: component_index(c.name),
+        )
+
+    def ingress(self) -> Component | None:
+        return self.components.get(INGRESS)
+
+
+class Hypervisor(msgspec.Struct, gc=False):
+    name: str
+    endpoint: str
+    role: HypervisorRole
+    ip_address: str
+    port_range: tuple[int, int]
+    labels: dict[str, str]
+    tls: HypervisorTLS | None = None
+    data_dir: str = "/var/lib/oneinfra"
+    # "cluster/component" -> its host ports here: what placement needs to know.
+    placements: dict[str, list[int]] = msgspec.field(default_factory=dict)
+
+    def used_ports(self) -> set[int]:
+        return {port for ports in self.placements.values() for port in ports}
+
+
+class FleetState(msgspec.Struct, gc=False):
+    version: int | None = None  # the fleet stream's version folded so far
+    position: int = 0  # the global log position folded so far
+    hypervisors: dict[str, Hypervisor] = msgspec.field(default_factory=dict)
+    clusters: dict[str, Cluster] = msgspec.field(default_factory=dict)
+
+
+def component_index(name: str) -> int:
+    """control-plane-3 -> 3."""
+    return int(name.rsplit("-", 1)[1])
+
+
+def etcd_member_name(cluster: str, component: str) -> str:
+    """The member's --name, and the CN and a SAN of its certificates: one rule."""
+    return f"{cluster}-{component}"
+
+
+def placement_key(cluster: str, component: str) -> str:
+    return f"{cluster}/{component}"
+
+
+def api_server_endpoint(cluster: Cluster, hypervisors: dict[str, Hypervisor]) -> str | None:
+    ingress = cluster.ingress()
+    if ingress is None:
+        return None
+    host = hypervisors[ingress.hypervisor].ip_address
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{ingress.ports['apiserver']}"

@@ -1,0 +1,107 @@
+"""Issues a cluster's certificates from the table (certlist) and seals their
+private keys with the cluster's data key.
+
+Pure given what it is handed: the time, the entropy, the data key. The
+decider calls it and puts what it returns into events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509 as crypto_x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from . import x509
+from .certlist import CA, CAS, ClusterPKI, KeyPair, Leaf, Scope, leaf, leaves
+from .sealing import NONCE_BYTES, SealedKey, seal, unseal
+
+
+@dataclass(frozen=True)
+class OpenCA:
+    """A CA with its private key in the clear, for as long as a decision takes."""
+
+    certificate: crypto_x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+ClusterCAs = dict[str, OpenCA]  # by their field in ClusterPKI
+
+
+class Issuer:
+    """Issues one cluster's certificates and seals their keys with its data key."""
+
+    def __init__(
+        self, now: dt.datetime, entropy: x509.Entropy, key_id: str, data_key: bytes
+    ) -> None:
+        self.now = now
+        self.entropy = entropy
+        self.key_id = key_id
+        self.data_key = data_key
+
+    def sealed(self, key: ec.EllipticCurvePrivateKey) -> SealedKey:
+        nonce = self.entropy(NONCE_BYTES)
+        return seal(self.key_id, self.data_key, x509.key_pem(key), nonce)
+
+    def open_ca(self, pair: KeyPair) -> OpenCA:
+        return OpenCA(
+            x509.load_cert(pair.certificate), x509.load_key(unseal(pair.key, self.data_key))
+        )
+
+    def new_ca(self, spec: CA) -> tuple[KeyPair, OpenCA]:
+        key = x509.new_key(self.entropy)
+        certificate = x509.issue_ca(spec.common_name, key, self.now, self.entropy)
+        return KeyPair(x509.cert_pem(certificate), self.sealed(key)), OpenCA(certificate, key)
+
+    def issue(
+        self,
+        spec: Leaf,
+        ca: OpenCA,
+        *,
+        common_name: str = "",
+        organizations: Sequence[str] = (),
+        sans: Sequence[str] = (),
+        validity: dt.timedelta = x509.LEAF_VALIDITY,
+    ) -> tuple[KeyPair, crypto_x509.Certificate]:
+        """One leaf of the table; the subject is the table's unless given."""
+        key = x509.new_key(self.entropy)
+        certificate = x509.issue_leaf(
+            ca.certificate,
+            ca.key,
+            key,
+            common_name=common_name or spec.common_name,
+            organizations=organizations or spec.organizations,
+            usages=spec.usages,
+            sans=sans,
+            now=self.now,
+            entropy=self.entropy,
+            validity=validity,
+        )
+        return KeyPair(x509.cert_pem(certificate), self.sealed(key)), certificate
+
+    def cluster_pki(self) -> tuple[ClusterPKI, ClusterCAs]:
+        """Every cluster-scope certificate of the table, and its CAs opened."""
+        pairs: dict[str, object] = {}
+        cas: ClusterCAs = {}
+        for ca in CAS:
+            pairs[ca.field], cas[ca.field] = self.new_ca(ca)
+        # The service accounts' signing key: a key pair without a certificate.
+        service_account = x509.new_key(self.entropy)
+        pairs["service_account_public"] = x509.public_pem(service_account)
+        pairs["service_account_key"] = self.sealed(service_account)
+        for spec in leaves(Scope.CLUSTER):
+            pairs[spec.field], _ = self.issue(spec, cas[spec.ca])
+        return ClusterPKI(**pairs), cas  # type: ignore[arg-type]
+
+    def etcd_member(self, etcd_ca: OpenCA, member: str, address: str) -> tuple[KeyPair, KeyPair]:
+        """An etcd member's server and peer certificates."""
+        sans = x509.etcd_sans(member, address)
+        server, _ = self.issue(leaf("etcd_server"), etcd_ca, common_name=member, sans=sans)
+        peer, _ = self.issue(leaf("etcd_peer"), etcd_ca, common_name=member, sans=sans)
+        return server, peer
+
+    def apiserver_serving(self, ca: OpenCA, sans: Sequence[str]) -> KeyPair:
+        serving, _ = self.issue(leaf("serving"), ca, sans=sans)
+        return serving

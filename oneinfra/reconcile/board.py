@@ -1,0 +1,242 @@
+"""What the reconciler sees: the status of every hypervisor, component and
+cluster, and the transitions worth recording.
+
+The phases are decided by pure functions (phases.py) from observations; the
+board holds the latest ones for queries and watchers, and hands out an
+event whenever a phase changes (never for a steady fleet, never twice for
+one transition, even across a restart: it starts from the phases last
+recorded).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Container, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Concatenate, ParamSpec, TypeVar, cast
+
+import anyio
+
+from .. import render as bp
+from ..model import events as ev
+from ..model.kinds import DELETED, READY, PhaseName
+from ..render.labels import LABEL_ROLE, WRITER_ROLE
+from . import plan as pl
+from .phases import UNOBSERVED, Phase, cluster_phase, component_phase
+
+Key = tuple[str, str]  # (cluster id, component)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class HypervisorHealth:
+    reachable: bool | None = None  # None: not tried yet
+    error: str = ""
+    observed: list[pl.ObservedPod] = field(default_factory=list)
+    observed_position: int = -1  # the state's position when it was last observed
+
+
+def locked(
+    method: Callable[Concatenate[StatusBoard, P], R],
+) -> Callable[Concatenate[StatusBoard, P], R]:
+    """The board's changes hold its lock: the API's thread reads it whole."""
+
+    def holding_lock(board: StatusBoard, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with board.lock:
+            return method(board, *args, **kwargs)
+
+    return holding_lock
+
+
+@dataclass
+class ClusterStatus:
+    name: str
+    cluster_id: str
+    phase: Phase = UNOBSERVED
+    components: dict[str, Phase] = field(default_factory=dict)
+    hypervisors: dict[str, str] = field(default_factory=dict)  # component -> hypervisor
+    probe: Phase | None = None
+    etcd: str = ""  # what its etcd membership waits for, if anything
+    since: float = 0.0  # when the phase last changed (Unix time)
+
+
+class StatusBoard:
+    """What the reconciler last saw, for status and watchers. Changed on the
+    main loop; read by the API's thread, under `lock`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.hypervisors: dict[str, HypervisorHealth] = {}
+        self.clusters: dict[str, ClusterStatus] = {}  # by cluster id
+        self.recorded: dict[tuple[str, ...], str] = {}  # subject -> phase last recorded
+        self.outbox: list[ev.Event] = []  # transitions not yet appended
+        self.answering: set[str] = set()  # ids of the clusters whose API answered last
+        self._changed = anyio.Event()
+
+    # -- watchers -------------------------------------------------------------------
+
+    async def changed(self) -> None:
+        """Returns at the next change of anything on the board."""
+        await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    # -- the recorded history ---------------------------------------------------------
+
+    def load(self, events: Iterable[ev.Event]) -> None:
+        """The phases last recorded, so that a restart records no repeat."""
+        for event in events:
+            match event:
+                case ev.ClusterStatusChanged():
+                    self.recorded[("cluster", event.cluster_id)] = event.phase
+                case ev.ComponentStatusChanged():
+                    self.recorded[("component", event.cluster_id, event.component)] = event.phase
+                case ev.HypervisorStatusChanged():
+                    self.recorded[("hypervisor", event.name)] = str(event.reachable)
+
+    def _record(self, subject: tuple[str, ...], phase: str, event: ev.Event) -> None:
+        if self.recorded.get(subject) != phase:
+            self.recorded[subject] = phase
+            self.outbox.append(event)
+
+    def take_outbox(self) -> list[ev.Event]:
+        events, self.outbox = self.outbox, []
+        return events
+
+    # -- observations -------------------------------------------------------------------
+
+    @locked
+    def hypervisor_observed(self, name: str, observed: list[pl.ObservedPod], position: int) -> None:
+        health = self.hypervisors.setdefault(name, HypervisorHealth())
+        health.reachable, health.error = True, ""
+        health.observed, health.observed_position = observed, position
+        self._record(("hypervisor", name), "True", ev.HypervisorStatusChanged(name, True, ""))
+        self._notify()
+
+    @locked
+    def hypervisor_unreachable(self, name: str, error: str) -> None:
+        health = self.hypervisors.setdefault(name, HypervisorHealth())
+        health.reachable, health.error = False, error
+        self._record(("hypervisor", name), "False", ev.HypervisorStatusChanged(name, False, error))
+        self._notify()
+
+    @locked
+    def forget_hypervisor(self, name: str) -> None:
+        self.hypervisors.pop(name, None)
+        self.recorded.pop(("hypervisor", name), None)
+
+    def cluster(self, name: str, cluster_id: str) -> ClusterStatus:
+        status = self.clusters.get(cluster_id)
+        if status is None:
+            status = self.clusters[cluster_id] = ClusterStatus(name, cluster_id)
+            recorded = self.recorded.get(("cluster", cluster_id))
+            if recorded:
+                last = cast(PhaseName, recorded)
+                status.phase = Phase(last, "as last recorded; not observed since")
+        return status
+
+    @locked
+    def components_observed(
+        self,
+        hypervisor: str,
+        desired: list[bp.PodSpec],
+        failures: Mapping[Key, str],
+        api_ready: Container[str] = frozenset(),
+    ) -> None:
+        """The phases of the components a hypervisor should run."""
+        health = self.hypervisors.get(hypervisor, HypervisorHealth())
+        pods = {
+            pod.key: pod
+            for pod in health.observed
+            if pod.ready and pod.labels.get(LABEL_ROLE) != WRITER_ROLE
+        }
+        for spec in desired:
+            cluster_id, component = pl.key_of(spec)
+            phase = component_phase(
+                spec, pods.get((cluster_id, component)), failures.get((cluster_id, component)),
+                health.reachable, cluster_id in api_ready,
+            )  # fmt: skip
+            status = self.cluster(spec.labels[bp.LABEL_CLUSTER], cluster_id)
+            status.hypervisors[component] = hypervisor
+            self.set_component(status, component, phase)
+        self._notify()
+
+    def set_component(self, status: ClusterStatus, component: str, phase: Phase) -> None:
+        status.components[component] = phase
+        self._record(
+            ("component", status.cluster_id, component),
+            phase.phase,
+            ev.ComponentStatusChanged(
+                cluster=status.name, cluster_id=status.cluster_id, component=component,
+                hypervisor=status.hypervisors.get(component, ""), phase=phase.phase,
+                reason=phase.reason,
+            ),
+        )  # fmt: skip
+
+    @locked
+    def probed(
+        self,
+        name: str,
+        cluster_id: str,
+        components: Iterable[str],
+        probe: Phase,
+        etcd: str = "",
+    ) -> Phase:
+        """The cluster's phase after a probe of its API server."""
+        status = self.cluster(name, cluster_id)
+        status.etcd = etcd
+        status.probe = probe
+        if probe.phase == READY:
+            self.answering.add(cluster_id)
+        else:
+            self.answering.discard(cluster_id)
+        before = status.phase.phase
+        wanted = set(components)
+        for gone in set(status.components) - wanted:
+            del status.components[gone]
+        if not wanted <= set(status.components):
+            # Some hypervisor has not been seen since the daemon started (or
+            # since the component was placed): no verdict yet, and nothing
+            # recorded, so that a restart does not tell a transition again.
+            self._notify()
+            return status.phase
+        known = {c: status.components[c] for c in wanted}
+        status.phase = cluster_phase(known, probe, etcd)
+        if status.phase.phase != before or not status.since:
+            status.since = time.time()
+        self._record(
+            ("cluster", cluster_id),
+            status.phase.phase,
+            ev.ClusterStatusChanged(name, cluster_id, status.phase.phase, status.phase.reason),
+        )
+        self._notify()
+        return status.phase
+
+    @locked
+    def cluster_deleted(self, name: str, cluster_id: str) -> None:
+        self.clusters.pop(cluster_id, None)
+        self.answering.discard(cluster_id)
+        self._record(
+            ("cluster", cluster_id),
+            DELETED,
+            ev.ClusterStatusChanged(name, cluster_id, DELETED, "deleted from the fleet"),
+        )
+        for subject in [s for s in self.recorded if s[:2] == ("component", cluster_id)]:
+            del self.recorded[subject]
+        self._notify()
+
+    def remaining(self, cluster_name: str, cluster_id: str | None = None) -> dict[str, list[str]]:
+        """hypervisor -> components of a cluster it still runs, as last observed."""
+        found: dict[str, list[str]] = {}
+        for name, health in self.hypervisors.items():
+            for pod in health.observed:
+                if pod.labels.get(bp.LABEL_CLUSTER) != cluster_name:
+                    continue
+                if cluster_id is not None and pod.labels.get(bp.LABEL_CLUSTER_ID) != cluster_id:
+                    continue
+                found.setdefault(name, []).append(pod.labels.get(bp.LABEL_COMPONENT, "?"))
+        return found

@@ -1,0 +1,240 @@
+"""One worker per cluster: its etcd membership while it scales (pure steps
+in membership.py, carried out by etcdctl through CRI) and its readiness,
+`/readyz` through the ingress (runtime/probe.py).
+
+Quick while the cluster may be starting, then less and less often, so that
+a fleet of clusters that do not answer costs little.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .. import render as bp
+from ..errors import CRIError
+from ..model import events as ev
+from ..model.kinds import CONTROL_PLANE, FAILED, READY
+from ..model.state import Cluster, FleetState, api_server_endpoint, etcd_member_name
+from ..pki.sealing import unseal
+from ..runtime.etcdctl import Etcd, Member
+from ..runtime.tls import client_context
+from ..storage.logreader import EventCache
+from . import membership as mb
+from . import plan as pl
+from .board import StatusBoard
+from .connections import Connections
+from .fleet import Fleet, Options
+from .phases import Phase
+from .workqueue import Doorbells, Wakeup
+
+log = logging.getLogger("oneinfra.reconciler")
+
+Key = tuple[str, str]  # (cluster id, component)
+MEMBERSHIP_STEPS = 4  # etcd changes per cluster pass, at most
+QUICK_PROBES = 60  # quick probes of a cluster after a change (15 s at 0.25 s)
+BACKOFF = 1.5  # then each wait this much longer, up to the resync
+
+
+@dataclass
+class ClusterMembers:
+    members: list[Member] | None = None  # as etcd last listed them; None: unknown
+    settled: bool = True  # nothing left to add, promote or remove
+    note: str = ""  # what the membership waits for, or why it is stuck
+
+
+@dataclass
+class Memberships:
+    """What the cluster workers learned of etcd, which the hypervisor
+    workers act on: who may start (admissions) and who must stay."""
+
+    admissions: dict[Key, bp.EtcdMembership] = field(default_factory=dict)
+    records: dict[str, ClusterMembers] = field(default_factory=dict)  # by cluster id
+
+    def record(self, cluster_id: str) -> ClusterMembers:
+        return self.records.get(cluster_id, ClusterMembers())
+
+    def protected(self, state: FleetState, observed: Iterable[pl.ObservedPod]) -> set[Key]:
+        """Pods of control planes scaled away whose etcd member is still in
+        their cluster (or may be: the member list is unknown): they stay
+        until the member is removed, so etcd keeps quorum."""
+        keep: set[Key] = set()
+        for pod in observed:
+            cluster_id, component = pod.key
+            # By the name on its labels: no index of the whole fleet on every pass.
+            cluster = state.clusters.get(pod.labels.get(bp.LABEL_CLUSTER, ""))
+            if cluster is None or cluster.cluster_id != cluster_id:
+                continue  # deleted (a new cluster may have its name)
+            if component in cluster.components:
+                continue
+            if not component.startswith(CONTROL_PLANE):
+                continue
+            members = self.record(cluster_id).members
+            name = etcd_member_name(cluster.name, component)
+            if members is None or any(m.name == name for m in members):
+                keep.add(pod.key)
+        return keep
+
+    def forget(self, cluster_id: str) -> None:
+        self.records.pop(cluster_id, None)
+        for key in [k for k in self.admissions if k[0] == cluster_id]:
+            del self.admissions[key]
+
+
+async def apply_step(etcd: Etcd, step: mb.Step) -> None:
+    match step:
+        case mb.Remove():
+            await etcd.remove(step.member.member_id)
+        case mb.Promote():
+            await etcd.promote(step.member.member_id)
+        case mb.Add():
+            await etcd.add_learner(step.name, step.peer_url)
+
+
+class ClusterLoop:
+    def __init__(
+        self,
+        fleet: Fleet,
+        options: Options,
+        board: StatusBoard,
+        doorbells: Doorbells,
+        connections: Connections,
+        memberships: Memberships,
+        events: EventCache,
+    ) -> None:
+        self.fleet = fleet
+        self.options = options
+        self.board = board
+        self.doorbells = doorbells
+        self.connections = connections
+        self.memberships = memberships
+        self.events = events
+        self._tls: dict[str, ssl.SSLContext] = {}  # probe contexts, by cluster id
+
+    async def run(self, name: str, cluster_id: str, wakeup: Wakeup) -> None:
+        """Passes over the cluster until it is deleted."""
+        quiet = 0  # passes since the last ring that found it not ready
+        try:
+            while True:
+                cluster = self.fleet.state.clusters.get(name)
+                if cluster is None or cluster.cluster_id != cluster_id:
+                    self.board.cluster_deleted(name, cluster_id)
+                    return
+                delay = min(self.options.quick * BACKOFF ** max(0, quiet - QUICK_PROBES),
+                            self.options.resync)  # fmt: skip
+                try:
+                    if cluster.scaled:
+                        await self.reconcile_membership(cluster)
+                    ready = await self.check_ready(cluster)
+                    if ready and self.memberships.record(cluster_id).settled:
+                        delay = self.options.resync
+                except Exception:
+                    log.exception("checking cluster %s", name)
+                quiet = 0 if await wakeup.wait(delay) else quiet + 1
+        finally:
+            self._tls.pop(cluster_id, None)
+            self.memberships.forget(cluster_id)
+
+    async def check_ready(self, cluster: Cluster) -> bool:
+        endpoint = api_server_endpoint(cluster, self.fleet.state.hypervisors)
+        if endpoint is None:
+            probe = Phase(FAILED, "the cluster has no ingress")
+        else:
+            why = await self.options.probe(endpoint, await self.probe_tls(cluster))
+            probe = Phase(READY, "") if why is None else Phase(FAILED, why)
+        note = self.memberships.record(cluster.cluster_id).note
+        answered_before = cluster.cluster_id in self.board.answering
+        phase = self.board.probed(cluster.name, cluster.cluster_id, cluster.components, probe, note)
+        if probe.phase == READY and not answered_before:
+            # What waits for the API (controller manager, scheduler) starts now.
+            self.doorbells.ring_hypervisors({c.hypervisor for c in cluster.control_planes()})
+        return phase.phase == READY
+
+    async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
+        context = self._tls.get(cluster.cluster_id)
+        if context is None:
+            pki = (await self.events.get(cluster.created_at, ev.ClusterCreated)).pki
+            key = unseal(pki.admin.key, self.fleet.keys.get(cluster.key_id))
+            context = self._tls[cluster.cluster_id] = client_context(
+                pki.ca.certificate, pki.admin.certificate, key
+            )
+        return context
+
+    def etcd_endpoints(self, cluster: Cluster) -> list[Etcd]:
+        """Running etcd containers of the cluster's desired members, founding
+        members first: where etcdctl can run."""
+        found = []
+        for component in sorted(cluster.control_planes(), key=lambda c: not c.founding):
+            health = self.board.hypervisors.get(component.hypervisor)
+            client = self.connections.clients.get(component.hypervisor)
+            if health is None or client is None or not health.reachable:
+                continue
+            for pod in health.observed:
+                if pod.key != (cluster.cluster_id, component.name):
+                    continue
+                for container in pod.containers:
+                    if container.role == "etcd" and container.running:
+                        found.append(Etcd(client, container.id, component.ports["etcd-client"]))
+        return found
+
+    async def reconcile_membership(self, cluster: Cluster) -> None:
+        """Bring etcd's members to the cluster's control planes, a step at a
+        time, and admit the members that were added."""
+        state = self.fleet.state
+        record = self.memberships.records.setdefault(cluster.cluster_id, ClusterMembers())
+        desired = mb.desired_members(cluster, state.hypervisors)
+        founding = {bp.member_name(cluster, c) for c in cluster.control_planes() if c.founding}
+        for etcd in self.etcd_endpoints(cluster):
+            try:
+                members = await etcd.members()
+                break
+            except CRIError as error:
+                record.note = f"etcd: {error}"
+        else:
+            record.members, record.settled = None, False
+            record.note = record.note or "etcd: no member of the cluster runs yet"
+            return
+        changed = False
+        record.note = ""
+        for _ in range(MEMBERSHIP_STEPS):
+            step = mb.next_step(desired, founding, members)
+            if step is None:
+                break
+            try:
+                await apply_step(etcd, step)
+            except CRIError as error:
+                record.note = f"etcd: {error}"  # a learner not in sync yet: next pass
+                break
+            changed = True
+            members = await etcd.members()
+        record.members = members
+        record.settled = mb.next_step(desired, founding, members) is None and not any(
+            m.isLearner for m in members
+        )
+        if not record.settled and not record.note:
+            record.note = "etcd: a new member is catching up"
+        admissions = self.memberships.admissions
+        for component in cluster.control_planes():
+            if component.founding:
+                continue
+            name, url = (
+                bp.member_name(cluster, component),
+                mb.peer_url(component, state.hypervisors),
+            )
+            key = (cluster.cluster_id, component.name)
+            admitted = mb.joining_membership(members, name, url)
+            if admitted is None:
+                admissions.pop(key, None)
+            elif key not in admissions:
+                admissions[key] = admitted
+                changed = True
+        for key in [k for k in admissions if k[0] == cluster.cluster_id]:
+            if key[1] not in cluster.components:
+                del admissions[key]
+        if changed:
+            leaving = set(self.board.remaining(cluster.name, cluster.cluster_id))
+            self.doorbells.ring_hypervisors(
+                {c.hypervisor for c in cluster.control_planes()} | leaving
+            )

@@ -1,0 +1,51 @@
+"""What the reconciler is given: the fleet it drives (the daemon's service,
+seen through the little it needs of it) and its options."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from eventstore import EventStore
+
+from ..model.state import FleetState
+from ..runtime.cri import DEFAULT_TIMEOUT
+from ..runtime.probe import readyz
+
+RESYNC = 30.0  # seconds between passes of a converged hypervisor or a ready cluster
+QUICK = 0.25  # seconds between passes while something is under way
+MAX_BACKOFF = 60.0  # seconds, for a hypervisor that keeps failing
+
+Probe = Callable[[str, ssl.SSLContext], Awaitable[str | None]]  # endpoint, TLS -> why not ready
+
+
+class DataKeys(Protocol):
+    def get(self, key_id: str) -> bytes: ...
+
+
+class Fleet(Protocol):
+    """The desired state and the log it comes from (daemon.service.FleetService)."""
+
+    @property
+    def store(self) -> EventStore: ...
+
+    @property
+    def state(self) -> FleetState: ...
+
+    @property
+    def keys(self) -> DataKeys: ...
+
+    async def wait_position(self, position: int) -> None:
+        """Returns once the state has folded the log up to `position`."""
+
+
+@dataclass
+class Options:
+    resync: float = RESYNC
+    quick: float = QUICK
+    max_backoff: float = MAX_BACKOFF
+    cri_timeout: float = DEFAULT_TIMEOUT
+    probe: Probe = readyz
+    fleet: str = ""  # labels this daemon's pods, so that hypervisors may be shared

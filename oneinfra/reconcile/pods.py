@@ -1,0 +1,148 @@
+"""The pods a hypervisor should run, from the fleet's state and its log.
+
+The state refers to certificates by the log position of the event holding
+them; this loads those events (cached: they never change) and hands them,
+with the cluster's data key, to the pure blueprints.
+
+etcd membership: the members a cluster was created with start together
+('new'); a member placed by scaling starts only once the reconciler has
+added it to the running etcd as a learner, with the membership it got then
+(`admissions`); until then its pod is blocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from .. import render as bp
+from ..model import events as ev
+from ..model.kinds import INGRESS
+from ..model.state import Cluster, Component, FleetState
+from ..storage.logreader import EventCache
+
+DataKey = Callable[[str], bytes]  # data key id -> the key
+
+
+Admissions = Mapping[tuple[str, str], bp.EtcdMembership]  # (cluster id, component) ->
+
+
+def initial_membership(state: FleetState, cluster: Cluster) -> bp.EtcdMembership:
+    members = {
+        bp.member_name(cluster, c): bp.host_url(
+            state.hypervisors[c.hypervisor].ip_address, c.ports["etcd-peer"]
+        )
+        for c in cluster.control_planes()
+        if c.founding
+    }
+    return bp.EtcdMembership(members=members, state="new")
+
+
+def membership(
+    state: FleetState, cluster: Cluster, component: Component, admissions: Admissions
+) -> bp.EtcdMembership | None:
+    if component.founding:
+        return initial_membership(state, cluster)
+    return admissions.get((cluster.cluster_id, component.name))
+
+
+def ingress_key(state: FleetState, cluster: Cluster, component: Component) -> tuple[object, ...]:
+    """What an ingress pod depends on: where every API server is."""
+    servers = tuple(
+        (c.name, state.hypervisors[c.hypervisor].ip_address, c.ports["apiserver"])
+        for c in cluster.control_planes()
+    )
+    return (INGRESS, cluster.cluster_id, component.placed_at, servers)
+
+
+def control_plane_key(
+    state: FleetState, cluster: Cluster, component: Component, joining: bp.EtcdMembership | None
+) -> tuple[object, ...]:
+    """What a control-plane pod depends on: its placement (its event), the
+    cluster's certificates (their events), how its etcd member joins."""
+    members = None if joining is None else (tuple(sorted(joining.members.items())), joining.state)
+    return (cluster.cluster_id, component.name, component.placed_at, cluster.created_at,
+            cluster.apiserver_at, members)  # fmt: skip
+
+
+class PodCache:
+    """Rendered pods by what they depend on. A blueprint is pure and
+    rendering one costs (keys unsealed, kubeconfigs written as YAML), while
+    a pass over a converged fleet asks for the same pods again and again."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._pods: dict[tuple[object, ...], bp.PodSpec] = {}
+
+    def get(self, key: tuple[object, ...]) -> bp.PodSpec | None:
+        return self._pods.get(key)
+
+    def put(self, key: tuple[object, ...], pod: bp.PodSpec) -> None:
+        if len(self._pods) >= self._size:
+            self._pods.pop(next(iter(self._pods)))
+        self._pods[key] = pod
+
+
+async def desired_pods(
+    state: FleetState,
+    hypervisor: str,
+    events: EventCache,
+    data_key: DataKey,
+    admissions: Admissions | None = None,
+    fleet: str = "",
+    cache: PodCache | None = None,
+) -> list[bp.PodSpec]:
+    """Every pod the hypervisor should run, in a stable order, labelled as
+    the fleet's."""
+    host = state.hypervisors[hypervisor]
+    data_dir = host.data_dir
+    admissions = admissions or {}
+    pods: list[bp.PodSpec] = []
+    # The components placed here, from the hypervisor's own index: a pass
+    # costs what the hypervisor holds, not what the fleet holds.
+    for placed_here in sorted(host.placements):
+        cluster_name, component_name = placed_here.split("/", 1)
+        cluster = state.clusters[cluster_name]
+        component = cluster.components[component_name]
+        joining = None
+        if component.role == INGRESS:
+            key = (*ingress_key(state, cluster, component), data_dir, fleet)
+        else:
+            joining = membership(state, cluster, component, admissions)
+            key = (*control_plane_key(state, cluster, component, joining), data_dir, fleet)
+        pod = cache.get(key) if cache else None
+        if pod is None:
+            pod = bp.in_fleet(
+                await render(state, cluster, component, events, data_key, joining, data_dir),
+                fleet,
+            )
+            if cache is not None:
+                cache.put(key, pod)
+        pods.append(pod)
+    return pods
+
+
+async def render(
+    state: FleetState,
+    cluster: Cluster,
+    component: Component,
+    events: EventCache,
+    data_key: DataKey,
+    joining: bp.EtcdMembership | None,
+    data_dir: str,
+) -> bp.PodSpec:
+    if component.role == INGRESS:
+        return bp.ingress(cluster, component, state.hypervisors, data_dir=data_dir)
+    created = await events.get(cluster.created_at, ev.ClusterCreated)
+    placed = await events.get(component.placed_at, ev.ComponentPlaced)
+    issued = await events.get(cluster.apiserver_at, ev.ApiServerCertificateIssued)
+    return bp.control_plane(
+        cluster,
+        component,
+        state.hypervisors,
+        created.pki,
+        placed,
+        issued,
+        joining,
+        data_key(cluster.key_id),
+        data_dir=data_dir,
+    )

@@ -1,0 +1,52 @@
+"""The kube-apiserver of a control-plane replica (kubeadm's
+phases/controlplane, its command builder)."""
+
+from __future__ import annotations
+
+from .pods import PKI, ContainerSpec, Mount
+
+
+def apiserver_container(
+    image: str,
+    address: str,
+    port: int,
+    service_cidr: str,
+    etcd_servers: list[str],
+    pki_mount: Mount,
+) -> ContainerSpec:
+    """`etcd_servers`: its own member first, then the others it may fall back on."""
+    return ContainerSpec(
+        name="kube-apiserver",
+        image=image,
+        command=[
+            "kube-apiserver",
+            f"--advertise-address={address}",
+            f"--secure-port={port}",
+            f"--etcd-cafile={PKI}/etcd/ca.crt",
+            f"--etcd-certfile={PKI}/apiserver-etcd-client.crt",
+            f"--etcd-keyfile={PKI}/apiserver-etcd-client.key",
+            f"--tls-cert-file={PKI}/apiserver.crt",
+            f"--tls-private-key-file={PKI}/apiserver.key",
+            f"--client-ca-file={PKI}/ca.crt",
+            f"--kubelet-client-certificate={PKI}/apiserver-kubelet-client.crt",
+            f"--kubelet-client-key={PKI}/apiserver-kubelet-client.key",
+            f"--proxy-client-cert-file={PKI}/front-proxy-client.crt",
+            f"--proxy-client-key-file={PKI}/front-proxy-client.key",
+            f"--requestheader-client-ca-file={PKI}/front-proxy-ca.crt",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-username-headers=X-Remote-User",
+            f"--service-account-key-file={PKI}/sa.pub",
+            f"--service-account-signing-key-file={PKI}/sa.key",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-cluster-ip-range={service_cidr}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true",
+        ],
+        mounts=[pki_mount],
+        # A startup argument: the list changes only with a scale, which
+        # restarts the API server anyway (its certificate is reissued).
+        startup_args=[f"--etcd-servers={','.join(etcd_servers)}"],
+    )

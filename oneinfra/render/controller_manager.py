@@ -1,0 +1,36 @@
+"""The kube-controller-manager of a control-plane replica."""
+
+from __future__ import annotations
+
+from .pods import KUBECONFIGS, PKI, ContainerSpec, Mount
+
+KUBECONFIG = f"{KUBECONFIGS}/conf/controller-manager.conf"
+
+
+def controller_manager_container(
+    image: str, service_cidr: str, pod_cidr: str, mounts: list[Mount]
+) -> ContainerSpec:
+    return ContainerSpec(
+        name="kube-controller-manager",
+        image=image,
+        command=[
+            "kube-controller-manager",
+            f"--kubeconfig={KUBECONFIG}",
+            f"--authentication-kubeconfig={KUBECONFIG}",
+            f"--authorization-kubeconfig={KUBECONFIG}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",  # replicas share the host network: no fixed port to collide on
+            f"--client-ca-file={PKI}/ca.crt",
+            f"--cluster-signing-cert-file={PKI}/ca.crt",
+            f"--cluster-signing-key-file={PKI}/ca.key",
+            f"--root-ca-file={PKI}/ca.crt",
+            f"--service-account-private-key-file={PKI}/sa.key",
+            f"--service-cluster-ip-range={service_cidr}",
+            f"--cluster-cidr={pod_cidr}",
+            "--use-service-account-credentials=true",
+            "--controllers=*,bootstrapsigner,tokencleaner",
+            "--leader-elect=true",
+        ],
+        mounts=mounts,
+        after_api=True,
+    )

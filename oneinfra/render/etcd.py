@@ -1,0 +1,67 @@
+"""The etcd member of a control-plane replica (kubeadm's phases/etcd): its
+container, and how it joins its cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .pods import PKI, ContainerSpec, Mount, host_url
+
+
+@dataclass(frozen=True)
+class EtcdMembership:
+    """Who the etcd cluster is when this member starts, and how it joins:
+    'new' for the members a cluster is created with, 'existing' for one added
+    later (as a learner, by the reconciler, before it starts)."""
+
+    members: dict[str, str]  # member name -> peer URL
+    state: Literal["new", "existing"]
+
+    def startup_args(self) -> list[str]:
+        return [
+            "--initial-cluster=" + ",".join(f"{n}={u}" for n, u in sorted(self.members.items())),
+            f"--initial-cluster-state={self.state}",
+        ]
+
+
+def etcd_container(
+    image: str,
+    member: str,
+    cluster_token: str,
+    address: str,
+    ports: dict[str, int],
+    directory: str,
+    membership: EtcdMembership | None,
+) -> ContainerSpec:
+    client_url = host_url(address, ports["etcd-client"])
+    peer_url = host_url(address, ports["etcd-peer"])
+    return ContainerSpec(
+        name="etcd",
+        image=image,
+        command=[
+            "etcd",
+            f"--name={member}",
+            "--data-dir=/var/lib/etcd",
+            f"--listen-client-urls=https://127.0.0.1:{ports['etcd-client']},{client_url}",
+            f"--advertise-client-urls={client_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster-token={cluster_token}",
+            f"--cert-file={PKI}/etcd/server.crt",
+            f"--key-file={PKI}/etcd/server.key",
+            f"--trusted-ca-file={PKI}/etcd/ca.crt",
+            "--client-cert-auth=true",
+            f"--peer-cert-file={PKI}/etcd/peer.crt",
+            f"--peer-key-file={PKI}/etcd/peer.key",
+            f"--peer-trusted-ca-file={PKI}/etcd/ca.crt",
+            "--peer-client-cert-auth=true",
+        ],
+        # Only its own certificates: a new API server certificate (scaling)
+        # must not restart etcd.
+        mounts=[
+            Mount(f"{PKI}/etcd", f"{directory}/pki/etcd"),
+            Mount("/var/lib/etcd", f"{directory}/etcd", readonly=False),
+        ],
+        startup_args=membership.startup_args() if membership else [],
+    )

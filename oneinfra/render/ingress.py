@@ -1,0 +1,63 @@
+"""The ingress of a cluster: haproxy, TCP passthrough to every API server,
+with TLS-level health checks."""
+
+from __future__ import annotations
+
+from ..model.state import Cluster, Component, Hypervisor
+from .pods import DATA_DIR, ContainerSpec, File, Mount, PodSpec, component_directory, host, pod
+
+HAPROXY_IMAGE = "docker.io/library/haproxy:2.6"
+
+
+def haproxy_config(
+    cluster: Cluster, ingress: Component, hypervisors: dict[str, Hypervisor]
+) -> bytes:
+    backends = [
+        f"    server {c.name} {host(hypervisors[c.hypervisor].ip_address)}:{c.ports['apiserver']}"
+        " check check-ssl verify none"
+        for c in cluster.control_planes()
+    ]
+    return "\n".join(
+        [
+            "global",
+            "    maxconn 4096",
+            "defaults",
+            "    mode tcp",
+            # A connection refused by an API server that just died is retried
+            # on another one; health checks notice it within two seconds.
+            "    retries 3",
+            "    option redispatch",
+            # A server down is looked at often, so that it serves soon after it is ready.
+            "    default-server inter 1s downinter 200ms fall 2 rise 1",
+            "    timeout connect 5s",
+            "    timeout client 1h",
+            "    timeout server 1h",
+            "frontend apiserver",
+            f"    bind :{ingress.ports['apiserver']}",
+            "    default_backend apiservers",
+            "backend apiservers",
+            "    option httpchk GET /readyz",
+            "    http-check expect status 200",
+            "    balance roundrobin",
+            *backends,
+            "",
+        ]
+    ).encode()
+
+
+def ingress(
+    cluster: Cluster,
+    component: Component,
+    hypervisors: dict[str, Hypervisor],
+    data_dir: str = DATA_DIR,
+    haproxy_image: str = HAPROXY_IMAGE,
+) -> PodSpec:
+    directory = component_directory(cluster, component, data_dir)
+    files = [File("haproxy.cfg", haproxy_config(cluster, component, hypervisors))]
+    container = ContainerSpec(
+        name="haproxy",
+        image=haproxy_image,
+        command=["/usr/sbin/haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"],
+        mounts=[Mount("/usr/local/etc/haproxy", directory)],
+    )
+    return pod(cluster, component, component.hypervisor, directory, [container], files)

@@ -1,0 +1,243 @@
+"""Make a blueprint real on a hypervisor, through CRI alone (no SSH).
+
+Files arrive by a short-lived container, in the pod's own sandbox, that
+mounts the component's directory and writes them (each atomically, with its
+mode) from a script that carries their content; then the pod's containers
+start, all at once. Removing a directory takes a helper sandbox of its own,
+since the component's sandbox is gone or going by then.
+"""
+
+from __future__ import annotations
+
+import base64
+import posixpath
+import re
+import time
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
+
+import anyio
+
+from .. import render as bp
+from ..api.runtime import v1 as cri
+from ..render.labels import LABEL_ROLE, WRITER_ROLE
+from .cri import Failed, HypervisorClient
+
+WRITER_IMAGE = "docker.io/library/busybox:1.35"
+SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+NAMESPACE = "oneinfra"
+WRITE_TIMEOUT = 120.0  # seconds for the writer to finish once started
+POLL = 0.02  # seconds between looks at a running writer
+
+
+def writer_script(files: list[bp.File]) -> str:
+    """A POSIX shell script writing every file under /target."""
+    lines = ["set -e", "umask 077"]
+    for file in files:
+        if not SAFE_PATH.match(file.path) or ".." in file.path.split("/"):
+            raise ValueError(f"refusing to write {file.path!r}: not a plain relative path")
+        target = f"/target/{file.path}"
+        content = base64.b64encode(file.content).decode()
+        lines += [
+            f"mkdir -p {posixpath.dirname(target)}",
+            f"printf %s {content} | base64 -d > {target}.new",
+            f"chmod {file.mode:o} {target}.new",
+            f"mv {target}.new {target}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def host_network_sandbox(
+    name: str, uid: str, labels: dict[str, str], log_directory: str
+) -> cri.PodSandboxConfig:
+    # Host network: no CNI needed, and no hostname (runc refuses one without a
+    # UTS namespace of its own).
+    return cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=name, namespace=NAMESPACE, uid=uid),
+        labels=labels,
+        log_directory=log_directory,
+        linux=cri.LinuxPodSandboxConfig(
+            security_context=cri.LinuxSandboxSecurityContext(
+                namespace_options=cri.NamespaceOption(network=cri.NamespaceMode.NODE)
+            )
+        ),
+    )
+
+
+async def ensure_image(client: HypervisorClient, image: str) -> None:
+    if await client.image_status(image) is None:
+        await client.pull_image(image)
+
+
+async def run_script(
+    client: HypervisorClient,
+    sandbox: str,
+    sandbox_config: cri.PodSandboxConfig,
+    labels: dict[str, str],
+    host_directory: str,
+    script: str,
+    what: str,
+) -> None:
+    """Run a shell script to completion in a short-lived container of a
+    sandbox, with a host directory at /target; the container is removed
+    after. Raises Failed unless the script exits 0."""
+    helper = bp.ContainerSpec(
+        name="writer",
+        image=WRITER_IMAGE,
+        command=["sh", "-c", script],
+        mounts=[bp.Mount("/target", host_directory, readonly=False)],
+    )
+    labels = {**labels, LABEL_ROLE: WRITER_ROLE}
+    # A fresh attempt number: a writer left by a crash keeps its name reserved.
+    config = container_config(helper, labels, attempt=time.time_ns() // 1_000_000 % 2**31)
+    container = await client.create_container(sandbox, config, sandbox_config)
+    try:
+        await client.start_container(container)
+        with anyio.fail_after(WRITE_TIMEOUT):
+            while True:
+                status = await client.container_status(container)
+                if status.state == cri.ContainerState.CONTAINER_EXITED:
+                    break
+                await anyio.sleep(POLL)
+        if status.exit_code != 0:
+            raise Failed(client.endpoint, f"{what} exited {status.exit_code}")
+    finally:
+        await client.remove_container(container)
+
+
+async def run_helper(
+    client: HypervisorClient,
+    name: str,
+    labels: dict[str, str],
+    host_directory: str,
+    script: str,
+    what: str,
+) -> None:
+    """Run a script in a sandbox of its own, removed after."""
+    await ensure_image(client, WRITER_IMAGE)
+    labels = {**labels, LABEL_ROLE: WRITER_ROLE}
+    config = host_network_sandbox(name, labels.get(bp.LABEL_SPEC_HASH, "helper"), labels, "")
+    sandbox = await client.run_sandbox(config)
+    try:
+        await run_script(client, sandbox, config, labels, host_directory, script, what)
+    finally:
+        await client.stop_sandbox(sandbox)
+        await client.remove_sandbox(sandbox)
+
+
+async def write_files(client: HypervisorClient, sandbox: str, pod: bp.PodSpec) -> None:
+    """Write the pod's files into its directory, each atomically, from a
+    container in the pod's sandbox."""
+    await ensure_image(client, WRITER_IMAGE)
+    await run_script(
+        client,
+        sandbox,
+        pod_sandbox_config(pod),
+        pod.labels,
+        pod.directory,
+        writer_script(pod.files),
+        f"writing the files of {pod.name}",
+    )
+
+
+def removal_script(relative: str) -> str:
+    if not SAFE_PATH.match(relative) or ".." in relative.split("/"):
+        raise ValueError(f"refusing to remove {relative!r}: not a plain relative path")
+    parent = posixpath.dirname(relative)
+    lines = ["set -e", f"rm -rf /target/{relative}"]
+    if parent:
+        lines.append(f"rmdir /target/{parent} 2>/dev/null || true")  # the last one out
+    return "\n".join(lines) + "\n"
+
+
+async def remove_directory(
+    client: HypervisorClient, directory: str, labels: dict[str, str]
+) -> None:
+    """Remove a component's directory (its files and etcd data), and its
+    cluster's directory when it was the last one there."""
+    if not directory.startswith("/") or directory.count("/") < 3:
+        raise ValueError(f"refusing to remove {directory!r}: not a component's directory")
+    cluster_dir = posixpath.dirname(directory)
+    root = posixpath.dirname(cluster_dir)
+    relative = posixpath.relpath(directory, root)
+    name = labels.get(bp.LABEL_CLUSTER_ID, "x") + "-" + labels.get(bp.LABEL_COMPONENT, "x")
+    await run_helper(
+        client,
+        f"{name}-cleanup",
+        labels,
+        root,
+        removal_script(relative),
+        f"removing {directory}",
+    )
+
+
+def container_config(
+    spec: bp.ContainerSpec, labels: dict[str, str], attempt: int = 0
+) -> cri.ContainerConfig:
+    """A blueprint's container as CRI takes it; its log is named after it."""
+    return cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name=spec.name, attempt=attempt),
+        image=cri.ImageSpec(image=spec.image),
+        command=spec.command + spec.startup_args,
+        mounts=[
+            cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.readonly)
+            for m in spec.mounts
+        ],
+        labels=labels,
+        log_path=f"{spec.name}.log",
+    )
+
+
+def pod_sandbox_config(pod: bp.PodSpec) -> cri.PodSandboxConfig:
+    digest = pod.labels[bp.LABEL_SPEC_HASH]
+    return host_network_sandbox(pod.name, digest, pod.labels, f"{pod.directory}/logs")
+
+
+async def start_container(
+    client: HypervisorClient, sandbox: str, pod: bp.PodSpec, name: str
+) -> str:
+    """Create and start one of the pod's containers in its sandbox."""
+    (container,) = [c for c in pod.containers if c.name == name]
+    labels = {
+        **pod.labels,
+        LABEL_ROLE: container.name,
+        bp.LABEL_FILES_HASH: pod.files_hash(container),
+    }
+    created = await client.create_container(
+        sandbox, container_config(container, labels), pod_sandbox_config(pod)
+    )
+    await client.start_container(created)
+    return created
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a task group ended with, out of its group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def all_at_once(*calls: Callable[[], Coroutine[Any, Any, object]]) -> None:
+    """Run the calls concurrently; the first error, as itself, if any fails."""
+    try:
+        async with anyio.create_task_group() as tasks:
+            for call in calls:
+                tasks.start_soon(call)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+
+
+async def run_pod(client: HypervisorClient, pod: bp.PodSpec, start: list[str] | None = None) -> str:
+    """Start the pod's sandbox, write its files, start its containers (those
+    named in `start`, default all); returns the sandbox id. A crash half way
+    leaves a sandbox that the next plan completes (its files are rewritten
+    as its containers start). Every image is made present, started or not."""
+    images = sorted({c.image for c in pod.containers} | {WRITER_IMAGE})
+    await all_at_once(*(partial(ensure_image, client, image) for image in images))
+    sandbox = await client.run_sandbox(pod_sandbox_config(pod))
+    await write_files(client, sandbox, pod)
+    names = [c.name for c in pod.containers] if start is None else start
+    await all_at_once(*(partial(start_container, client, sandbox, pod, n) for n in names))
+    return sandbox

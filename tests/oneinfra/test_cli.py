@@ -1,0 +1,184 @@
+"""The command line as a new user meets it: every command and option has a
+help line, every listing works on an empty fleet, the client imports none
+of the daemon's modules, and tab completion offers commands and names."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oneinfra.cli.parser import build_parser
+from oneinfra.cli.progress import Display
+
+from .daemon import Daemon
+
+# Every layer a client command must not load (the import contract in
+# pyproject.toml checks the code; this checks what a run really imports).
+DAEMON_SIDE = ("oneinfra.daemon", "oneinfra.reconcile", "oneinfra.runtime", "oneinfra.storage",
+               "oneinfra.render", "oneinfra.pki", "oneinfra.local", "eventstore")  # fmt: skip
+
+
+def parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield parser.prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from parsers(child)
+
+
+def test_every_command_and_option_has_a_help_line() -> None:
+    for prog, parser in parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                listed = {a.dest: a.help for a in action._choices_actions}
+                assert set(listed) == set(action.choices), prog
+                assert all(listed.values()), f"{prog}: a command without help: {listed}"
+            elif prog != "oneinfra eventstore":  # its own parser: checked below
+                assert action.help, f"{prog}: {action.option_strings or action.dest} has no help"
+
+
+@pytest.mark.parametrize("group", ["", "cluster", "hypervisor", "audit", "local", "eventstore"])
+def test_each_groups_help_lists_its_commands_with_a_line_each(group: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "oneinfra", *([group] if group else []), "--help"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    commands = {
+        "": ["daemon", "hypervisor", "cluster", "history", "replay", "audit", "local",
+             "completion", "version", "eventstore"],
+        "cluster": ["create", "list", "show", "scale", "delete", "kubeconfig"],
+        "hypervisor": ["add", "list", "show", "label", "remove"],
+        "audit": ["verify"],
+        "local": ["up", "list", "down"],
+        "eventstore": ["verify", "info", "dump"],
+    }[group]  # fmt: skip
+    for command in commands:
+        assert re.search(rf"^\s+{command}\s+\S", result.stdout, re.MULTILINE), (
+            f"'{command}' is not listed with a help line:\n{result.stdout}"
+        )
+
+
+def imported_modules(*args: str, env: dict[str, str] | None = None) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "oneinfra", *args],
+        capture_output=True, text=True, timeout=30, env=env,
+    )  # fmt: skip
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_a_client_command_imports_no_daemon_module(tmp_path: Path) -> None:
+    modules = imported_modules("cluster", "list", "--socket", str(tmp_path / "none.sock"))
+    assert "oneinfra.cli.commands" in modules  # it did run the client
+    assert not {m for m in modules if m.startswith(DAEMON_SIDE)}
+
+
+def test_version_imports_neither_the_api_nor_asyncio() -> None:
+    modules = imported_modules("version")
+    assert "oneinfra.main" in modules
+    heavy = (*DAEMON_SIDE, "oneinfra.api", "asyncio", "grpclib", "betterproto2", "yaml")
+    assert not {m for m in modules if m.startswith(heavy)}
+
+
+@pytest.fixture
+def empty(tmp_path: Path) -> Iterator[Daemon]:
+    daemon = Daemon(tmp_path).start()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.mark.parametrize("output", ["table", "json", "yaml"])
+def test_every_listing_works_on_an_empty_fleet(empty: Daemon, output: str) -> None:
+    for command in (["cluster", "list"], ["hypervisor", "list"], ["history"],
+                    ["replay", "--at", "0"]):  # fmt: skip
+        result = empty.cli(*command, "-o", output, check=False)
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+        assert "Traceback" not in result.stderr
+    listed = empty.cli("cluster", "list").stdout.splitlines()
+    assert listed == ["NAME  VERSION  REPLICAS  ENDPOINT  READY"]
+    assert empty.json("hypervisor", "list") == []
+
+
+def completions(line: str, tmp_path: Path, socket: Path | None = None) -> list[str]:
+    """What the shell would offer for `line` (argcomplete's protocol)."""
+    out = tmp_path / "completions"
+    env = dict(os.environ, _ARGCOMPLETE="1", COMP_LINE=line, COMP_POINT=str(len(line)),
+               _ARGCOMPLETE_STDOUT_FILENAME=str(out), _ARGCOMPLETE_IFS="\n")  # fmt: skip
+    if socket is not None:
+        env["ONEINFRA_SOCKET"] = str(socket)
+    subprocess.run([sys.executable, "-m", "oneinfra"], env=env, timeout=30, check=False)
+    return sorted(w.strip() for w in out.read_text().split("\n") if w.strip())
+
+
+def test_completion_offers_commands_and_options(tmp_path: Path) -> None:
+    assert completions("oneinfra cluster s", tmp_path) == ["scale", "show"]
+    assert "--control-plane-replicas" in completions("oneinfra cluster scale a --con", tmp_path)
+
+
+def test_completion_offers_names_from_the_daemon(empty: Daemon, tmp_path: Path) -> None:
+    empty.add_hypervisors(private=1)
+    empty.cli("cluster", "create", "alpha")
+    empty.cli("cluster", "create", "beta")
+    assert completions("oneinfra cluster show ", tmp_path, empty.socket) == ["alpha", "beta"]
+    assert completions("oneinfra hypervisor show p", tmp_path, empty.socket) == ["priv0", "pub"]
+
+
+def test_completion_without_a_daemon_offers_nothing_and_returns(tmp_path: Path) -> None:
+    assert completions("oneinfra cluster show ", tmp_path, tmp_path / "none.sock") == []
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_completion_prints_shell_code(shell: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "oneinfra", "completion", shell],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert (
+        result.returncode == 0 and "oneinfra" in result.stdout and "_ARGCOMPLETE" in result.stdout
+    )
+
+
+def test_local_list_without_hypervisors_says_so(tmp_path: Path) -> None:
+    env = dict(os.environ, ONEINFRA_LOCAL_STATE=str(tmp_path / "state"))
+    result = subprocess.run(
+        [sys.executable, "-m", "oneinfra", "local", "list", "-o", "json"],
+        capture_output=True, text=True, timeout=30, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_wait_prints_each_change_once_off_a_terminal() -> None:
+    out = io.StringIO()
+    display = Display(out)
+    display.show(["cluster a: pending", "  etcd pending"])
+    display.show(["cluster a: pending", "  etcd running"])
+    display.close()
+    assert out.getvalue() == "cluster a: pending\n  etcd pending\n  etcd running\n"
+
+
+def test_wait_redraws_in_place_on_a_terminal() -> None:
+    out = Terminal()
+    display = Display(out)
+    display.show(["cluster a: pending"])
+    display.show(["cluster a: ready"])
+    display.close()
+    assert "cluster a: ready" in out.getvalue()
+    assert out.getvalue().count("\n") < 4  # redrawn, not appended line after line
