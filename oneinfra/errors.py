@@ -5,7 +5,8 @@ person can act on:
     ├── DomainError        a command refused by the fleet's rules; nothing appended
     ├── ServiceError       the daemon could not take a command
     │   ├── ServiceClosed  it is shutting down
-    │   └── Conflict       the fleet kept changing under it; nothing appended
+    │   ├── Conflict       the fleet kept changing under it; nothing appended
+    │   └── StateFull      the state directory's disk is full; nothing appended
     ├── CRIError           a hypervisor's CRI endpoint (the message names it)
     │   ├── Unreachable    no answer: retried later, with backoff
     │   ├── NotFound       the sandbox, container or image is gone already
@@ -23,6 +24,18 @@ CRI client maps grpclib's errors to CRIError at its own.
 """
 
 from __future__ import annotations
+
+ECHOED = 60  # characters of a value an error message quotes, at most
+
+
+def shown(value: object) -> str:
+    """How a message quotes what a person sent: a long value by its first
+    characters and its length, so that a refusal stays one short line
+    whatever came in (a 1 MB name once took the API a minute to refuse)."""
+    if isinstance(value, str | bytes) and len(value) > ECHOED:
+        return f"{value[:ECHOED]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= ECHOED * 2 else f"{text[: ECHOED * 2]}... ({len(text)} characters)"
 
 
 class OneinfraError(Exception):
@@ -46,6 +59,11 @@ class ServiceClosed(ServiceError):
 
 class Conflict(ServiceError):
     """The fleet kept changing under a command; nothing was appended."""
+
+
+class StateFull(ServiceError):
+    """The disk of the state directory is full; nothing was appended, and
+    commands work again once there is space."""
 
 
 class CRIError(OneinfraError):

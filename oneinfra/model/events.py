@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from ..errors import UnknownEvent
+from ..errors import UnknownEvent, shown
 from ..pki.certlist import ClusterPKI, KeyPair
 from ..pki.sealing import SealedKey
 from .kinds import ComponentRole, HypervisorRole, PhaseName
@@ -189,7 +189,7 @@ class Codec:
     def decode(self, event_type: str, schema_version: int, data: bytes) -> Event:
         cls = self.types.get(event_type)
         if cls is None:
-            raise UnknownEvent(f"unknown event type {event_type!r}")
+            raise UnknownEvent(f"unknown event type {shown(event_type)}")
         if schema_version == cls.schema_version:
             return self._decoders[event_type].decode(data)
         if schema_version > cls.schema_version:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from ..errors import DomainError
+from ..errors import DomainError, shown
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -29,30 +30,43 @@ def name(kind: str, value: str) -> str:
         raise DomainError(f"{kind} name must not be empty")
     if len(value) > MAX_NAME_LENGTH:
         raise DomainError(
-            f"{kind} name {value!r} is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}"
+            f"{kind} name {shown(value)} is {len(value)} characters long; "
+            f"the limit is {MAX_NAME_LENGTH}"
         )
     if not DNS1123_LABEL.match(value):
         raise DomainError(
-            f"{kind} name {value!r} is not a DNS-1123 label: use lower-case letters, "
+            f"{kind} name {shown(value)} is not a DNS-1123 label: use lower-case letters, "
             "digits and '-', starting and ending with a letter or digit"
         )
     return value
 
 
-def labels(values: dict[str, str]) -> dict[str, str]:
-    """Kubernetes label syntax: [prefix/]name=value."""
-    for key, value in values.items():
+MAX_LABELS = 64  # labels a hypervisor carries, or a command sets or removes
+
+
+def label_keys(keys: Iterable[str]) -> None:
+    """Kubernetes label key syntax: [prefix/]name."""
+    keys = list(keys)
+    if len(keys) > MAX_LABELS:
+        raise DomainError(f"{len(keys)} labels; the limit is {MAX_LABELS}")
+    for key in keys:
         prefix, _, label_name = key.rpartition("/")
         if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
-            raise DomainError(f"label {key!r}: prefix {prefix!r} is not a DNS subdomain")
+            raise DomainError(f"label {shown(key)}: prefix {shown(prefix)} is not a DNS subdomain")
         if not label_name or len(label_name) > 63 or not LABEL_NAME.match(label_name):
             raise DomainError(
-                f"label {key!r}: the name must be 1-63 letters, digits, '-', '_' or '.', "
+                f"label {shown(key)}: the name must be 1-63 letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit"
             )
+
+
+def labels(values: dict[str, str]) -> dict[str, str]:
+    """Kubernetes label syntax: [prefix/]name=value."""
+    label_keys(values)
+    for key, value in values.items():
         if len(value) > 63 or not LABEL_VALUE.match(value):
             raise DomainError(
-                f"label {key}={value!r}: the value must be at most 63 letters, digits, "
+                f"label {key}={shown(value)}: the value must be at most 63 letters, digits, "
                 "'-', '_' or '.', starting and ending with a letter or digit"
             )
     return values
@@ -62,14 +76,14 @@ def ip_address(value: str, what: str = "IP address") -> IPAddress:
     try:
         return ipaddress.ip_address(value)
     except ValueError:
-        raise DomainError(f"{what} {value!r} is not an IPv4 or IPv6 address") from None
+        raise DomainError(f"{what} {shown(value)} is not an IPv4 or IPv6 address") from None
 
 
 def network(value: str, what: str) -> IPNetwork:
     try:
         parsed = ipaddress.ip_network(value, strict=True)
     except ValueError as error:
-        raise DomainError(f"{what} {value!r} is not a valid CIDR: {error}") from None
+        raise DomainError(f"{what} {shown(value)} is not a valid CIDR: {error}") from None
     return parsed
 
 
@@ -91,7 +105,7 @@ def subject_alternative_name(value: str) -> str:
     except ValueError:
         pass
     if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value.removeprefix("*.")):
-        raise DomainError(f"extra SAN {value!r} is neither an IP address nor a DNS name")
+        raise DomainError(f"extra SAN {shown(value)} is neither an IP address nor a DNS name")
     return value
 
 
@@ -110,10 +124,10 @@ def endpoint(value: str, has_tls: bool) -> str:
     if parsed.scheme == "unix":
         if parsed.netloc or not parsed.path.startswith("/"):
             raise DomainError(
-                f"endpoint {value!r}: a unix endpoint is unix:///absolute/path/to/socket"
+                f"endpoint {shown(value)}: a unix endpoint is unix:///absolute/path/to/socket"
             )
         if has_tls:
-            raise DomainError(f"endpoint {value!r}: TLS files are only for tcp:// endpoints")
+            raise DomainError(f"endpoint {shown(value)}: TLS files are only for tcp:// endpoints")
         return value
     if parsed.scheme == "tcp":
         try:
@@ -121,14 +135,14 @@ def endpoint(value: str, has_tls: bool) -> str:
         except ValueError:
             port = None
         if not parsed.hostname or port is None or parsed.path not in ("", "/"):
-            raise DomainError(f"endpoint {value!r}: a tcp endpoint is tcp://host:port")
+            raise DomainError(f"endpoint {shown(value)}: a tcp endpoint is tcp://host:port")
         if not has_tls:
             raise DomainError(
-                f"endpoint {value!r}: a tcp endpoint needs mutual TLS "
+                f"endpoint {shown(value)}: a tcp endpoint needs mutual TLS "
                 "(a CA certificate, a client certificate and a client key)"
             )
         return value
-    raise DomainError(f"endpoint {value!r}: use unix:///path or tcp://host:port")
+    raise DomainError(f"endpoint {shown(value)}: use unix:///path or tcp://host:port")
 
 
 SAFE_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
@@ -139,6 +153,6 @@ def absolute_path(value: str, what: str) -> str:
     path = value.rstrip("/")
     if not SAFE_PATH.match(path) or ".." in path.split("/"):
         raise DomainError(
-            f"{what} {value!r} must be an absolute path of letters, digits, '.', '_' and '-'"
+            f"{what} {shown(value)} must be an absolute path of letters, digits, '.', '_' and '-'"
         )
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ..errors import DomainError
+from ..errors import DomainError, shown
 
 
 class KubernetesRelease(msgspec.Struct, frozen=True):
@@ -26,4 +26,6 @@ def release(version: str) -> KubernetesRelease:
         if candidate.version == version:
             return candidate
     supported = ", ".join(r.version for r in SUPPORTED)
-    raise DomainError(f"Kubernetes version {version!r} is not supported; use one of: {supported}")
+    raise DomainError(
+        f"Kubernetes version {shown(version)} is not supported; use one of: {supported}"
+    )

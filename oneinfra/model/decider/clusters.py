@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...errors import DomainError
+from ...errors import DomainError, shown
 from ...pki import x509
 from ...pki.issuer import Issuer, OpenCA
 from ...pki.sealing import KEY_BYTES
@@ -25,23 +25,25 @@ MAX_REPLICAS = 7
 def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Context) -> Decision:
     name = validation.name("cluster", command.name)
     if name in state.clusters:
-        raise DomainError(f"cluster {name!r} already exists")
+        raise DomainError(f"cluster {shown(name)} already exists")
     version = release(command.kubernetes_version or DEFAULT_VERSION).version
     replicas = checked_replicas(command.control_plane_replicas)
     networks = {
         "service CIDR": validation.network(command.service_cidr, "service CIDR"),
         "pod CIDR": validation.network(command.pod_cidr, "pod CIDR"),
     }
+    # Checked even with the VPN off: it is stored, and a VPN enabled later uses it.
+    vpn = validation.network(command.vpn_cidr, "VPN CIDR")
     if command.vpn_enabled:
-        networks["VPN CIDR"] = validation.network(command.vpn_cidr, "VPN CIDR")
+        networks["VPN CIDR"] = vpn
     validation.disjoint(networks)
     if networks["service CIDR"].num_addresses < 4:
         raise DomainError(f"service CIDR {command.service_cidr} is too small for any service")
     if not validation.DNS1123_SUBDOMAIN.match(command.dns_domain):
-        raise DomainError(f"DNS domain {command.dns_domain!r} is not a DNS name")
+        raise DomainError(f"DNS domain {shown(command.dns_domain)} is not a DNS name")
     extra_sans = [validation.subject_alternative_name(s) for s in command.apiserver_extra_sans]
 
-    purpose = f"cluster {name!r}"
+    purpose = f"cluster {shown(name)}"
     ((ingress_host, ingress_ports),) = place(
         state.hypervisors.values(),
         PUBLIC,
@@ -74,7 +76,7 @@ def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Conte
         dns_domain=command.dns_domain,
         apiserver_extra_sans=extra_sans,
         vpn_enabled=command.vpn_enabled,
-        vpn_cidr=command.vpn_cidr,
+        vpn_cidr=str(vpn),
         key_id=key_id,
         pki=cluster_pki,
     )
@@ -125,7 +127,7 @@ def scale_cluster(state: FleetState, command: cmd.ScaleCluster, context: Context
             CONTROL_PLANE,
             replicas - len(current),
             {c.hypervisor for c in current},
-            f"scaling cluster {cluster.name!r} to {replicas} control-plane replicas",
+            f"scaling cluster {shown(cluster.name)} to {replicas} control-plane replicas",
         )
         etcd_ca = issuer.open_ca(context.pki[cluster.name].etcd_ca)
         placed = [
@@ -207,7 +209,7 @@ def apiserver_certificate(
 
 def checked_replicas(replicas: object) -> int:
     if not isinstance(replicas, int) or isinstance(replicas, bool):
-        raise DomainError(f"control-plane replicas must be a number, not {replicas!r}")
+        raise DomainError(f"control-plane replicas must be a number, not {shown(replicas)}")
     if not 1 <= replicas <= MAX_REPLICAS or replicas % 2 == 0:
         raise DomainError(
             f"control-plane replicas must be odd, from 1 to {MAX_REPLICAS} "

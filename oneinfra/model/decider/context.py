@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ...errors import DomainError
+from ...errors import DomainError, shown
 from ...pki.certlist import ClusterPKI
 from ...pki.issuer import Issuer
 from ...pki.x509 import Entropy
@@ -63,7 +63,7 @@ def new_id(context: Context) -> str:
 
 def unknown(kind: str, name: str, known: Mapping[str, object]) -> DomainError:
     hint = f"; known: {', '.join(sorted(known)[:10])}" if known else f"; there is no {kind} yet"
-    return DomainError(f"unknown {kind} {name!r}{hint}")
+    return DomainError(f"unknown {kind} {shown(name)}{hint}")
 
 
 def existing_cluster(state: FleetState, name: str) -> Cluster:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from ...errors import DomainError
+from ...errors import DomainError, shown
 from ...pki.sealing import KEY_BYTES, NONCE_BYTES, seal
 from .. import commands as cmd
 from .. import events as ev
@@ -20,16 +20,16 @@ def register_hypervisor(
 ) -> Decision:
     name = validation.name("hypervisor", command.name)
     if name in state.hypervisors:
-        raise DomainError(f"hypervisor {name!r} is already registered")
+        raise DomainError(f"hypervisor {shown(name)} is already registered")
     if command.role not in ROLES:
         raise DomainError(
-            f"hypervisor role must be {ROLES[0]!r} or {ROLES[1]!r}, not {command.role!r}"
+            f"hypervisor role must be {ROLES[0]!r} or {ROLES[1]!r}, not {shown(command.role)}"
         )
     address = str(validation.ip_address(command.ip_address, "hypervisor IP address"))
     endpoint = validation.endpoint(command.endpoint, has_tls=command.tls is not None)
     for other in state.hypervisors.values():
         if other.endpoint == endpoint:
-            raise DomainError(f"endpoint {endpoint} is already registered by {other.name!r}")
+            raise DomainError(f"endpoint {endpoint} is already registered by {shown(other.name)}")
     port_range = validation.port_range(*command.port_range)
     labels = validation.labels(dict(command.labels))
     decision = Decision(events=[])
@@ -69,8 +69,10 @@ def label_hypervisor(state: FleetState, command: cmd.LabelHypervisor, context: C
     hypervisor = state.hypervisors.get(command.name)
     if hypervisor is None:
         raise unknown("hypervisor", command.name, state.hypervisors)
+    validation.label_keys(command.remove)
     labels = {k: v for k, v in hypervisor.labels.items() if k not in command.remove}
     labels.update(validation.labels(dict(command.set)))
+    validation.label_keys(labels)  # the whole set, within the limit too
     if labels == hypervisor.labels:
         return Decision(events=[])
     return Decision(events=[ev.HypervisorLabelsChanged(name=command.name, labels=labels)])
@@ -86,7 +88,7 @@ def remove_hypervisor(
         held = ", ".join(sorted(hypervisor.placements)[:5])
         more = len(hypervisor.placements) - 5
         raise DomainError(
-            f"hypervisor {command.name!r} still holds components: {held}"
+            f"hypervisor {shown(command.name)} still holds components: {held}"
             + (f" and {more} more" if more > 0 else "")
             + "; delete or scale those clusters first"
         )

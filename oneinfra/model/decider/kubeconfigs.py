@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ...errors import DomainError
+from ...errors import DomainError, shown
 from ...pki import x509
 from ...pki.kubeconfig import kubeconfig
 from .. import commands as cmd
@@ -16,15 +16,28 @@ from .context import Context, Decision, existing_cluster
 
 MIN_KUBECONFIG_TTL = 60
 MAX_KUBECONFIG_TTL = 366 * 24 * 3600
+MAX_SUBJECT_BYTES = 64  # X.509's upper bound on a common name and an organization
+MAX_GROUPS = 32
+
+
+def subject_part(what: str, value: str) -> None:
+    """A user (the certificate's CN) or a group (an O): 1-64 bytes of UTF-8,
+    printable."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if not value or not value.isprintable() or size > MAX_SUBJECT_BYTES:
+        raise DomainError(
+            f"{what} must be 1-{MAX_SUBJECT_BYTES} bytes of printable characters, "
+            f"not {shown(value)} ({size} bytes)"
+        )
 
 
 def issue_kubeconfig(state: FleetState, command: cmd.IssueKubeconfig, context: Context) -> Decision:
     cluster = existing_cluster(state, command.cluster)
-    if not command.user or not command.user.isprintable() or len(command.user) > 128:
-        raise DomainError("user must be 1-128 printable characters")
+    subject_part("user", command.user)
+    if len(command.groups) > MAX_GROUPS:
+        raise DomainError(f"{len(command.groups)} groups; a kubeconfig has at most {MAX_GROUPS}")
     for group in command.groups:
-        if not group or not group.isprintable() or len(group) > 128:
-            raise DomainError(f"group {group!r} must be 1-128 printable characters")
+        subject_part("group", group)
     if not MIN_KUBECONFIG_TTL <= command.ttl_seconds <= MAX_KUBECONFIG_TTL:
         raise DomainError(
             f"kubeconfig TTL must be between {MIN_KUBECONFIG_TTL} s and 366 days, "
@@ -32,7 +45,7 @@ def issue_kubeconfig(state: FleetState, command: cmd.IssueKubeconfig, context: C
         )
     server = api_server_endpoint(cluster, state.hypervisors)
     if server is None:
-        raise DomainError(f"cluster {cluster.name!r} has no ingress yet")
+        raise DomainError(f"cluster {shown(cluster.name)} has no ingress yet")
     issuer = context.issuer(cluster.key_id)
     cluster_pki = context.pki[cluster.name]
     ca = issuer.open_ca(cluster_pki.ca)
