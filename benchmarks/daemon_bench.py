@@ -5,7 +5,8 @@ Prints JSON lines {"metric", "value", "unit"}:
 - round trip of `cluster create` (decision, full PKI, durable append) and of
   `cluster show`, p50 and p99, measured while the fleet grows to --clusters;
 - rebuilding the state of all those clusters from the log, from the latest
-  snapshot and from position 1;
+  snapshot and from position 1, and walking its hash chain (what every start
+  does before it serves);
 - the daemon's resident memory per cluster (/proc/PID/status).
 
     .venv/bin/python benchmarks/daemon_bench.py              # 10,000 clusters
@@ -110,6 +111,12 @@ async def measure_rebuild(store_path: Path, clusters: int) -> None:
         emit("rebuild_without_snapshot", time.perf_counter() - start, "s")
         emit("rebuild_events", head, "events")
         assert len(state.clusters) == clusters
+
+        # What a start does before it serves: the whole hash chain walked.
+        start = time.perf_counter()
+        report = await store.verify(integrity=False)
+        emit("verify_chain_at_start", time.perf_counter() - start, "s")
+        assert report.ok and report.records_checked == head
 
 
 def main() -> None:

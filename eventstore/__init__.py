@@ -8,6 +8,7 @@ from .errors import (
     NotAnEventStore,
     StoreClosed,
     StoreFileError,
+    StoreFull,
     WrongExpectedVersion,
 )
 from .memory import InMemoryEventStore
@@ -43,6 +44,7 @@ __all__ = [
     "Snapshot",
     "StoreClosed",
     "StoreFileError",
+    "StoreFull",
     "StreamState",
     "VerifyReport",
     "WrongExpectedVersion",

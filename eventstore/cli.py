@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import anyio
+import msgspec
 
 from .errors import EventStoreError
 from .records import RecordedEvent
@@ -35,6 +36,10 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     verify = commands.add_parser("verify", help="walk the hash chain; exit 1 if it is broken")
     verify.add_argument("file", help=store_file)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument(
+        "--head", metavar="POS:HASH", type=anchor,
+        help="a head kept elsewhere: the file must still hold that record (not cut short)",
+    )  # fmt: skip
     info = commands.add_parser("info", help="head position, streams, time span")
     info.add_argument("file", help=store_file)
     dump = commands.add_parser("dump", help="print records as JSON lines")
@@ -71,10 +76,23 @@ def record_as_json(record: RecordedEvent) -> dict[str, object]:
     }
 
 
+def anchor(text: str) -> tuple[int, str]:
+    position, sep, digest = text.partition(":")
+    if not sep or not position.isdigit() or int(position) < 1 or len(digest) != 64:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not POS:HASH (a 64-digit hash)")
+    return int(position), digest
+
+
 async def run_command(args: argparse.Namespace) -> int:
     async with await SQLiteEventStore.open(args.file, read_only=True) as store:
         if args.store_command == "verify":
             report = await store.verify()
+            if report.ok and args.head is not None:
+                problem = await store.check_anchor(*args.head)
+                if problem is not None:
+                    report = msgspec.structs.replace(
+                        report, ok=False, first_bad_position=args.head[0], reason=problem
+                    )
             if args.json:
                 print(json.dumps({f: getattr(report, f) for f in report.__struct_fields__}))
             elif report.ok:

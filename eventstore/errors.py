@@ -42,6 +42,11 @@ class StoreFileError(EventStoreError):
     """The store's file cannot be used; the file was left as it was."""
 
 
+class StoreFull(StoreFileError):
+    """The disk under the store is full: nothing was written; it works again
+    once there is space."""
+
+
 class NotAnEventStore(StoreFileError):
     """The file exists but is not an event store of ours."""
 

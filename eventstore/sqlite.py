@@ -28,7 +28,7 @@ import aiosqlite
 import anyio
 import anyio.to_thread
 
-from .errors import CorruptStore, EventStoreError, NotAnEventStore, StoreFileError
+from .errors import CorruptStore, EventStoreError, NotAnEventStore, StoreFileError, StoreFull
 from .hashing import GENESIS_HASH
 from .planning import (
     Head,
@@ -139,6 +139,8 @@ def sqlite_errors(path: Path) -> Iterator[None]:
             raise EventStoreError(
                 f"{path} stayed locked by another writer past the busy timeout"
             ) from error
+        if name == "SQLITE_FULL":
+            raise StoreFull(f"{path}: the disk is full") from error
         if name.startswith(FILE_ERROR_NAMES):
             raise StoreFileError(f"{path}: {error}") from error
         raise EventStoreError(f"{path}: {error}") from error
@@ -353,8 +355,17 @@ class SQLiteEventStore(EventStore):
         )
         return Snapshot(*rows[0]) if rows else None
 
-    async def verify(self) -> VerifyReport:
-        """SQLite's own page check first, then the hash chain."""
+    async def verify(
+        self,
+        from_position: int = 1,
+        previous_hash: bytes = GENESIS_HASH,
+        *,
+        integrity: bool = True,
+    ) -> VerifyReport:
+        """SQLite's own page check first (`integrity`: it reads the whole
+        file), then the hash chain."""
+        if not integrity:
+            return await super().verify(from_position, previous_hash)
         rows = await self._query("PRAGMA quick_check")
         problems = [str(row[0]) for row in rows if row[0] != "ok"]
         if problems:
@@ -365,7 +376,7 @@ class SQLiteEventStore(EventStore):
                 head_hash=GENESIS_HASH.hex(),
                 reason="SQLite integrity check failed: " + "; ".join(problems[:3]),
             )
-        return await super().verify()
+        return await super().verify(from_position, previous_hash)
 
     async def _close_storage(self) -> None:
         # The reader first: SQLite checkpoints the WAL into the file only when

@@ -170,10 +170,13 @@ class EventStore(abc.ABC):
                 with anyio.move_on_after(self.external_poll_interval):
                     await appended.wait()
 
-    async def verify(self) -> VerifyReport:
-        """Walk the whole chain and report the first record that does not match."""
-        previous_hash = GENESIS_HASH
-        expected_position = 1
+    async def verify(
+        self, from_position: int = 1, previous_hash: bytes = GENESIS_HASH
+    ) -> VerifyReport:
+        """Walk the chain and report the first record that does not match:
+        the whole of it by default, or from a position on, given the hash of
+        the record before it (as a verified earlier walk left it)."""
+        expected_position = validate_non_negative("from_position", from_position, minimum=1)
         checked = 0
 
         def broken(position: int, reason: str) -> VerifyReport:
@@ -186,7 +189,7 @@ class EventStore(abc.ABC):
                 reason=reason,
             )
 
-        async for record in self.read_all(1):
+        async for record in self.read_all(expected_position):
             if record.position != expected_position:
                 return broken(
                     expected_position,
@@ -219,3 +222,22 @@ class EventStore(abc.ABC):
             head_position=expected_position - 1,
             head_hash=previous_hash.hex(),
         )
+
+    async def check_anchor(self, position: int, hash_hex: str) -> str | None:
+        """None if the log holds, at `position`, a record whose hash is
+        `hash_hex` (a head kept elsewhere: what a hash chain alone cannot
+        show, its newest records removed); otherwise what is wrong."""
+        validate_non_negative("position", position, minimum=1)
+        head = await self.head_position()
+        if head < position:
+            return (
+                f"the log ends at position {head}, before the anchor {position}: "
+                f"{position - head} record(s) at its end are missing"
+            )
+        record = await self.read_at(position)
+        if record is None or record.hash.hex() != hash_hex.lower():
+            found = record.hash.hex() if record is not None else "nothing"
+            return (
+                f"the record at position {position} has hash {found}, not the anchor's {hash_hex}"
+            )
+        return None

@@ -282,18 +282,31 @@ async def replay(stub: FleetStub, args: argparse.Namespace) -> None:
     show_clusters(view.clusters, "table", single=False)
 
 
+@handles("audit", "head")
+async def audit_head(stub: FleetStub, args: argparse.Namespace) -> None:
+    head = await stub.LogHead(api.LogHeadRequest())
+    if args.output != "table":
+        emit(as_data(head), args.output)
+    else:
+        print(f"{head.position}:{head.hash}")
+
+
 @handles("audit", "verify")
 async def audit_verify(stub: FleetStub, args: argparse.Namespace) -> None:
-    report = await stub.VerifyLog(api.VerifyRequest())
+    request = api.VerifyRequest()
+    if args.head is not None:
+        request = api.VerifyRequest(anchor_position=args.head[0], anchor_hash=args.head[1])
+    report = await stub.VerifyLog(request)
     if args.output != "table":
         emit(as_data(report), args.output)
     elif report.ok:
+        anchored = f"; it holds the anchor {args.head[0]}" if args.head else ""
         print(f"ok: {report.records_checked} records, head position {report.head_position}, "
-              f"head hash {report.head_hash}")  # fmt: skip
+              f"head hash {report.head_hash}{anchored}")  # fmt: skip
     if not report.ok:
         where = (
             f"at position {report.first_bad_position}"
-            if report.first_bad_position is not None
+            if report.HasField("first_bad_position")
             else "in the file"
         )
         raise CommandFailed(f"the log does not verify {where}: {report.reason}")

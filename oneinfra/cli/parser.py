@@ -48,6 +48,16 @@ def count(text: str) -> int:
     return int(text)
 
 
+def anchor(text: str) -> tuple[int, str]:
+    """POS:HASH, as `oneinfra audit head` prints it."""
+    position, sep, digest = text.partition(":")
+    if not sep or not (position.isascii() and position.isdigit()) or int(position) < 1:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not POS:HASH (e.g. 42:9f86d0...)")
+    if int(position) > MAX_POSITION or len(digest) != 64:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not POS:HASH with a 64-digit hash")
+    return int(position), digest
+
+
 def position_or_time(text: str) -> str:
     """A log position (digits, within the log's range) or an RFC 3339 time,
     checked by the daemon."""
@@ -148,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     audit = Groups(top.add("audit", "check the log", client=False), "action", "action")
-    audit.add("verify", "walk the log's hash chain and say where it breaks, if it does")
+    verify = audit.add("verify", "walk the log's hash chain and say where it breaks, if it does")
+    verify.add_argument(
+        "--head", type=anchor, metavar="POS:HASH",
+        help="a head kept elsewhere ('audit head'): the log must still hold it, uncut",
+    )  # fmt: skip
+    audit.add("head", "the log's last position and hash: keep them away from this host")
 
     local(top.add("local", "local hypervisors on this machine, for trying oneinfra out",
                   client=False))  # fmt: skip

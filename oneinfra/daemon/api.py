@@ -20,11 +20,11 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
-from eventstore import EventStoreError
+from eventstore import EventStoreError, StoreFull
 
 from ..api.pb.oneinfra.v1 import fleet_grpc
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
-from ..errors import Conflict, DomainError, ServiceClosed
+from ..errors import Conflict, DomainError, SecretsError, ServiceClosed, StateFull, shown
 from ..model import commands as cmd
 from ..model.metadata import Actor
 from ..model.state import Cluster, FleetState
@@ -34,10 +34,23 @@ from .callers import CALLER, CORRELATION
 from .mainloop import MainLoop
 from .messages import given
 from .service import FleetService, Outcome
+from .wire import request_of
 
 WATCH_REFRESH = 2.0  # seconds: a watcher hears at least this often
+MAX_POSITION = 2**63 - 1  # the log's positions are signed 64-bit integers
 
 T = TypeVar("T")
+
+
+MAX_REFUSAL = 1000  # characters of a refusal's message on the wire
+
+
+def refusal(status: Status, message: str) -> GRPCError:
+    """A refusal as a gRPC status, its message one bounded line (it travels
+    in an HTTP/2 header)."""
+    if len(message) > MAX_REFUSAL:
+        message = message[:MAX_REFUSAL] + "..."
+    return GRPCError(status, message.replace("\n", " "))
 
 
 async def refusals_as_status(call: Awaitable[T]) -> T:
@@ -45,13 +58,37 @@ async def refusals_as_status(call: Awaitable[T]) -> T:
     try:
         return await call
     except DomainError as error:
-        raise GRPCError(Status.FAILED_PRECONDITION, str(error)) from None
+        raise refusal(Status.FAILED_PRECONDITION, str(error)) from None
     except Conflict as error:
-        raise GRPCError(Status.ABORTED, str(error)) from None
+        raise refusal(Status.ABORTED, str(error)) from None
     except ServiceClosed as error:
-        raise GRPCError(Status.UNAVAILABLE, str(error)) from None
+        raise refusal(Status.UNAVAILABLE, str(error)) from None
+    except (StateFull, StoreFull) as error:
+        raise refusal(
+            Status.RESOURCE_EXHAUSTED,
+            f"the state directory is full; nothing was done ({error})",
+        ) from None
+    except SecretsError as error:
+        raise refusal(Status.INTERNAL, f"the key store failed: {error}") from None
     except EventStoreError as error:
-        raise GRPCError(Status.INTERNAL, f"the event store failed: {error}") from None
+        raise refusal(Status.INTERNAL, f"the event store failed: {error}") from None
+
+
+def log_position(value: int, what: str) -> int:
+    """A position a caller sent, within what a log can hold."""
+    if value > MAX_POSITION:
+        raise GRPCError(Status.INVALID_ARGUMENT, f"{what} {value} is beyond any log's positions")
+    return value
+
+
+def checked_hash(value: str) -> str:
+    """A record's hash as a person types it: 64 hex digits."""
+    try:
+        if len(value) == 64 and len(bytes.fromhex(value)) == 32:
+            return value.lower()
+    except ValueError:
+        pass
+    raise GRPCError(Status.INVALID_ARGUMENT, f"{shown(value)} is not a hash: 64 hex digits")
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -59,7 +96,8 @@ def parse_time(value: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise GRPCError(
-            Status.INVALID_ARGUMENT, f"{value!r} is not an RFC 3339 time (2026-11-24T12:00:00Z)"
+            Status.INVALID_ARGUMENT,
+            f"{shown(value)} is not an RFC 3339 time (2026-11-24T12:00:00Z)",
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
@@ -147,7 +185,7 @@ class FleetServer(fleet_grpc.FleetBase):
         with self.reading() as state:
             hypervisor = state.hypervisors.get(message.name)
             if hypervisor is None:
-                raise GRPCError(Status.NOT_FOUND, f"unknown hypervisor {message.name!r}")
+                raise GRPCError(Status.NOT_FOUND, f"unknown hypervisor {shown(message.name)}")
             return views.hypervisor_view(hypervisor)
 
     async def list_hypervisors(self, message: api.ListRequest) -> api.HypervisorList:
@@ -161,7 +199,7 @@ class FleetServer(fleet_grpc.FleetBase):
         with self.reading() as state:
             cluster = state.clusters.get(message.name)
             if cluster is None:
-                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {message.name!r}")
+                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
             return self.cluster_view(cluster)
 
     async def list_clusters(self, message: api.ListRequest) -> api.ClusterList:
@@ -173,9 +211,10 @@ class FleetServer(fleet_grpc.FleetBase):
         self, message: api.WatchClusterRequest
     ) -> AsyncIterator[api.ClusterProgress]:
         if message.deleted_at:
-            await self.main.call(self.service.wait_position, message.deleted_at)
+            deleted_at = log_position(message.deleted_at, "deleted_at")
+            await self.main.call(self.service.wait_position, deleted_at)
         elif message.name not in self.service.state.clusters:
-            raise GRPCError(Status.NOT_FOUND, f"unknown cluster {message.name!r}")
+            raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
         last = None
         while True:
             with self.reading():
@@ -231,7 +270,7 @@ class FleetServer(fleet_grpc.FleetBase):
     async def read_history(self, message: api.HistoryRequest) -> AsyncIterator[api.HistoryEvent]:
         since = parse_time(message.since_time) if message.since_time else None
         events = self.service.history(
-            since_position=max(1, given(message, "since_position", 1)),
+            since_position=max(1, log_position(given(message, "since_position", 1), "since")),
             since=since,
             cluster=given(message, "cluster", None),
             hypervisor=given(message, "hypervisor", None),
@@ -251,13 +290,20 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def replay(self, message: api.ReplayRequest) -> api.FleetView:
         at = parse_time(message.time) if message.time else None
-        state, last = await self.main.call(
-            refusals_as_status, self.service.replay(given(message, "position", None), at)
-        )
+        position = given(message, "position", None)
+        if position is not None:
+            position = log_position(position, "position")
+        state, last = await self.main.call(refusals_as_status, self.service.replay(position, at))
         return views.fleet_view(state, last.recorded_at.isoformat() if last else "")
 
     async def verify_log(self, message: api.VerifyRequest) -> api.VerifyReply:
-        report = await self.main.call(refusals_as_status, self.service.verify())
+        anchor = None
+        if message.HasField("anchor_position") or message.HasField("anchor_hash"):
+            anchor = (
+                log_position(message.anchor_position, "anchor position"),
+                checked_hash(message.anchor_hash),
+            )
+        report = await self.main.call(refusals_as_status, self.service.verify(anchor))
         return api.VerifyReply(
             ok=report.ok,
             records_checked=report.records_checked,
@@ -265,6 +311,16 @@ class FleetServer(fleet_grpc.FleetBase):
             head_hash=report.head_hash,
             first_bad_position=report.first_bad_position,
             reason=report.reason or "",
+        )
+
+    async def log_head(self, message: api.LogHeadRequest) -> api.LogHeadReply:
+        record = await self.main.call(refusals_as_status, self.service.head())
+        if record is None:
+            return api.LogHeadReply(position=0, hash=bytes(32).hex())
+        return api.LogHeadReply(
+            position=record.position,
+            hash=record.hash.hex(),
+            recorded_at=record.recorded_at.isoformat(),
         )
 
     # -- the wire: each call's stream, to the method that answers it ---------------
@@ -314,15 +370,14 @@ class FleetServer(fleet_grpc.FleetBase):
     async def VerifyLog(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.verify_log)
 
+    async def LogHead(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.log_head)
+
 
 async def unary(stream: Stream[Any, Any], answer: Callable[[Any], Awaitable[Any]]) -> None:
-    request = await stream.recv_message()
-    assert request is not None
-    await stream.send_message(await answer(request))
+    await stream.send_message(await answer(await request_of(stream)))
 
 
 async def streaming(stream: Stream[Any, Any], answers: Callable[[Any], AsyncIterator[Any]]) -> None:
-    request = await stream.recv_message()
-    assert request is not None
-    async for reply in answers(request):
+    async for reply in answers(await request_of(stream)):
         await stream.send_message(reply)

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import anyio
 from grpclib.events import RecvRequest, listen
-from grpclib.server import Server
 
 from ..errors import DaemonError
 from .api import FleetServer
 from .callers import remember_caller
+from .wire import GuardedServer, QuietAccept
+
+BACKLOG = 1024  # connections waiting to be accepted (a burst of CLI calls)
+STOP_WITHIN = 5.0  # seconds the API has to stop on SIGTERM
 
 
 def clear_stale_socket(path: Path) -> None:
@@ -81,12 +84,16 @@ class ApiThread:
         if self._error is not None:
             raise self._error
 
-    async def stop(self) -> None:
-        """Closes the socket, cancels the calls in hand, and waits for them."""
+    async def stop(self, within: float = STOP_WITHIN) -> bool:
+        """Closes the socket, cancels the calls in hand, and waits for them,
+        `within` seconds at most: a thread stuck in a call's work must not
+        keep the daemon from stopping (it is a daemon thread: it goes with
+        the process). True if it stopped."""
         self._stopping = True
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-        await anyio.to_thread.run_sync(self._thread.join)
+        await anyio.to_thread.run_sync(self._thread.join, within)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         try:
@@ -100,17 +107,20 @@ class ApiThread:
                 os.kill(os.getpid(), signal.SIGTERM)
 
     async def _serve(self) -> None:
-        server = Server([self.fleet])
+        asyncio.get_running_loop().set_exception_handler(QuietAccept())
+        server = GuardedServer([self.fleet])
         listen(server, RecvRequest, remember_caller)
         clear_stale_socket(self.socket_path)
         umask = os.umask(0o177)  # the socket is born 0600: no window of wider access
         try:
-            await server.start(path=str(self.socket_path))
+            await server.start(path=str(self.socket_path), backlog=BACKLOG)
         finally:
             os.umask(umask)
+        reaper = asyncio.create_task(server.close_idle_connections())
         secure_socket(self.socket_path, self.socket_group)
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         self._started.set()
         await self._stop.wait()
+        reaper.cancel()
         server.close()
         await server.wait_closed()

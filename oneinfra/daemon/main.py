@@ -1,7 +1,8 @@
-"""The daemon's life: its state directory (locked, one daemon each), the
-store and the key store opened, the state rebuilt, the API served on its
-thread, the command worker, the reconciler and the collector run until
-SIGTERM or SIGINT, then a clean stop (the composition root).
+"""The daemon's life (the composition root): its state directory (private,
+locked, one daemon each), the log verified before it is served, the store
+and the key store opened, the state rebuilt, the API served on its thread,
+the command worker, the reconciler and the collector run until a signal,
+then a clean stop. Every exit says why, on stderr.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import dataclasses
 import fcntl
 import os
 import signal
+import stat
 import sys
+import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -24,21 +27,51 @@ from eventstore import EventStoreError, SQLiteEventStore
 from ..errors import DaemonError, OneinfraError
 from ..paths import chosen_socket, default_state_dir
 from ..reconcile.controller import Controller, Options
+from ..storage.checkpoint import CHECKPOINT, Verified, verify_since_checkpoint
 from ..storage.keystore import KeyStore, load_or_create_master_key
 from . import gc
 from .api import FleetServer
 from .apithread import ApiThread
 from .mainloop import MainLoop
 from .service import FleetService
+from .wire import raise_file_limit
 
 DEFAULT_OPTIONS = Options()
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PRIVATE_UMASK = 0o077  # every file the daemon makes: its owner's only
+
+
+def say(message: str) -> None:
+    print(f"oneinfra daemon: {message}", file=sys.stderr, flush=True)
 
 
 def prepare_directories(state_dir: Path, socket_path: Path) -> int:
-    """Make the state and socket directories; returns the state dir's lock."""
+    """Make the state and socket directories, the state one private; returns
+    the state dir's lock."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keep_private(state_dir)
     socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     return lock_state_dir(state_dir)
+
+
+def keep_private(state_dir: Path) -> None:
+    """A state directory (and what it holds) that others may read is made
+    the owner's alone, and the daemon says so: keys.db and the log are
+    secrets."""
+    for path in [state_dir, *state_dir.iterdir()]:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077:
+            continue
+        if path.name == "master.key":
+            continue  # refused, not tightened: a key others could read may have leaked
+        if info.st_uid != os.geteuid():
+            raise DaemonError(
+                f"{path} is open to others (mode {stat.S_IMODE(info.st_mode):o}) and not "
+                "ours to change; make it private to the daemon's user"
+            )
+        private = stat.S_IMODE(info.st_mode) & 0o700
+        os.chmod(path, private)
+        say(f"{path} was open to others (mode {stat.S_IMODE(info.st_mode):o}); now {private:o}")
 
 
 def remove_socket(path: Path) -> None:
@@ -62,6 +95,29 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+async def verified_store(path: Path, state_dir: Path) -> tuple[SQLiteEventStore, Verified]:
+    """The store, once its chain verifies from the last verified start on;
+    a log that was altered is refused, and the refusal says where."""
+    store = await SQLiteEventStore.open(path)
+    try:
+        checked = await verify_since_checkpoint(store, state_dir / CHECKPOINT)
+    except BaseException:
+        await store.close()
+        raise
+    if not checked.ok:
+        await store.close()
+        where = max(1, (checked.bad_position or 1) - 3)
+        raise DaemonError(
+            f"the event log {path} does not verify: {checked.problem}"
+            + (f" (position {checked.bad_position})" if checked.bad_position else "")
+            + ". The daemon serves no altered log. Inspect it, read-only, with "
+            f"'oneinfra eventstore verify {path}' and "
+            f"'oneinfra eventstore dump {path} --from {where} --limit 10'; "
+            "restore the state directory from a backup"
+        )
+    return store, checked
+
+
 async def serve(
     state_dir: Path,
     socket_path: Path,
@@ -70,15 +126,18 @@ async def serve(
     master_key: Path | None = None,
     on_ready: Callable[[], None] | None = None,
     reconcile: Options | None = DEFAULT_OPTIONS,
-) -> None:
-    """Run until SIGTERM or SIGINT: then finish the command in hand, close the
-    store, and return."""
+) -> str:
+    """Run until SIGTERM, SIGINT or SIGHUP: then finish the command in hand,
+    close the store, and return what stopped it."""
+    os.umask(PRIVATE_UMASK)
+    raise_file_limit()
     lock = prepare_directories(state_dir, socket_path)
     keys = KeyStore(
         state_dir / "keys.db", load_or_create_master_key(master_key or state_dir / "master.key")
     )
     try:
-        async with await SQLiteEventStore.open(state_dir / "events.db") as store:
+        store, checked = await verified_store(state_dir / "events.db", state_dir)
+        async with store:
             service = await FleetService.open(store, keys)
             if reconcile is not None:
                 reconcile = dataclasses.replace(reconcile, fleet=fleet_id(state_dir))
@@ -88,29 +147,74 @@ async def serve(
             gc.after_start()
             api_thread = ApiThread(fleet, socket_path, socket_group)
             await api_thread.start()
+
+            def ready() -> None:
+                if on_ready is not None:
+                    on_ready()  # the first line: scripts and tests wait for it
+                if checked.checked:
+                    say(f"log verified from position {checked.since} to {checked.head_position}")
+
             try:
-                async with anyio.create_task_group() as tasks:
-                    await tasks.start(service.run)
-                    collector = gc.Collector()
-                    tasks.start_soon(collector.run)
-                    if controller is not None:
-                        await tasks.start(controller.run)
-                    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                        if on_ready is not None:
-                            on_ready()
-                        async for _ in signals:
-                            break
-                    collector.stop()
-                    if controller is not None:
-                        controller.stop()  # crash-safe at any point: the next start goes on
-                    await api_thread.stop()  # open calls are cancelled; no new ones
-                    service.stop_accepting()  # the worker finishes what it holds
-                await service.snapshot()
+                stopped_by = await run_until_signal(service, controller, api_thread, ready)
+                await snapshot_if_it_fits(service)
+                await checkpoint_on_the_way_out(store, state_dir)
             finally:
                 remove_socket(socket_path)
     finally:
         keys.close()
         os.close(lock)
+    return stopped_by
+
+
+async def run_until_signal(
+    service: FleetService,
+    controller: Controller | None,
+    api_thread: ApiThread,
+    on_ready: Callable[[], None],
+) -> str:
+    """The command worker, the collector and the reconciler, until a stop
+    signal; then each stopped in turn. The signal's name."""
+    stopped_by = "?"
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(service.run)
+        collector = gc.Collector()
+        tasks.start_soon(collector.run)
+        if controller is not None:
+            await tasks.start(controller.run)
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            on_ready()
+            async for received in signals:
+                stopped_by = signal.Signals(received).name
+                break
+        say(f"stopping on {stopped_by}")
+        collector.stop()
+        if controller is not None:
+            controller.stop()  # crash-safe at any point: the next start goes on
+        if not await api_thread.stop():  # open calls are cancelled; no new ones
+            say("the API thread did not stop in time; leaving it behind")
+        service.stop_accepting()  # the worker finishes what it holds
+    return stopped_by
+
+
+async def checkpoint_on_the_way_out(store: SQLiteEventStore, state_dir: Path) -> None:
+    """What this run appended, verified and checkpointed: the next start
+    then knows the head it left, and tells a log cut short since."""
+    try:
+        checked = await verify_since_checkpoint(store, state_dir / CHECKPOINT)
+    except (EventStoreError, OSError) as error:
+        say(f"no checkpoint on the way out ({error})")
+        return
+    if not checked.ok:
+        say(f"the log does not verify on the way out: {checked.problem}")
+
+
+async def snapshot_if_it_fits(service: FleetService) -> None:
+    """The shutdown snapshot, skipped (with a word) when it cannot be
+    written: snapshots are disposable, the next start folds the log."""
+    try:
+        await service.snapshot()
+    except EventStoreError as error:
+        say(f"no snapshot on the way out ({error}); the next start folds the log instead")
 
 
 def fleet_id(state_dir: Path) -> str:
@@ -130,25 +234,22 @@ def fleet_id(state_dir: Path) -> str:
 
 def announce(state_dir: Path, socket_path: Path) -> Callable[[], None]:
     def ready() -> None:
-        print(
-            f"oneinfra daemon: serving on {socket_path} (state in {state_dir})",
-            file=sys.stderr,
-            flush=True,
-        )
+        say(f"serving on {socket_path} (state in {state_dir})")
 
     return ready
 
 
 def run_from_command_line(args: argparse.Namespace) -> int:
-    """`oneinfra daemon ...`: serve until stopped; the exit code."""
+    """`oneinfra daemon ...`: serve until stopped; the exit code, and a line
+    on stderr saying why it stopped, whatever the reason."""
     if args.resync <= 0:
-        print("oneinfra daemon: --resync must be a positive number of seconds", file=sys.stderr)
+        say("--resync must be a positive number of seconds")
         return 2
 
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     socket = chosen_socket(args.socket)  # the same rule as every client command
     try:
-        anyio.run(
+        stopped_by = anyio.run(
             lambda: serve(
                 state_dir,
                 socket,
@@ -159,6 +260,14 @@ def run_from_command_line(args: argparse.Namespace) -> int:
             )
         )
     except (OneinfraError, EventStoreError, OSError) as error:
-        print(f"oneinfra daemon: {error}", file=sys.stderr)
+        say(str(error))
         return 1
+    except KeyboardInterrupt:
+        say("stopped on SIGINT while starting")
+        return 1
+    except BaseException as error:
+        say(f"stopped by an unexpected error: {type(error).__name__}: {error}")
+        traceback.print_exc()
+        return 1
+    say(f"stopped (on {stopped_by})")
     return 0

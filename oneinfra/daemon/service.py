@@ -258,8 +258,24 @@ class FleetService:
                 position = record.position
         return position
 
-    async def verify(self) -> VerifyReport:
-        return await self.store.verify()
+    async def verify(self, anchor: tuple[int, str] | None = None) -> VerifyReport:
+        """The whole chain, and (given a head kept elsewhere) that the log
+        still holds that record: a chain alone cannot tell its newest
+        records removed."""
+        report = await self.store.verify()
+        if anchor is None or not report.ok:
+            return report
+        problem = await self.store.check_anchor(*anchor)
+        if problem is None:
+            return report
+        return msgspec.structs.replace(
+            report, ok=False, first_bad_position=min(anchor[0], report.head_position + 1),
+            reason=problem,
+        )  # fmt: skip
+
+    async def head(self) -> RecordedEvent | None:
+        """The log's last record, None for an empty log."""
+        return await record_at(self.store, await self.store.head_position())
 
 
 # -- rebuilding the state ------------------------------------------------------------

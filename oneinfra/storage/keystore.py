@@ -10,6 +10,7 @@ readable for audits and its private keys unrecoverable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -19,7 +20,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..errors import DomainError, SecretsError
+from ..errors import DomainError, SecretsError, StateFull
 from ..pki.sealing import KEY_BYTES, NONCE_BYTES
 
 
@@ -97,15 +98,24 @@ class KeyStore:
     def put(self, key_id: str, key: bytes) -> None:
         nonce = os.urandom(NONCE_BYTES)
         wrapped = self._master.encrypt(nonce, key, key_id.encode())
-        self._db.execute(
-            "INSERT OR REPLACE INTO data_keys VALUES (?, ?, ?)", (key_id, nonce, wrapped)
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO data_keys VALUES (?, ?, ?)", (key_id, nonce, wrapped)
+            )
+        except sqlite3.Error as error:
+            if getattr(error, "sqlite_errorname", "") == "SQLITE_FULL":
+                raise StateFull("the state directory is full (the key store)") from error
+            raise SecretsError(f"the key store cannot store a key: {error}") from error
         self._keys[key_id] = key
 
     def destroy(self, key_ids: Iterable[str]) -> None:
+        """Forget the keys; a key the file cannot drop now (a full disk) is
+        dropped at the next start, which keeps only the keys of what exists
+        (retain)."""
         for key_id in key_ids:
-            self._db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
             self._keys.pop(key_id, None)
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("DELETE FROM data_keys WHERE key_id = ?", (key_id,))
 
     def retain(self, live: set[str]) -> list[str]:
         """Destroy every key not in `live` (after a crash between append and destroy)."""

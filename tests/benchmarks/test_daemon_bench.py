@@ -19,6 +19,7 @@ def test_quick_daemon_benchmark_prints_every_metric() -> None:
     for name in (
         "cluster_create_p50", "cluster_create_p99", "cluster_show_p50", "cluster_show_p99",
         "rebuild_from_snapshot", "rebuild_without_snapshot", "daemon_memory_per_cluster",
+        "verify_chain_at_start",
     ):  # fmt: skip
         assert metrics[name] > 0, name
     assert metrics["rebuild_events"] > metrics["config.clusters"]

@@ -74,6 +74,10 @@ class FleetBase(abc.ABC):
     async def VerifyLog(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.VerifyRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.VerifyReply]') -> None:
         pass
 
+    @abc.abstractmethod
+    async def LogHead(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadReply]') -> None:
+        pass
+
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/oneinfra.v1.Fleet/RegisterHypervisor': grpclib.const.Handler(
@@ -165,6 +169,12 @@ class FleetBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.VerifyRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.VerifyReply,
+            ),
+            '/oneinfra.v1.Fleet/LogHead': grpclib.const.Handler(
+                self.LogHead,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadReply,
             ),
         }
 
@@ -261,4 +271,10 @@ class FleetStub:
             '/oneinfra.v1.Fleet/VerifyLog',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.VerifyRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.VerifyReply,
+        )
+        self.LogHead = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/LogHead',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadReply,
         )

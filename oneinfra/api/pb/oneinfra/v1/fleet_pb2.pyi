@@ -321,8 +321,12 @@ class FleetView(_message.Message):
     def __init__(self, position: _Optional[int] = ..., recorded_at: _Optional[str] = ..., hypervisors: _Optional[_Iterable[_Union[Hypervisor, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[Cluster, _Mapping]]] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("anchor_position", "anchor_hash")
+    ANCHOR_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ANCHOR_HASH_FIELD_NUMBER: _ClassVar[int]
+    anchor_position: int
+    anchor_hash: str
+    def __init__(self, anchor_position: _Optional[int] = ..., anchor_hash: _Optional[str] = ...) -> None: ...
 
 class VerifyReply(_message.Message):
     __slots__ = ("ok", "records_checked", "head_position", "head_hash", "first_bad_position", "reason")
@@ -339,3 +343,17 @@ class VerifyReply(_message.Message):
     first_bad_position: int
     reason: str
     def __init__(self, ok: _Optional[bool] = ..., records_checked: _Optional[int] = ..., head_position: _Optional[int] = ..., head_hash: _Optional[str] = ..., first_bad_position: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class LogHeadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LogHeadReply(_message.Message):
+    __slots__ = ("position", "hash", "recorded_at")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    hash: str
+    recorded_at: str
+    def __init__(self, position: _Optional[int] = ..., hash: _Optional[str] = ..., recorded_at: _Optional[str] = ...) -> None: ...
