@@ -324,9 +324,23 @@ async def call(args: argparse.Namespace, handler: Handler) -> None:
         raise CommandFailed(error.message or error.status.name) from None
     except (ConnectionError, FileNotFoundError, StreamTerminatedError) as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        if reason == "Connection lost" and path.exists():
+            raise CommandFailed(
+                f"the oneinfra daemon at {path} closed the connection: it may be at its limit "
+                "of open connections (its log says whose)"
+            ) from None
         raise CommandFailed(
             f"cannot reach the oneinfra daemon at {path}: {reason} "
             "(is 'oneinfra daemon' running? --socket or ONEINFRA_SOCKET choose another socket)"
+        ) from None
+    except AttributeError as error:
+        # grpclib, on a connection the daemon closes as soon as it opens it
+        # (at its limit of connections): its stream has no transport left.
+        if "_transport" not in str(error):
+            raise
+        raise CommandFailed(
+            f"the oneinfra daemon at {path} closed the connection at once: it is at its "
+            "limit of open connections (its log says whose)"
         ) from None
     finally:
         channel.close()

@@ -57,6 +57,25 @@ def peer_uid(transport: asyncio.BaseTransport) -> int | None:
     return int(uid)
 
 
+class Seldom:
+    """A log line said at most once in LOG_EVERY seconds, with how many
+    were left unsaid in between: a flood of refusals writes a line, not MBs."""
+
+    def __init__(self, every: float = LOG_EVERY) -> None:
+        self.every = every
+        self.last = -every
+        self.suppressed = 0
+
+    def say(self, level: int, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            self.suppressed += 1
+            return
+        more = f" ({self.suppressed} more since)" if self.suppressed else ""
+        log.log(level, message + more, *args)
+        self.last, self.suppressed = now, 0
+
+
 class Connections:
     """The open connections, by peer uid, and when each last did anything."""
 
@@ -64,6 +83,7 @@ class Connections:
         self.per_uid = per_uid
         self.by_uid: Counter[int | None] = Counter()
         self.open: set[GuardedProtocol] = set()
+        self.refusals = Seldom()
 
     def admit(self, protocol: GuardedProtocol) -> bool:
         """Room for a new connection of its uid: at the cap, the uid's
@@ -108,9 +128,10 @@ class GuardedProtocol(H2Protocol):
         self.uid = peer_uid(transport)
         if not self.connections.admit(self):
             self.refused = True
-            log.warning(
-                "refused a connection: uid %s has %d open", self.uid, self.connections.per_uid
-            )
+            self.connections.refusals.say(
+                logging.WARNING, "refused a connection: uid %s has %d open, none idle",
+                self.uid, self.connections.per_uid,
+            )  # fmt: skip
             transport.close()
             return
         super().connection_made(transport)
@@ -213,18 +234,11 @@ class QuietAccept:
     93 MB of them in 40 s without file descriptors)."""
 
     def __init__(self) -> None:
-        self.last = 0.0
-        self.suppressed = 0
+        self.seldom = Seldom()
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         error = context.get("exception")
         if isinstance(error, OSError) and "accept" in str(context.get("message", "")):
-            now = time.monotonic()
-            if now - self.last < LOG_EVERY:
-                self.suppressed += 1
-                return
-            more = f" ({self.suppressed} more since)" if self.suppressed else ""
-            log.error("cannot accept connections: %s%s", error, more)
-            self.last, self.suppressed = now, 0
+            self.seldom.say(logging.ERROR, "cannot accept connections: %s", error)
             return
         loop.default_exception_handler(context)

@@ -14,6 +14,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,6 +183,32 @@ def test_idle_connections_past_the_file_limit_lock_nobody_out(tmp_path: Path) ->
             sock.close()
     log = (tmp_path / "daemon.log").read_text()
     assert "Traceback" not in log and len(log.splitlines()) < 20
+
+
+def test_a_daemon_at_its_limit_of_busy_connections_is_said_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    with daemon(tmp_path, open_files=48):  # room for 8 connections of one uid
+        env = dict(os.environ, ONEINFRA_SOCKET=str(tmp_path / "oneinfra.sock"))
+        followers = [
+            subprocess.Popen([sys.executable, "-m", "oneinfra", "history", "--follow"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _ in range(12)
+        ]  # fmt: skip
+        try:
+            for _ in range(600):  # those past the limit end at once, whichever they are
+                if sum(f.poll() is not None for f in followers) >= 4:
+                    break
+                time.sleep(0.05)
+            refused = cli(tmp_path, "cluster", "list")
+        finally:
+            for follower in followers:
+                follower.kill()
+        errors = [f.stderr.read() for f in followers if f.stderr]
+    assert refused.returncode == 1 and "limit of open connections" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert not any("Traceback" in e for e in errors)
+    assert (tmp_path / "daemon.log").read_text().count("refused a connection") == 1
 
 
 def test_a_flipped_byte_keeps_the_daemon_from_serving_and_says_where(tmp_path: Path) -> None:
