@@ -241,4 +241,8 @@ class QuietAccept:
         if isinstance(error, OSError) and "accept" in str(context.get("message", "")):
             self.seldom.say(logging.ERROR, "cannot accept connections: %s", error)
             return
+        if isinstance(error, ValueError) and "_start_serving" in str(context.get("handle", "")):
+            # The retry asyncio schedules after a failed accept, firing once
+            # the socket is closed (the daemon stopping): nothing is lost.
+            return
         loop.default_exception_handler(context)

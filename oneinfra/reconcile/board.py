@@ -24,8 +24,8 @@ from ..model.kinds import DELETED, READY, PhaseName
 from ..render.labels import LABEL_ROLE, WRITER_ROLE
 from . import plan as pl
 from .phases import UNOBSERVED, Phase, cluster_phase, component_phase
+from .plan import Key
 
-Key = tuple[str, str]  # (cluster id, component)
 P = ParamSpec("P")
 R = TypeVar("R")
 

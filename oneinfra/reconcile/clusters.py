@@ -10,77 +10,25 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from .. import render as bp
 from ..errors import CRIError
 from ..model import events as ev
-from ..model.kinds import CONTROL_PLANE, FAILED, READY
-from ..model.state import Cluster, FleetState, api_server_endpoint, etcd_member_name
+from ..model.kinds import FAILED, READY
+from ..model.state import Cluster, api_server_endpoint
 from ..pki.sealing import unseal
-from ..runtime.etcdctl import Etcd, Member
+from ..runtime.etcdctl import Etcd
 from ..runtime.tls import client_context
-from ..storage.logreader import EventCache
 from . import membership as mb
-from . import plan as pl
-from .board import StatusBoard
-from .connections import Connections
-from .fleet import Fleet, Options
 from .phases import Phase
-from .workqueue import Doorbells, Wakeup
+from .shared import Shared
+from .workqueue import Wakeup
 
 log = logging.getLogger("oneinfra.reconciler")
 
-Key = tuple[str, str]  # (cluster id, component)
 MEMBERSHIP_STEPS = 4  # etcd changes per cluster pass, at most
 QUICK_PROBES = 60  # quick probes of a cluster after a change (15 s at 0.25 s)
 BACKOFF = 1.5  # then each wait this much longer, up to the resync
-
-
-@dataclass
-class ClusterMembers:
-    members: list[Member] | None = None  # as etcd last listed them; None: unknown
-    settled: bool = True  # nothing left to add, promote or remove
-    note: str = ""  # what the membership waits for, or why it is stuck
-
-
-@dataclass
-class Memberships:
-    """What the cluster workers learned of etcd, which the hypervisor
-    workers act on: who may start (admissions) and who must stay."""
-
-    admissions: dict[Key, bp.EtcdMembership] = field(default_factory=dict)
-    records: dict[str, ClusterMembers] = field(default_factory=dict)  # by cluster id
-
-    def record(self, cluster_id: str) -> ClusterMembers:
-        return self.records.get(cluster_id, ClusterMembers())
-
-    def protected(self, state: FleetState, observed: Iterable[pl.ObservedPod]) -> set[Key]:
-        """Pods of control planes scaled away whose etcd member is still in
-        their cluster (or may be: the member list is unknown): they stay
-        until the member is removed, so etcd keeps quorum."""
-        keep: set[Key] = set()
-        for pod in observed:
-            cluster_id, component = pod.key
-            # By the name on its labels: no index of the whole fleet on every pass.
-            cluster = state.clusters.get(pod.labels.get(bp.LABEL_CLUSTER, ""))
-            if cluster is None or cluster.cluster_id != cluster_id:
-                continue  # deleted (a new cluster may have its name)
-            if component in cluster.components:
-                continue
-            if not component.startswith(CONTROL_PLANE):
-                continue
-            members = self.record(cluster_id).members
-            name = etcd_member_name(cluster.name, component)
-            if members is None or any(m.name == name for m in members):
-                keep.add(pod.key)
-        return keep
-
-    def forget(self, cluster_id: str) -> None:
-        self.records.pop(cluster_id, None)
-        for key in [k for k in self.admissions if k[0] == cluster_id]:
-            del self.admissions[key]
 
 
 async def apply_step(etcd: Etcd, step: mb.Step) -> None:
@@ -94,23 +42,14 @@ async def apply_step(etcd: Etcd, step: mb.Step) -> None:
 
 
 class ClusterLoop:
-    def __init__(
-        self,
-        fleet: Fleet,
-        options: Options,
-        board: StatusBoard,
-        doorbells: Doorbells,
-        connections: Connections,
-        memberships: Memberships,
-        events: EventCache,
-    ) -> None:
-        self.fleet = fleet
-        self.options = options
-        self.board = board
-        self.doorbells = doorbells
-        self.connections = connections
-        self.memberships = memberships
-        self.events = events
+    def __init__(self, shared: Shared) -> None:
+        self.fleet = shared.fleet
+        self.options = shared.options
+        self.board = shared.board
+        self.doorbells = shared.doorbells
+        self.connections = shared.connections
+        self.memberships = shared.memberships
+        self.events = shared.events
         self._tls: dict[str, ssl.SSLContext] = {}  # probe contexts, by cluster id
 
     async def run(self, name: str, cluster_id: str, wakeup: Wakeup) -> None:
@@ -183,7 +122,7 @@ class ClusterLoop:
         """Bring etcd's members to the cluster's control planes, a step at a
         time, and admit the members that were added."""
         state = self.fleet.state
-        record = self.memberships.records.setdefault(cluster.cluster_id, ClusterMembers())
+        record = self.memberships.records.setdefault(cluster.cluster_id, mb.ClusterMembers())
         desired = mb.desired_members(cluster, state.hypervisors)
         founding = {bp.member_name(cluster, c) for c in cluster.control_planes() if c.founding}
         for etcd in self.etcd_endpoints(cluster):

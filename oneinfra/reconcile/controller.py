@@ -24,10 +24,12 @@ from anyio.abc import TaskGroup, TaskStatus
 from ..model import events as ev
 from ..storage.logreader import EventCache
 from .board import StatusBoard
-from .clusters import ClusterLoop, Memberships
+from .clusters import ClusterLoop
 from .connections import Connections
 from .fleet import Fleet, Options
 from .hypervisors import HypervisorLoop
+from .membership import Memberships
+from .shared import Shared
 from .statuswriter import write_status
 from .triggers import Concerned, concerned_by
 from .workqueue import Doorbells, Wakeup
@@ -48,10 +50,10 @@ class Controller:
         self.doorbells = Doorbells()
         self.connections = Connections(self.service.keys, self.options.cri_timeout)
         self.memberships = Memberships()
-        parts = (self.service, self.options, self.board, self.doorbells, self.connections,
-                 self.memberships, events)  # fmt: skip
-        self.hypervisor_loop = HypervisorLoop(*parts)
-        self.cluster_loop = ClusterLoop(*parts)
+        shared = Shared(self.service, self.options, self.board, self.doorbells,
+                        self.connections, self.memberships, events)  # fmt: skip
+        self.hypervisor_loop = HypervisorLoop(shared)
+        self.cluster_loop = ClusterLoop(shared)
         self._tasks: TaskGroup | None = None
         self._cluster_ids: dict[str, str] = {}  # name -> id, of the clusters with a worker
 

@@ -21,8 +21,8 @@ from ..render.labels import LABEL_ROLE
 from ..runtime import realize
 from ..runtime.cri import HypervisorClient
 from . import plan as pl
+from .plan import Key
 
-Key = tuple[str, str]  # (cluster id, component)
 CONCURRENT_PODS = 4  # per hypervisor: enough to overlap image checks and starts
 
 

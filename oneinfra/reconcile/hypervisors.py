@@ -12,37 +12,24 @@ from collections.abc import Container
 from .. import render as bp
 from ..errors import Unreachable
 from ..runtime.cri import HypervisorClient
-from ..storage.logreader import EventCache
 from . import plan as pl
-from .board import StatusBoard
-from .clusters import Memberships
-from .connections import Connections
-from .fleet import Fleet, Options
 from .hypervisor_pass import reconcile
 from .pods import PodCache, desired_pods
-from .workqueue import BackOff, Backoff, Doorbells, Requeue, Result, Wakeup
+from .shared import Shared
+from .workqueue import BackOff, Backoff, Requeue, Result, Wakeup
 
 log = logging.getLogger("oneinfra.reconciler")
 
 
 class HypervisorLoop:
-    def __init__(
-        self,
-        fleet: Fleet,
-        options: Options,
-        board: StatusBoard,
-        doorbells: Doorbells,
-        connections: Connections,
-        memberships: Memberships,
-        events: EventCache,
-    ) -> None:
-        self.fleet = fleet
-        self.options = options
-        self.board = board
-        self.doorbells = doorbells
-        self.connections = connections
-        self.memberships = memberships
-        self.events = events
+    def __init__(self, shared: Shared) -> None:
+        self.fleet = shared.fleet
+        self.options = shared.options
+        self.board = shared.board
+        self.doorbells = shared.doorbells
+        self.connections = shared.connections
+        self.memberships = shared.memberships
+        self.events = shared.events
         self.pods = PodCache()
 
     async def run(self, name: str, wakeup: Wakeup) -> None:

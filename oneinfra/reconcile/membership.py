@@ -13,13 +13,17 @@ carries the steps out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import msgspec
 
 from .. import render as bp
-from ..model.state import Cluster, Component, Hypervisor
+from ..model.kinds import CONTROL_PLANE
+from ..model.state import Cluster, Component, FleetState, Hypervisor, etcd_member_name
 from ..runtime.etcdctl import Member
+from . import plan as pl
+from .plan import Key
 
 
 class Remove(msgspec.Struct, frozen=True, tag=True):
@@ -87,3 +91,51 @@ def joining_membership(members: list[Member], name: str, url: str) -> bp.EtcdMem
         if member_name and member.peerURLs:
             listed[member_name] = member.peerURLs[0]
     return bp.EtcdMembership(members=listed, state="existing")
+
+
+# -- what the cluster workers learned, for the hypervisor workers -------------------
+
+
+@dataclass
+class ClusterMembers:
+    members: list[Member] | None = None  # as etcd last listed them; None: unknown
+    settled: bool = True  # nothing left to add, promote or remove
+    note: str = ""  # what the membership waits for, or why it is stuck
+
+
+@dataclass
+class Memberships:
+    """What the cluster workers learned of etcd, which the hypervisor
+    workers act on: who may start (admissions) and who must stay."""
+
+    admissions: dict[Key, bp.EtcdMembership] = field(default_factory=dict)
+    records: dict[str, ClusterMembers] = field(default_factory=dict)  # by cluster id
+
+    def record(self, cluster_id: str) -> ClusterMembers:
+        return self.records.get(cluster_id, ClusterMembers())
+
+    def protected(self, state: FleetState, observed: Iterable[pl.ObservedPod]) -> set[Key]:
+        """Pods of control planes scaled away whose etcd member is still in
+        their cluster (or may be: the member list is unknown): they stay
+        until the member is removed, so etcd keeps quorum."""
+        keep: set[Key] = set()
+        for pod in observed:
+            cluster_id, component = pod.key
+            # By the name on its labels: no index of the whole fleet on every pass.
+            cluster = state.clusters.get(pod.labels.get(bp.LABEL_CLUSTER, ""))
+            if cluster is None or cluster.cluster_id != cluster_id:
+                continue  # deleted (a new cluster may have its name)
+            if component in cluster.components:
+                continue
+            if not component.startswith(CONTROL_PLANE):
+                continue
+            members = self.record(cluster_id).members
+            name = etcd_member_name(cluster.name, component)
+            if members is None or any(m.name == name for m in members):
+                keep.add(pod.key)
+        return keep
+
+    def forget(self, cluster_id: str) -> None:
+        self.records.pop(cluster_id, None)
+        for key in [k for k in self.admissions if k[0] == cluster_id]:
+            del self.admissions[key]

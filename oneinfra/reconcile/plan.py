@@ -13,6 +13,8 @@ import msgspec
 from .. import render as bp
 from ..render.labels import LABEL_ROLE, WRITER_ROLE
 
+Key = tuple[str, str]  # a pod's (cluster id, component): how the reconciler names it
+
 
 class ObservedContainer(msgspec.Struct, frozen=True, gc=False):
     id: str

@@ -6,6 +6,7 @@ same is benchmarks/hostile_bench.py."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
+from oneinfra.daemon.wire import QuietAccept
 from tests.hostile import PREFACE, RawClient, Reply, cli, daemon, frame, fuzzed, rss_kib
 
 INTERNAL = {2, 13}  # UNKNOWN, INTERNAL: what no request may end in
@@ -211,6 +213,15 @@ def test_a_daemon_at_its_limit_of_busy_connections_is_said_so_in_one_line(
     assert (tmp_path / "daemon.log").read_text().count("refused a connection") == 1
 
 
+def start_again(root: Path) -> subprocess.CompletedProcess[str]:
+    """The daemon started once more on root's state (refused, these tests expect)."""
+    return subprocess.run(
+        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
+         "--socket", str(root / "again.sock"), "--no-reconcile"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
 def test_a_flipped_byte_keeps_the_daemon_from_serving_and_says_where(tmp_path: Path) -> None:
     with daemon(tmp_path):
         for name in ("a", "b"):
@@ -220,11 +231,7 @@ def test_a_flipped_byte_keeps_the_daemon_from_serving_and_says_where(tmp_path: P
     events = tmp_path / "state" / "events.db"
     with sqlite3.connect(events) as db:
         db.execute("UPDATE events SET data = replace(data, 'hv/b', 'hv/x') WHERE position = 2")
-    started = subprocess.run(
-        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(tmp_path / "state"),
-         "--socket", str(tmp_path / "again.sock"), "--no-reconcile"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    started = start_again(tmp_path)
     assert started.returncode == 1
     assert "does not verify" in started.stderr and "position 2" in started.stderr
     assert "oneinfra eventstore verify" in started.stderr
@@ -240,11 +247,7 @@ def test_a_deleted_or_swapped_row_keeps_the_daemon_from_serving(tmp_path: Path) 
     (tmp_path / "state" / "verified").unlink()  # no shortcut: a walk from the first record
     with sqlite3.connect(events) as db:
         db.execute("DELETE FROM events WHERE position = 2")
-    started = subprocess.run(
-        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(tmp_path / "state"),
-         "--socket", str(tmp_path / "again.sock"), "--no-reconcile"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    started = start_again(tmp_path)
     assert started.returncode == 1 and "position 2" in started.stderr
 
 
@@ -266,11 +269,7 @@ def test_a_log_cut_short_is_told_by_a_head_kept_elsewhere(tmp_path: Path) -> Non
     assert whole.returncode == 0  # a hash chain alone cannot tell
     anchored = cli(tmp_path, "eventstore", "verify", str(events), "--head", anchor)
     assert anchored.returncode == 1 and "missing" in anchored.stdout
-    refused = subprocess.run(
-        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(tmp_path / "state"),
-         "--socket", str(tmp_path / "again.sock"), "--no-reconcile"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    refused = start_again(tmp_path)
     assert refused.returncode == 1 and "missing" in refused.stderr  # its own checkpoint knows
 
 
@@ -336,3 +335,21 @@ def test_a_full_state_directory_is_said_so_and_loses_nothing(tmp_path: Path) -> 
     finally:
         subprocess.run(["umount", "--lazy", str(state)], check=False)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_failed_accepts_are_said_once_in_a_while_and_the_retry_after_a_close_not_at_all(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = QuietAccept()
+    loop = asyncio.new_event_loop()
+    try:
+        for _ in range(1000):  # a flood of failed accepts: no file descriptor left
+            handler(loop, {"message": "socket.accept() out of system resource",
+                           "exception": OSError(24, "Too many open files")})  # fmt: skip
+        retry = "<TimerHandle BaseSelectorEventLoop._start_serving(...)>"
+        handler(loop, {"message": "Exception in callback", "exception": ValueError("fd -1"),
+                       "handle": retry})  # fmt: skip
+    finally:
+        loop.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "cannot accept connections" in said[0]
