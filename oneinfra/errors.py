@@ -11,6 +11,7 @@ person can act on:
     │   ├── Unreachable    no answer: retried later, with backoff
     │   ├── NotFound       the sandbox, container or image is gone already
     │   └── Failed         the runtime answered, and refused
+    ├── KubeError          a managed cluster's API refused what oneinfra applies
     ├── SecretsError       the master key or the key store cannot be used
     ├── UnknownEvent       the log holds an event this code cannot read
     ├── DaemonError        the daemon cannot start
@@ -82,6 +83,11 @@ class NotFound(CRIError):
 
 class Failed(CRIError):
     """The runtime answered, and refused."""
+
+
+class KubeError(OneinfraError):
+    """A managed cluster's API refused (or did not answer) what oneinfra
+    applies in it; the message says which object."""
 
 
 class SecretsError(OneinfraError):

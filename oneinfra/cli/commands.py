@@ -222,6 +222,49 @@ async def cluster_kubeconfig(stub: FleetStub, args: argparse.Namespace) -> None:
         emit(as_data(reply), args.output)
 
 
+def token_request(args: argparse.Namespace) -> api.CreateJoinTokenRequest:
+    return api.CreateJoinTokenRequest(
+        cluster=args.name, ttl_seconds=args.ttl, description=args.description
+    )
+
+
+@handles("cluster", "token")
+async def cluster_token(stub: FleetStub, args: argparse.Namespace) -> None:
+    if args.token_action == "create":
+        token = await stub.CreateJoinToken(token_request(args))
+        if args.output == "table":
+            print(token.token)
+        else:
+            emit(as_data(token), args.output)
+    elif args.token_action == "list":
+        listed = await stub.ListJoinTokens(api.NameRequest(name=args.name))
+        if args.output != "table":
+            emit([as_data(t) for t in listed.tokens], args.output)
+            return
+        table(
+            ["ID", "EXPIRES", "EXPIRED", "DESCRIPTION"],
+            [[t.id, t.expires_at, "yes" if t.expired else "no", t.description or "-"]
+             for t in listed.tokens],
+        )  # fmt: skip
+    else:
+        reply = await stub.RevokeJoinToken(
+            api.RevokeJoinTokenRequest(cluster=args.name, id=args.token_id)
+        )
+        done(reply, args.output, f"join token {args.token_id} revoked")
+
+
+@handles("cluster", "join-command")
+async def cluster_join_command(stub: FleetStub, args: argparse.Namespace) -> None:
+    """As `kubeadm token create --print-join-command` does."""
+    token = await stub.CreateJoinToken(token_request(args))
+    endpoint = token.endpoint.removeprefix("https://")
+    flags = f"--token {token.token} --discovery-token-ca-cert-hash {token.ca_cert_hash}"
+    if args.output != "table":
+        emit({**as_data(token), "kubeadm": f"kubeadm join {endpoint} {flags}"}, args.output)
+        return
+    print(f"kubeadm join {endpoint} {flags}")
+
+
 def since(value: str | None) -> dict[str, Any]:
     if value is None:
         return {}
@@ -233,7 +276,7 @@ def since(value: str | None) -> dict[str, Any]:
 SUMMARY_FIELDS = (
     "name", "cluster", "component", "role", "hypervisor", "ports", "kubernetes_version",
     "control_plane_replicas", "endpoint", "ip_address", "labels", "user", "groups", "serial",
-    "phase", "reachable", "reason", "error",
+    "phase", "reachable", "reason", "error", "token_id", "expires_at", "description",
 )  # fmt: skip
 
 

@@ -261,6 +261,25 @@ def clusters(parser: argparse.ArgumentParser) -> None:
         help="a group (repeatable; default system:masters)",
     )  # fmt: skip
     kubeconfig.add_argument("--ttl", type=duration, help="e.g. 24h (default), 30m, 7d")
+    tokens = Groups(
+        cl.add("token", "bootstrap tokens that let workers join a cluster", client=False),
+        "token_action", "action",
+    )  # fmt: skip
+    create_token = tokens.add("create", "a new token; its secret is printed once")
+    named(create_token, "cluster")
+    join_options(create_token)
+    named(tokens.add("list", "a cluster's tokens: id, expiry, description"), "cluster")
+    revoke = tokens.add("revoke", "revoke a token: workers can no longer join with it")
+    named(revoke, "cluster")
+    revoke.add_argument("token_id", metavar="ID", help="the token's id (its first 6 characters)")
+    join = cl.add("join-command", "a new token, and the commands a worker joins with")
+    named(join, "cluster")
+    join_options(join)
+
+
+def join_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ttl", type=duration, help="how long it lets workers join (default 24h)")
+    parser.add_argument("--description", help="what the token is for, for whoever lists them")
 
 
 def waits(parser: argparse.ArgumentParser, until: str) -> None:

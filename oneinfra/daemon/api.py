@@ -26,8 +26,10 @@ from ..api.pb.oneinfra.v1 import fleet_grpc
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
 from ..errors import Conflict, DomainError, SecretsError, ServiceClosed, StateFull, shown
 from ..model import commands as cmd
+from ..model import events as ev
 from ..model.metadata import Actor
-from ..model.state import Cluster, FleetState
+from ..model.state import Cluster, FleetState, api_server_endpoint
+from ..pki.x509 import public_key_hash
 from ..reconcile.board import StatusBoard
 from . import messages as views
 from .callers import CALLER, CORRELATION
@@ -178,6 +180,36 @@ class FleetServer(fleet_grpc.FleetBase):
             serial=getattr(issued, "serial", ""),
             not_after=getattr(issued, "not_after", ""),
         )
+
+    async def create_join_token(self, message: api.CreateJoinTokenRequest) -> api.JoinToken:
+        command = views.create_join_token(message)
+        outcome = await self.main.call(self._execute, command, CALLER.get(), CORRELATION.get())
+        created = outcome.decision.events[-1]
+        assert isinstance(created, ev.JoinTokenCreated) and outcome.decision.reply is not None
+        with self.reading() as state:
+            cluster = state.clusters[created.cluster]
+            endpoint = api_server_endpoint(cluster, state.hypervisors) or ""
+            created_at = cluster.created_at
+        pki = await self.main.call(self.service.cluster_pki, created_at)
+        return api.JoinToken(
+            token=outcome.decision.reply,
+            id=created.token_id,
+            expires_at=created.expires_at,
+            endpoint=endpoint,
+            ca_cert_hash=public_key_hash(pki.ca.certificate),
+            position=outcome.position,
+        )
+
+    async def list_join_tokens(self, message: api.NameRequest) -> api.JoinTokenList:
+        with self.reading() as state:
+            cluster = state.clusters.get(message.name)
+            if cluster is None:
+                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
+            return views.join_tokens_view(cluster, dt.datetime.now(dt.UTC))
+
+    async def revoke_join_token(self, message: api.RevokeJoinTokenRequest) -> api.CommandReply:
+        command = cmd.RevokeJoinToken(cluster=message.cluster, token_id=message.id)
+        return api.CommandReply(position=await self._run(command))
 
     # -- queries --------------------------------------------------------------------
 
@@ -372,6 +404,15 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def LogHead(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.log_head)
+
+    async def CreateJoinToken(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.create_join_token)
+
+    async def ListJoinTokens(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.list_join_tokens)
+
+    async def RevokeJoinToken(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.revoke_join_token)
 
 
 async def unary(stream: Stream[Any, Any], answer: Callable[[Any], Awaitable[Any]]) -> None:

@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
 from ..model import commands as cmd
+from ..model.decider.joins import expired
 from ..model.kinds import READY, RUNNING
 from ..model.state import Cluster, FleetState, Hypervisor, api_server_endpoint
 from ..reconcile.board import ClusterStatus
@@ -63,6 +64,29 @@ def issue_kubeconfig(request: api.IssueKubeconfigRequest) -> cmd.IssueKubeconfig
         user=given(request, "user", defaults.user),
         groups=list(request.groups) or defaults.groups,
         ttl_seconds=given(request, "ttl_seconds", defaults.ttl_seconds),
+    )
+
+
+def create_join_token(request: api.CreateJoinTokenRequest) -> cmd.CreateJoinToken:
+    defaults = cmd.CreateJoinToken(cluster=request.cluster)
+    return cmd.CreateJoinToken(
+        cluster=request.cluster,
+        ttl_seconds=given(request, "ttl_seconds", defaults.ttl_seconds),
+        description=given(request, "description", defaults.description),
+    )
+
+
+def join_tokens_view(cluster: Cluster, now: dt.datetime) -> api.JoinTokenList:
+    return api.JoinTokenList(
+        tokens=[
+            api.JoinTokenInfo(
+                id=t.token_id,
+                description=t.description,
+                expires_at=t.expires_at,
+                expired=expired(t.expires_at, now),
+            )
+            for t in sorted(cluster.join_tokens.values(), key=lambda t: t.expires_at)
+        ]
     )
 
 
@@ -150,6 +174,15 @@ def status_view(cluster: Cluster, status: ClusterStatus | None) -> api.ClusterSt
                 status=str(phase.phase == RUNNING),
                 reason=phase.phase,
                 message=phase.reason,
+            )
+        )
+    if status.inside is not None:
+        conditions.append(
+            api.Condition(
+                type="WorkersCanJoin",
+                status=str(status.inside.phase == READY),
+                reason="bootstrap objects applied" if status.inside.phase == READY else "failed",
+                message=status.inside.reason,
             )
         )
     if status.etcd:

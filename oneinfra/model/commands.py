@@ -10,6 +10,7 @@ DEFAULT_POD_CIDR = "10.244.0.0/16"
 DEFAULT_VPN_CIDR = "10.220.0.0/16"
 DEFAULT_DNS_DOMAIN = "cluster.local"
 DEFAULT_KUBECONFIG_TTL = 24 * 3600
+DEFAULT_JOIN_TOKEN_TTL = 24 * 3600
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -73,6 +74,19 @@ class IssueKubeconfig(Command, frozen=True):
     ttl_seconds: int = DEFAULT_KUBECONFIG_TTL
 
 
+class CreateJoinToken(Command, frozen=True):
+    """A bootstrap token that lets workers join the cluster (kubeadm's)."""
+
+    cluster: str
+    ttl_seconds: int = DEFAULT_JOIN_TOKEN_TTL
+    description: str = ""
+
+
+class RevokeJoinToken(Command, frozen=True):
+    cluster: str
+    token_id: str
+
+
 FleetCommand = (
     RegisterHypervisor
     | LabelHypervisor
@@ -81,4 +95,6 @@ FleetCommand = (
     | ScaleCluster
     | DeleteCluster
     | IssueKubeconfig
+    | CreateJoinToken
+    | RevokeJoinToken
 )

@@ -111,6 +111,23 @@ class KubeconfigIssued(Event, frozen=True):
     not_after: str
 
 
+class JoinTokenCreated(Event, frozen=True):
+    """A bootstrap token for workers: its id is public, its secret sealed with
+    the cluster's data key (shown once, to whoever asked for it)."""
+
+    cluster: str
+    token_id: str  # [a-z0-9]{6}
+    secret: SealedKey  # [a-z0-9]{16}
+    expires_at: str  # RFC 3339
+    description: str
+    groups: list[str]  # the extra groups the token authenticates as
+
+
+class JoinTokenRevoked(Event, frozen=True):
+    cluster: str
+    token_id: str
+
+
 # -- the status stream: what the reconciler saw change ----------------------------
 # Transitions only (a cluster became ready, a component failed): a steady
 # fleet records nothing. A stream of their own, so that they never conflict
@@ -154,6 +171,8 @@ FleetEvent = (
     | ClusterScaled
     | ClusterDeleted
     | KubeconfigIssued
+    | JoinTokenCreated
+    | JoinTokenRevoked
 )
 
 

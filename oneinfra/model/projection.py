@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import msgspec
 
 from . import events as ev
-from .state import Cluster, Component, FleetState, Hypervisor, placement_key
+from .state import Cluster, Component, FleetState, Hypervisor, JoinToken, placement_key
 
 
 def apply(state: FleetState, event: ev.Event, position: int) -> None:
@@ -76,6 +76,16 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
                 ]
         case ev.KubeconfigIssued():
             pass  # history only: no desired state changes
+        case ev.JoinTokenCreated():
+            state.clusters[event.cluster].join_tokens[event.token_id] = JoinToken(
+                token_id=event.token_id,
+                created_at=position,
+                expires_at=event.expires_at,
+                description=event.description,
+                groups=list(event.groups),
+            )
+        case ev.JoinTokenRevoked():
+            del state.clusters[event.cluster].join_tokens[event.token_id]
         case _:
             raise TypeError(f"the projection does not know {type(event).__name__}")
 

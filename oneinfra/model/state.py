@@ -31,6 +31,14 @@ class Component(msgspec.Struct, gc=False):
     founding: bool = False
 
 
+class JoinToken(msgspec.Struct, gc=False):
+    token_id: str
+    created_at: int  # its JoinTokenCreated event: the sealed secret
+    expires_at: str  # RFC 3339
+    description: str
+    groups: list[str]
+
+
 class Cluster(msgspec.Struct, gc=False):
     cluster_id: str
     name: str
@@ -48,6 +56,7 @@ class Cluster(msgspec.Struct, gc=False):
     apiserver_sans: list[str] = msgspec.field(default_factory=list)
     apiserver_at: int = 0  # its latest ApiServerCertificateIssued event
     scaled: bool = False  # scaled at least once: new members are not founding ones
+    join_tokens: dict[str, JoinToken] = msgspec.field(default_factory=dict)  # live or expired
 
     def control_planes(self) -> list[Component]:
         return sorted(

@@ -68,6 +68,19 @@ def load_cert(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode())
 
 
+def public_key_hash(certificate_pem: str) -> str:
+    """kubeadm's --discovery-token-ca-cert-hash: sha256 of the certificate's
+    SubjectPublicKeyInfo (DER)."""
+    info = (
+        load_cert(certificate_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(info)
+    return "sha256:" + digest.finalize().hex()
+
+
 def serial_number(entropy: Entropy) -> int:
     # 159 bits: positive and within the 20 octets RFC 5280 allows.
     return int.from_bytes(entropy(20)) >> 1 or 1

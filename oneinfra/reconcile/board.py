@@ -59,6 +59,7 @@ class ClusterStatus:
     hypervisors: dict[str, str] = field(default_factory=dict)  # component -> hypervisor
     probe: Phase | None = None
     etcd: str = ""  # what its etcd membership waits for, if anything
+    inside: Phase | None = None  # what was applied inside the cluster, or why not
     since: float = 0.0  # when the phase last changed (Unix time)
 
 
@@ -215,6 +216,15 @@ class StatusBoard:
         )
         self._notify()
         return status.phase
+
+    @locked
+    def inside(self, cluster_id: str, outcome: Phase) -> None:
+        """What the last pass applied inside the cluster (READY) or why it
+        could not (FAILED)."""
+        status = self.clusters.get(cluster_id)
+        if status is not None and status.inside != outcome:
+            status.inside = outcome
+            self._notify()
 
     @locked
     def cluster_deleted(self, name: str, cluster_id: str) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import ssl
 
+import anyio
+
 from .. import render as bp
-from ..errors import CRIError
+from ..errors import CRIError, KubeError
 from ..model import events as ev
 from ..model.kinds import FAILED, READY
 from ..model.state import Cluster, api_server_endpoint
@@ -20,6 +22,7 @@ from ..pki.sealing import unseal
 from ..runtime.etcdctl import Etcd
 from ..runtime.tls import client_context
 from . import membership as mb
+from .in_cluster import InCluster
 from .phases import Phase
 from .shared import Shared
 from .workqueue import Wakeup
@@ -51,6 +54,7 @@ class ClusterLoop:
         self.memberships = shared.memberships
         self.events = shared.events
         self._tls: dict[str, ssl.SSLContext] = {}  # probe contexts, by cluster id
+        self.in_cluster = InCluster(shared)
 
     async def run(self, name: str, cluster_id: str, wakeup: Wakeup) -> None:
         """Passes over the cluster until it is deleted."""
@@ -69,12 +73,26 @@ class ClusterLoop:
                     ready = await self.check_ready(cluster)
                     if ready and self.memberships.record(cluster_id).settled:
                         delay = self.options.resync
+                    if ready and not await self.apply_inside(cluster):
+                        delay = min(delay, self.options.quick * 4)  # soon again
                 except Exception:
                     log.exception("checking cluster %s", name)
                 quiet = 0 if await wakeup.wait(delay) else quiet + 1
         finally:
             self._tls.pop(cluster_id, None)
             self.memberships.forget(cluster_id)
+            with anyio.CancelScope(shield=True):
+                await self.in_cluster.forget(cluster_id)
+
+    async def apply_inside(self, cluster: Cluster) -> bool:
+        """What workers need to join, applied in the cluster; told on the board."""
+        try:
+            done = await self.in_cluster.reconcile(cluster, await self.probe_tls(cluster))
+        except KubeError as error:
+            self.board.inside(cluster.cluster_id, Phase(FAILED, str(error)))
+            return False
+        self.board.inside(cluster.cluster_id, Phase(READY, done))
+        return True
 
     async def check_ready(self, cluster: Cluster) -> bool:
         endpoint = api_server_endpoint(cluster, self.fleet.state.hypervisors)

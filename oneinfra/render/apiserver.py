@@ -44,6 +44,13 @@ def apiserver_container(
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             "--allow-privileged=true",
+            "--enable-bootstrap-token-auth=true",  # `kubeadm join` and `oneinfra node join`
+            # Kubelets are reached by address: a worker's hostname need not
+            # resolve where the control plane runs.
+            "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+            # No kube-proxy runs beside the API server: it calls webhooks and
+            # aggregated APIs at their endpoints, not at Service IPs.
+            "--enable-aggregator-routing=true",
         ],
         mounts=[pki_mount],
         # A startup argument: the list changes only with a scale, which

@@ -27,6 +27,7 @@ def controller_manager_container(
             f"--service-account-private-key-file={PKI}/sa.key",
             f"--service-cluster-ip-range={service_cidr}",
             f"--cluster-cidr={pod_cidr}",
+            "--allocate-node-cidrs=true",  # each node its slice of the pod CIDR, for the network
             "--use-service-account-credentials=true",
             "--controllers=*,bootstrapsigner,tokencleaner",
             "--leader-elect=true",

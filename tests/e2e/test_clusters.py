@@ -4,8 +4,10 @@ upstream images, and a real kubectl uses the result through the ingress."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -319,3 +321,59 @@ def test_scaling_a_live_cluster_1_3_1_keeps_its_data(
     left = on_hypervisors(hypervisors, {bp.LABEL_CLUSTER_ID: shrunk["clusterId"]})
     sandboxes = [s for found, _ in left.values() for s in found]
     assert len(sandboxes) == 2  # the one control plane and the ingress, nothing left over
+
+
+def test_a_join_token_lets_a_bootstrapper_in_and_revoking_it_shuts_it_out(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """What `kubeadm join` relies on, inside a real cluster: the token's
+    Secret, cluster-info signed with it by the controller manager's
+    bootstrapsigner and readable anonymously, the token authenticating as a
+    bootstrapper that may file CSRs; a deleted RBAC binding comes back; a
+    revoked token is deleted and no longer authenticates."""
+    import httpx
+
+    daemon, _ = fleet
+    create(daemon, "joins")
+    config_file = kubeconfig(daemon, "joins", tmp_path)
+    admin = yaml.safe_load(config_file.read_text())
+    server = admin["clusters"][0]["cluster"]["server"]
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(base64.b64decode(admin["clusters"][0]["cluster"]["certificate-authority-data"]))
+    trusted = ssl.create_default_context(cafile=str(ca))
+    token = daemon.cli("cluster", "token", "create", "joins").stdout.strip()
+    token_id = token.split(".")[0]
+
+    def secret_applied() -> bool:
+        found = kubectl(config_file, "-n", "kube-system", "get", "secret",
+                        f"bootstrap-token-{token_id}", "-o", "json", check=False)  # fmt: skip
+        return found.returncode == 0 and json.loads(found.stdout)["type"] == (
+            "bootstrap.kubernetes.io/token"
+        )
+
+    eventually(secret_applied, "the token's Secret in kube-system")
+    with httpx.Client(verify=trusted, timeout=10) as anonymous:
+
+        def signed() -> bool:
+            reply = anonymous.get(f"{server}/api/v1/namespaces/kube-public/configmaps/cluster-info")
+            return reply.status_code == 200 and f"jws-kubeconfig-{token_id}" in reply.json()["data"]
+
+        eventually(signed, "cluster-info signed with the token, read without credentials")
+    csrs = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+    with httpx.Client(verify=trusted, timeout=10,
+                      headers={"Authorization": f"Bearer {token}"}) as bootstrapper:  # fmt: skip
+        assert bootstrapper.get(f"{server}{csrs}").status_code == 200
+        kubectl(config_file, "delete", "clusterrolebinding", "kubeadm:kubelet-bootstrap")
+        eventually(
+            lambda: kubectl(config_file, "get", "clusterrolebinding",
+                            "kubeadm:kubelet-bootstrap", check=False).returncode == 0,
+            "the deleted binding re-applied", seconds=60,
+        )  # fmt: skip
+        shown = daemon.json("cluster", "show", "joins")
+        joinable = [c for c in shown["status"]["conditions"] if c["type"] == "WorkersCanJoin"]
+        assert joinable and joinable[0]["status"] == "True", shown["status"]["conditions"]
+        daemon.cli("cluster", "token", "revoke", "joins", token_id)
+        eventually(lambda: not secret_applied(), "the revoked token's Secret deleted", seconds=60)
+        eventually(lambda: bootstrapper.get(f"{server}{csrs}").status_code == 401,
+                   "the revoked token refused", seconds=60)  # fmt: skip
+    daemon.cli("cluster", "delete", "joins", "--wait", "--timeout", WAIT, timeout=240)

@@ -26,6 +26,7 @@ class Fleet:
         self.state = FleetState()
         self.keys = MemoryKeys()
         self.log: list[ev.Event] = []
+        self.clock = NOW  # what the decider is told the time is
 
     def at(self, position: int) -> ev.Event:
         """The event stored at a log position (positions start at 1)."""
@@ -34,7 +35,7 @@ class Fleet:
     def run(self, command: cmd.Command) -> decider.Decision:
         needed = decider.pki_needed(self.state, command)
         context = decider.Context(
-            now=NOW,
+            now=self.clock,
             entropy=os.urandom,
             data_keys=self.keys,
             pki={name: self.created(name).pki for name in needed},

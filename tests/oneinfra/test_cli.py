@@ -182,3 +182,33 @@ def test_wait_redraws_in_place_on_a_terminal() -> None:
     display.close()
     assert "cluster a: ready" in out.getvalue()
     assert out.getvalue().count("\n") < 4  # redrawn, not appended line after line
+
+
+def test_join_tokens_from_the_command_line(empty: Daemon) -> None:
+    empty.add_hypervisors(private=1)
+    empty.cli("cluster", "create", "prod")
+    token = empty.cli(
+        "cluster", "token", "create", "prod", "--description", "rack 4"
+    ).stdout.strip()
+    assert re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", token)
+    token_id, secret = token.split(".")
+    listed = empty.json("cluster", "token", "list", "prod")
+    assert [(t["id"], t["description"], t["expired"]) for t in listed] == [
+        (token_id, "rack 4", False)
+    ]
+    join = empty.cli("cluster", "join-command", "prod", "--ttl", "1h").stdout.strip()
+    assert re.fullmatch(
+        r"kubeadm join 192\.0\.2\.1:30000 --token [a-z0-9]{6}\.[a-z0-9]{16} "
+        r"--discovery-token-ca-cert-hash sha256:[0-9a-f]{64}",
+        join,
+    ), join
+    revoked = empty.cli("cluster", "token", "revoke", "prod", token_id)
+    assert "revoked" in revoked.stdout
+    assert [t["id"] for t in empty.json("cluster", "token", "list", "prod")] != [token_id]
+    again = empty.cli("cluster", "token", "revoke", "prod", token_id, check=False)
+    assert again.returncode == 1 and "no join token" in again.stderr
+    history = empty.cli("history", "--cluster", "prod").stdout
+    assert f'token_id="{token_id}"' in history and secret not in history
+    assert (
+        empty.cli("cluster", "token", "create", "prod", "--ttl", "5s", check=False).returncode == 1
+    )

@@ -5,7 +5,8 @@ makes (placement, ports, ids, keys, certificates) goes into the events, so
 replay never runs this code again. It never changes the state it reads.
 
 One module per kind of thing decided about: hypervisors, clusters,
-kubeconfigs (and, as they come, worker tokens and certificate rotation).
+kubeconfigs, joins (workers' bootstrap tokens); certificate rotation
+will come beside them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..state import FleetState
 from .clusters import MAX_REPLICAS, create_cluster, delete_cluster, scale_cluster
 from .context import Context, DataKeys, Decision, pki_needed
 from .hypervisors import label_hypervisor, register_hypervisor, remove_hypervisor
+from .joins import create_join_token, revoke_join_token
 from .kubeconfigs import MAX_KUBECONFIG_TTL, MIN_KUBECONFIG_TTL, issue_kubeconfig
 
 __all__ = [
@@ -40,6 +42,8 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.ScaleCluster: scale_cluster,  # type: ignore[dict-item]
     cmd.DeleteCluster: delete_cluster,  # type: ignore[dict-item]
     cmd.IssueKubeconfig: issue_kubeconfig,  # type: ignore[dict-item]
+    cmd.CreateJoinToken: create_join_token,  # type: ignore[dict-item]
+    cmd.RevokeJoinToken: revoke_join_token,  # type: ignore[dict-item]
 }
 
 

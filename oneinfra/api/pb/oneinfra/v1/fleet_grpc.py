@@ -43,6 +43,18 @@ class FleetBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def CreateJoinToken(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.CreateJoinTokenRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.JoinToken]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def ListJoinTokens(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.JoinTokenList]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def RevokeJoinToken(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.RevokeJoinTokenRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def GetHypervisor(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Hypervisor]') -> None:
         pass
 
@@ -121,6 +133,24 @@ class FleetBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.IssueKubeconfigRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.Kubeconfig,
+            ),
+            '/oneinfra.v1.Fleet/CreateJoinToken': grpclib.const.Handler(
+                self.CreateJoinToken,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.CreateJoinTokenRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.JoinToken,
+            ),
+            '/oneinfra.v1.Fleet/ListJoinTokens': grpclib.const.Handler(
+                self.ListJoinTokens,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.JoinTokenList,
+            ),
+            '/oneinfra.v1.Fleet/RevokeJoinToken': grpclib.const.Handler(
+                self.RevokeJoinToken,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.RevokeJoinTokenRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply,
             ),
             '/oneinfra.v1.Fleet/GetHypervisor': grpclib.const.Handler(
                 self.GetHypervisor,
@@ -223,6 +253,24 @@ class FleetStub:
             '/oneinfra.v1.Fleet/IssueKubeconfig',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.IssueKubeconfigRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.Kubeconfig,
+        )
+        self.CreateJoinToken = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/CreateJoinToken',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.CreateJoinTokenRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.JoinToken,
+        )
+        self.ListJoinTokens = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/ListJoinTokens',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.JoinTokenList,
+        )
+        self.RevokeJoinToken = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/RevokeJoinToken',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.RevokeJoinTokenRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply,
         )
         self.GetHypervisor = grpclib.client.UnaryUnaryMethod(
             channel,

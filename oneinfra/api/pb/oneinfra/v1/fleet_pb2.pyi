@@ -357,3 +357,55 @@ class LogHeadReply(_message.Message):
     hash: str
     recorded_at: str
     def __init__(self, position: _Optional[int] = ..., hash: _Optional[str] = ..., recorded_at: _Optional[str] = ...) -> None: ...
+
+class CreateJoinTokenRequest(_message.Message):
+    __slots__ = ("cluster", "ttl_seconds", "description")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    ttl_seconds: int
+    description: str
+    def __init__(self, cluster: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class JoinToken(_message.Message):
+    __slots__ = ("token", "id", "expires_at", "endpoint", "ca_cert_hash", "position")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    CA_CERT_HASH_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    id: str
+    expires_at: str
+    endpoint: str
+    ca_cert_hash: str
+    position: int
+    def __init__(self, token: _Optional[str] = ..., id: _Optional[str] = ..., expires_at: _Optional[str] = ..., endpoint: _Optional[str] = ..., ca_cert_hash: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class JoinTokenInfo(_message.Message):
+    __slots__ = ("id", "description", "expires_at", "expired")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    description: str
+    expires_at: str
+    expired: bool
+    def __init__(self, id: _Optional[str] = ..., description: _Optional[str] = ..., expires_at: _Optional[str] = ..., expired: _Optional[bool] = ...) -> None: ...
+
+class JoinTokenList(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[JoinTokenInfo]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[JoinTokenInfo, _Mapping]]] = ...) -> None: ...
+
+class RevokeJoinTokenRequest(_message.Message):
+    __slots__ = ("cluster", "id")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    id: str
+    def __init__(self, cluster: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
