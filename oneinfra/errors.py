@@ -16,6 +16,7 @@ person can act on:
     ├── UnknownEvent       the log holds an event this code cannot read
     ├── DaemonError        the daemon cannot start
     ├── LocalError         the local hypervisors cannot be brought up or down
+    ├── JoinError          `node join` cannot join this machine; nothing left behind
     └── CommandFailed      the CLI's one-line reason for exit code 1
         └── WaitFailed     --wait ran out of time; the message says where it is
 
@@ -104,6 +105,11 @@ class DaemonError(OneinfraError):
 
 class LocalError(OneinfraError):
     """The local hypervisors cannot be brought up or down; the message says why."""
+
+
+class JoinError(OneinfraError):
+    """`oneinfra node join` cannot join this machine to the cluster; the
+    message says why, and nothing is left half-configured."""
 
 
 class CommandFailed(OneinfraError):

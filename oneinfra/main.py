@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         from .daemon.main import run_from_command_line
 
         return run_from_command_line(args)
+    if args.command == "node" and args.action in ("join", "reset"):
+        from .node.command import run_node
+
+        return run_node(args)
     if args.command == "local":
         from .cli.local import run_local
 

@@ -259,10 +259,13 @@ async def cluster_join_command(stub: FleetStub, args: argparse.Namespace) -> Non
     token = await stub.CreateJoinToken(token_request(args))
     endpoint = token.endpoint.removeprefix("https://")
     flags = f"--token {token.token} --discovery-token-ca-cert-hash {token.ca_cert_hash}"
+    lines = {"kubeadm": f"kubeadm join {endpoint} {flags}",
+             "oneinfra": f"oneinfra node join {endpoint} {flags}"}  # fmt: skip
     if args.output != "table":
-        emit({**as_data(token), "kubeadm": f"kubeadm join {endpoint} {flags}"}, args.output)
+        emit({**as_data(token), **lines}, args.output)
         return
-    print(f"kubeadm join {endpoint} {flags}")
+    print(lines["oneinfra"])
+    print(lines["kubeadm"])
 
 
 def since(value: str | None) -> dict[str, Any]:

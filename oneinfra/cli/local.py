@@ -17,12 +17,18 @@ EXIT_OK, EXIT_FAILED = 0, 1
 def run_local(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..local import down, status, up
+    from ..local import down, join, status, up
 
     try:
         if args.action == "up":
             binaries = Path(args.binaries) if args.binaries else None
-            show(up(args.public, args.private, binaries), args.output)
+            show(up(args.public, args.private, binaries, workers=args.workers), args.output)
+        elif args.action == "join":
+            flags = [args.endpoint, "--token", args.token]
+            for digest in args.ca_cert_hash:
+                flags += ["--discovery-token-ca-cert-hash", digest]
+            joined = join(args.worker, flags, args.kubernetes_version)
+            print(f"{args.worker}: the kubelet runs (its log: {joined['log']})", file=sys.stderr)
         elif args.action == "list":
             show(status(), args.output)
         else:
@@ -41,6 +47,6 @@ def show(hypervisors: list[dict[str, Any]], fmt: str) -> None:
     else:
         table(
             ["NAME", "ROLE", "ADDRESS", "ENDPOINT", "DATA DIR"],
-            [[h["name"], h["role"], h["address"], h["endpoint"], h["dataDir"]]
+            [[h["name"], h["role"], h["address"], h["endpoint"], h["dataDir"] or "-"]
              for h in hypervisors],
         )  # fmt: skip

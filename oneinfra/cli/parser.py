@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     hypervisors(top.add("hypervisor", "register and inspect hypervisors", client=False))
     clusters(top.add("cluster", "create, scale, inspect and delete clusters", client=False))
+    nodes(top.add("node", "join this machine to a cluster as a worker, or undo it",
+                  client=False))  # fmt: skip
 
     history = top.add("history", "the log of decisions and observations, oldest first")
     which = history.add_mutually_exclusive_group()
@@ -282,6 +284,59 @@ def join_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--description", help="what the token is for, for whoever lists them")
 
 
+def nodes(parser: argparse.ArgumentParser) -> None:
+    """Run on the worker, as root: no daemon is asked."""
+    no = Groups(parser, "action", "action")
+    join = no.add("join", "join this machine to a cluster (what kubeadm join takes)",
+                  client=False)  # fmt: skip
+    join.add_argument("endpoint", metavar="ENDPOINT", help="the cluster's ingress, host:port")
+    join.add_argument("--token", required=True, help="a join token, abcdef.0123456789abcdef")
+    join.add_argument(
+        "--discovery-token-ca-cert-hash", dest="ca_cert_hash", action="append", required=True,
+        metavar="sha256:HASH", help="the cluster CA's public key hash (repeatable)",
+    )  # fmt: skip
+    join.add_argument("--kubelet", metavar="PATH", help="the kubelet binary (default: on PATH)")
+    join.add_argument(
+        "--discovery-timeout", type=duration, default=60, metavar="DURATION",
+        help="how long to wait for the cluster to sign for the token (default 60s)",
+    )  # fmt: skip
+    join.add_argument(
+        "--foreground", action="store_true",
+        help="exec the kubelet here instead of a systemd unit (where systemd does not run)",
+    )  # fmt: skip
+    for target in (join, no.add("reset", "remove what 'node join' wrote", client=False)):
+        machine_options(target)
+
+
+def machine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--node-name", help="the Node's name (default: the hostname)")
+    parser.add_argument("--node-ip", metavar="IP", help="the address the node is reached at")
+    parser.add_argument(
+        "--cri-socket", default="unix:///run/containerd/containerd.sock", metavar="URI",
+        help="the container runtime (default unix:///run/containerd/containerd.sock)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config-dir", default="/etc/kubernetes", metavar="DIR",
+        help="the CA and kubeconfigs (default /etc/kubernetes)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--root-dir", default="/var/lib/kubelet", metavar="DIR",
+        help="the kubelet's own (default /var/lib/kubelet)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pod-logs-dir", default="/var/log/pods", metavar="DIR",
+        help="containers' logs (default /var/log/pods)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cgroup-driver", choices=("systemd", "cgroupfs"),
+        help="the runtime's (default: systemd where it runs, else cgroupfs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cgroup-root", metavar="PATH",
+        help="the kubelet's cgroup root (several kubelets on one machine need one each)",
+    )  # fmt: skip
+
+
 def waits(parser: argparse.ArgumentParser, until: str) -> None:
     parser.add_argument("--wait", action="store_true", help=f"return once the cluster is {until}")
     parser.add_argument(
@@ -301,6 +356,10 @@ def local(parser: argparse.ArgumentParser) -> None:
         "--private", type=count, default=3, metavar="N", help="private ones (default 3)"
     )
     up.add_argument(
+        "--workers", type=count, default=0, metavar="N",
+        help="worker machines to join clusters to ('local join'; default 0)",
+    )  # fmt: skip
+    up.add_argument(
         "--binaries", metavar="DIR",
         help="use the Kubernetes and etcd binaries in DIR (kube-apiserver, "
         "kube-controller-manager, kube-scheduler, etcd, etcdctl) instead of building them",
@@ -309,5 +368,17 @@ def local(parser: argparse.ArgumentParser) -> None:
                      client=False)  # fmt: skip
     listing.add_argument(
         "-o", "--output", choices=FORMATS, default="table", help="table (default), json or yaml"
+    )
+    join = lo.add("join", "join a local worker to a cluster: 'oneinfra node join' run in it",
+                  client=False)  # fmt: skip
+    join.add_argument("worker", metavar="WORKER", help="a local worker's name (w0, w1, ...)")
+    join.add_argument("endpoint", metavar="ENDPOINT", help="the cluster's ingress, host:port")
+    join.add_argument("--token", required=True, help="a join token, abcdef.0123456789abcdef")
+    join.add_argument(
+        "--discovery-token-ca-cert-hash", dest="ca_cert_hash", action="append", required=True,
+        metavar="sha256:HASH", help="the cluster CA's public key hash (repeatable)",
+    )  # fmt: skip
+    join.add_argument(
+        "--kubernetes-version", metavar="V", help="the kubelet's (default: the newest built)"
     )
     lo.add("down", "stop the local hypervisors and remove everything they held", client=False)

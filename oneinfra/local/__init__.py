@@ -14,27 +14,38 @@ oneinfra's errors, nothing of the daemon.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import LocalError
 from . import config, images, sources, system
 from .progress import Reporter
 
 
 def up(
-    public: int, private: int, binaries: Path | None = None, reporter: Reporter | None = None
+    public: int,
+    private: int,
+    binaries: Path | None = None,
+    reporter: Reporter | None = None,
+    workers: int = 0,
 ) -> list[dict[str, Any]]:
-    """Bring up (or keep) `public` + `private` hypervisors; returns them."""
+    """Bring up (or keep) `public` + `private` hypervisors and `workers`
+    worker machines (no kubelet yet: `join` starts it); returns them all."""
     reporter = reporter or Reporter()
     system.require_root_linux()
     system.install_packages(reporter)
     found = sources.from_directory(binaries, reporter) if binaries else sources.built(reporter)
     hypervisors = config.hypervisors(public, private)
+    machines = config.workers(workers)
+    if machines and not found.cni_plugins:
+        raise LocalError("workers need the CNI plugins: build them (leave out --binaries)")
     state = system.load_state()
     state["crictl"] = str(found.crictl)
     state["sources"] = found.as_data()
-    system.network_up(hypervisors)
+    system.network_up([*hypervisors, *machines])
     system.registry_up(state)
     catalogue = images.catalogue(found)
     with reporter.step("images", None) as step:
@@ -48,28 +59,42 @@ def up(
     )
     for hv in hypervisors:
         system.containerd_up(hv, state)
+    for worker in machines:
+        system.worker_up(worker, found.cni_plugins, state)
     state["hypervisors"] = [hv.name for hv in hypervisors]
     state["layout"] = {"public": public, "private": private}
+    state["workers"] = workers
     system.save_state(state)
     return status()
 
 
 def status() -> list[dict[str, Any]]:
-    """The hypervisors that run, as `oneinfra hypervisor add` takes them."""
+    """The machines that run: hypervisors as `oneinfra hypervisor add` takes
+    them, and workers (role "worker"), which are not hypervisors."""
     state = system.load_state()
     layout = state.get("layout") or {"public": 0, "private": 0}
+    machines: list[config.Machine] = [
+        *config.hypervisors(**layout),  # type: ignore[arg-type]
+        *config.workers(workers_of(state)),
+    ]
+    pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
     return [
         {
-            "name": hv.name,
-            "role": hv.role,
-            "address": hv.address,
-            "endpoint": f"unix://{hv.socket}",
-            "socket": str(hv.socket),
-            "dataDir": str(hv.data_dir),
+            "name": m.name,
+            "role": m.role,
+            "address": m.address,
+            "endpoint": f"unix://{m.socket}",
+            "socket": str(m.socket),
+            "dataDir": str(m.data_dir) if isinstance(m, config.HypervisorSpec) else None,
         }
-        for hv in config.hypervisors(**layout)  # type: ignore[arg-type]
-        if f"containerd-{hv.name}" in state["pids"]  # type: ignore[operator]
+        for m in machines
+        if f"containerd-{m.name}" in pids
     ]
+
+
+def workers_of(state: dict[str, object]) -> int:
+    count = state.get("workers", 0)
+    return count if isinstance(count, int) else 0
 
 
 def down() -> None:
@@ -78,8 +103,59 @@ def down() -> None:
     state = system.load_state()
     layout = state.get("layout") or {"public": 1, "private": 3}
     hypervisors = config.hypervisors(**layout)  # type: ignore[arg-type]
+    machines = config.workers(workers_of(state))
+    for worker in machines:
+        system.worker_down(worker, state)
     for hv in hypervisors:
         system.containerd_down(hv, state)
     system.stop("registry", state)
-    system.network_down(hypervisors)
+    system.network_down([*hypervisors, *machines])
     system.remove_trees(config.STATE, config.RUN)
+    system.host_mount_points_down(state)
+
+
+def worker(name: str) -> config.WorkerSpec:
+    found = next(
+        (w for w in config.workers(workers_of(system.load_state())) if w.name == name), None
+    )
+    if found is None:
+        raise LocalError(
+            f"no local worker {name!r} runs; 'oneinfra local up --workers N' starts them"
+        )
+    return found
+
+
+def join(name: str, join_args: list[str], kubernetes_version: str | None = None) -> dict[str, Any]:
+    """`oneinfra node join` inside worker `name`, its kubelet kept by pid
+    (the worker's init system); its refusal, if any, is this one's."""
+    machine = worker(name)
+    state = system.load_state()
+    binaries = sources.current().kubernetes
+    version = kubernetes_version or config.KUBERNETES_VERSIONS[0]
+    kubelet = binaries.get(version, {}).get("kubelet")
+    if kubelet is None:
+        raise LocalError(f"no kubelet {version} among the local binaries")
+    command = system.in_worker(
+        machine, sys.executable, "-m", "oneinfra", "node", "join", *join_args, "--foreground",
+        "--kubelet", str(kubelet), "--node-name", machine.name, "--node-ip", machine.address,
+        "--cgroup-root", machine.cgroup_root,
+    )  # fmt: skip
+    log = machine.root / "kubelet.log"
+    log.unlink(missing_ok=True)
+    pid = system.start(f"kubelet-{machine.name}", command, log, state)
+    system.wait_for(f"the join of {name}", lambda: runs_or_gone(pid, kubelet), timeout=60)
+    if not system.alive(pid):
+        system.stop(f"kubelet-{machine.name}", state)
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        raise LocalError(lines[-1] if lines else f"the join of {name} failed, and said nothing")
+    return {"name": name, "address": machine.address, "kubelet": str(kubelet), "log": str(log)}
+
+
+def runs_or_gone(pid: int, kubelet: Path) -> bool:
+    """`node join` execs the kubelet once it has joined: same pid, new binary."""
+    if not system.alive(pid):
+        return True
+    try:
+        return Path(os.readlink(f"/proc/{pid}/exe")) == kubelet.resolve()
+    except OSError:
+        return True

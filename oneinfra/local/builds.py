@@ -35,6 +35,9 @@ class GoBuild:
     binaries: dict[str, str]  # main package -> the binary's name in the cache
     submodule_version: Callable[[str], str]  # version for a locally replaced submodule
     ldflags: str = "-s -w"
+    # Packages of the module left out: built from its source with their
+    # directories and blank imports removed (a dependency the proxy does not serve).
+    without: tuple[str, ...] = ()
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -49,7 +52,10 @@ class GoBuild:
 
     @property
     def done(self) -> bool:
-        return (self.directory / ".complete").exists()
+        """Built, every binary: one added since is built with the rest."""
+        return (self.directory / ".complete").exists() and all(
+            self.binary(name).exists() for name in self.binaries.values()
+        )
 
 
 def kubernetes(version: str) -> GoBuild:
@@ -60,7 +66,14 @@ def kubernetes(version: str) -> GoBuild:
         version=version,
         binaries={
             f"k8s.io/kubernetes/cmd/{c}": c
-            for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
+            for c in (
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kubelet",
+                "kube-proxy",
+                "kubeadm",
+            )
         },
         submodule_version=lambda _: staging,
         ldflags=f"-s -w -X k8s.io/component-base/version.gitVersion={version}",
@@ -84,6 +97,48 @@ def crictl() -> GoBuild:
         version=config.CRICTL_VERSION,
         binaries={"sigs.k8s.io/cri-tools/cmd/crictl": "crictl"},
         submodule_version=lambda _: config.CRICTL_VERSION,
+    )
+
+
+def cni_plugins() -> GoBuild:
+    """The containernetworking reference plugins a worker's pod network uses."""
+    return GoBuild(
+        name=f"cni-plugins-{config.CNI_PLUGINS_VERSION}",
+        module="github.com/containernetworking/plugins",
+        version=config.CNI_PLUGINS_VERSION,
+        binaries={
+            f"github.com/containernetworking/plugins/plugins/{p}": p.rsplit("/", 1)[1]
+            for p in ("main/bridge", "main/loopback", "ipam/host-local", "meta/portmap")
+        },
+        submodule_version=lambda _: config.CNI_PLUGINS_VERSION,
+    )
+
+
+def flannel() -> GoBuild:
+    return GoBuild(
+        name=f"flannel-{config.FLANNEL_VERSION}",
+        module="github.com/flannel-io/flannel",
+        version=config.FLANNEL_VERSION,
+        binaries={"github.com/flannel-io/flannel": "flanneld"},
+        submodule_version=lambda _: config.FLANNEL_VERSION,
+        # The Tencent Cloud VPC backend's SDK is not served by the module
+        # proxy; the (deprecated) udp backend needs cgo, and we build static.
+        without=(
+            "github.com/flannel-io/flannel/pkg/backend/tencentvpc",
+            "github.com/flannel-io/flannel/pkg/backend/udp",
+        ),
+        ldflags="-s -w -X github.com/flannel-io/flannel/pkg/version.Version="
+        + config.FLANNEL_VERSION,
+    )
+
+
+def coredns() -> GoBuild:
+    return GoBuild(
+        name=f"coredns-{config.COREDNS_VERSION}",
+        module="github.com/coredns/coredns",
+        version=config.COREDNS_VERSION,
+        binaries={"github.com/coredns/coredns": "coredns"},
+        submodule_version=lambda _: config.COREDNS_VERSION,
     )
 
 
@@ -116,7 +171,14 @@ def go_binary_name(package: str) -> str:
 
 
 def all_builds() -> list[GoBuild]:
-    return [*(kubernetes(v) for v in config.KUBERNETES_VERSIONS), etcd(), crictl()]
+    return [
+        *(kubernetes(v) for v in config.KUBERNETES_VERSIONS),
+        etcd(),
+        crictl(),
+        cni_plugins(),
+        flannel(),
+        coredns(),
+    ]
 
 
 GO_LOCATIONS = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
@@ -219,11 +281,33 @@ def build_line(line: str, mains: set[str], known: set[str]) -> str:
     return "package" if line in known else ""
 
 
+def source_without(build: GoBuild, workdir: Path) -> Path:
+    """The module's own source, writable, without `build.without`: their
+    directories gone, the blank imports of them dropped, go.mod tidied."""
+    (workdir / "go.mod").write_text("module builder\n\ngo 1.24\n")
+    info = json.loads(go(["mod", "download", "-json", f"{build.module}@{build.version}"], workdir))
+    source = workdir / "src"
+    shutil.copytree(info["Dir"], source)
+    for path in source.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    for package in build.without:
+        shutil.rmtree(source / package.removeprefix(build.module + "/"))
+        blank_import = re.compile(rf'^\s*_\s+"{re.escape(package)}"\s*$', re.MULTILINE)
+        for file in source.rglob("*.go"):
+            text = file.read_text()
+            if package in text:
+                file.write_text(blank_import.sub("", text))
+    go(["mod", "tidy"], source)
+    return source
+
+
 def build_now(build: GoBuild, step: Step) -> float:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="oneinfra-build-") as tmp:
         workdir = Path(tmp)
         step.phase("downloading modules")
+        if build.without:
+            return build_in(source_without(build, workdir), build, step, started)
         (workdir / "go.mod").write_text("module builder\n\ngo 1.24\n")
         replacements = local_replacements(build, workdir)
         lines = ["module builder", "", "go 1.24", "", f"require {build.module} {build.version}", ""]
@@ -237,35 +321,40 @@ def build_now(build: GoBuild, step: Step) -> float:
             f"//go:build tools\n\npackage builder\n\nimport (\n{imports}\n)\n"
         )
         go(["mod", "tidy"], workdir)
-        # Every package the binaries need: what `go build -v` will name as it
-        # compiles them (those not in Go's build cache yet).
-        packages = go(["list", "-deps", *build.packages], workdir).split()
-        mains = set(build.packages)
-        step.phase("compiling packages", total=len(packages))
-        staging = build.directory.with_name(build.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        known = set(packages)
+        return build_in(workdir, build, step, started)
 
-        def progress(line: str) -> None:
-            match build_line(line, mains, known):
-                case "main" if step.phase_name != "linking":
-                    step.phase("linking")  # the main packages come last: compiled, then linked
-                case "package":
-                    step.advance()
 
-        go_streaming(
-            ["build", "-v", "-trimpath", "-ldflags", build.ldflags, "-o", str(staging) + "/",
-             *build.packages],
-            workdir,
-            progress,
-        )  # fmt: skip
-        for package, name in build.binaries.items():
-            produced = staging / go_binary_name(package)
-            if not produced.exists():
-                raise LocalError(f"go build made no binary for {package} ({build.name})")
-            produced.rename(staging / name)
-        (staging / ".complete").write_text(build.version)
-        shutil.rmtree(build.directory, ignore_errors=True)
-        staging.rename(build.directory)
+def build_in(workdir: Path, build: GoBuild, step: Step, started: float) -> float:
+    """Compile and link `build`'s binaries in a module directory that has them."""
+    # Every package the binaries need: what `go build -v` will name as it
+    # compiles them (those not in Go's build cache yet).
+    packages = go(["list", "-deps", *build.packages], workdir).split()
+    mains = set(build.packages)
+    step.phase("compiling packages", total=len(packages))
+    staging = build.directory.with_name(build.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    known = set(packages)
+
+    def progress(line: str) -> None:
+        match build_line(line, mains, known):
+            case "main" if step.phase_name != "linking":
+                step.phase("linking")  # the main packages come last: compiled, then linked
+            case "package":
+                step.advance()
+
+    go_streaming(
+        ["build", "-v", "-trimpath", "-ldflags", build.ldflags, "-o", str(staging) + "/",
+         *build.packages],
+        workdir,
+        progress,
+    )  # fmt: skip
+    for package, name in build.binaries.items():
+        produced = staging / go_binary_name(package)
+        if not produced.exists():
+            raise LocalError(f"go build made no binary for {package} ({build.name})")
+        produced.rename(staging / name)
+    (staging / ".complete").write_text(build.version)
+    shutil.rmtree(build.directory, ignore_errors=True)
+    staging.rename(build.directory)
     return time.monotonic() - started

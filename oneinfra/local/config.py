@@ -11,6 +11,9 @@ from ..model.versions import SUPPORTED
 KUBERNETES_VERSIONS = tuple(r.version for r in SUPPORTED)  # what oneinfra runs
 ETCD_VERSION = "v" + SUPPORTED[0].etcd_version
 CRICTL_VERSION = "v1.37.0"
+CNI_PLUGINS_VERSION = "v1.10.0"
+FLANNEL_VERSION = "v0.28.10"
+COREDNS_VERSION = "v1.15.0"
 PAUSE_TAG = "3.10"
 HAPROXY_TAG = "2.6"
 BUSYBOX_TAG = "1.35"
@@ -38,6 +41,9 @@ DEBIAN_PACKAGES = (
     "wireguard-go",
     "wireguard-tools",
     "busybox-static",
+    "iptables",  # workers: the CNI portmap plugin's rules
+    "nftables",  # workers: kube-proxy's and flannel's rules (nftables mode), in their images
+    "conntrack",  # kube-proxy clears stale UDP flows with it
 )
 
 
@@ -77,3 +83,63 @@ def hypervisors(public: int = 1, private: int = 3) -> list[HypervisorSpec]:
         HypervisorSpec(f"priv{i}", "private", f"{SUBNET_PREFIX}.{20 + i}") for i in range(private)
     ]
     return specs
+
+
+# A worker is a machine of its own as far as Kubernetes can tell: its network
+# namespace and address, and a mount namespace in which the paths a node
+# uses (/etc/kubernetes, /var/lib/kubelet, /etc/cni/net.d, /opt/cni/bin,
+# /run/containerd, ...) are its own directories, so that `oneinfra node
+# join` and stock `kubeadm join` run there with their defaults.
+NODE_PATHS = (
+    "/etc/kubernetes",
+    "/var/lib/kubelet",
+    "/etc/cni/net.d",
+    "/opt/cni/bin",
+    "/run/containerd",
+    "/run/flannel",
+    "/var/log/pods",
+    "/var/log/containers",
+)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    name: str
+    address: str
+    role: str = "worker"
+
+    @property
+    def netns(self) -> str:
+        return f"oilocal-{self.name}"
+
+    @property
+    def veth(self) -> str:
+        return f"oil-{self.name[-5:]}"
+
+    @property
+    def root(self) -> Path:
+        return STATE / "workers" / self.name
+
+    @property
+    def mount_namespace(self) -> Path:
+        return RUN / "mountns" / self.name
+
+    def own(self, path: str) -> Path:
+        """Where a node path of this worker is, seen from the host."""
+        return self.root / "fs" / path.strip("/").replace("/", "-")
+
+    @property
+    def socket(self) -> Path:
+        """Its containerd's socket, seen from the host (/run/containerd inside)."""
+        return self.own("/run/containerd") / "containerd.sock"
+
+    @property
+    def cgroup_root(self) -> str:
+        return f"/oneinfra-local-{self.name}"
+
+
+def workers(count: int) -> list[WorkerSpec]:
+    return [WorkerSpec(f"w{i}", f"{SUBNET_PREFIX}.{30 + i}") for i in range(count)]
+
+
+Machine = HypervisorSpec | WorkerSpec  # what has a namespace, an address and a containerd

@@ -109,6 +109,17 @@ def catalogue(sources: Sources) -> list[Image]:
         "env",
         "true",
         "false",
+        "ipcalc",  # the pod network's CNI configuration (render/addons.py)
+        "cmp",
+        # What a workload on the workers is tried with (tests/e2e, scripts/run).
+        "httpd",
+        "wget",
+        "nslookup",
+        "hostname",
+        "nc",
+        "ip",
+        "grep",
+        "head",
     )
     images.append(
         Image(
@@ -119,6 +130,7 @@ def catalogue(sources: Sources) -> list[Image]:
             symlinks={f"/bin/{a}": "busybox" for a in applets},
         )
     )
+    images += node_images(sources)
     haproxy = Path("/usr/sbin/haproxy")
     libraries = {inside: host for inside, host in shared_libraries(haproxy).items()}
     images.append(
@@ -129,6 +141,62 @@ def catalogue(sources: Sources) -> list[Image]:
             ["-f", "/usr/local/etc/haproxy/haproxy.cfg"],
         )
     )
+    return images
+
+
+def with_libraries(*binaries: Path) -> dict[str, Path]:
+    """Dynamic binaries of the host, each under its own path, with what ldd names."""
+    files: dict[str, Path] = {}
+    for binary in binaries:
+        files[str(binary)] = binary
+        files.update(shared_libraries(binary))
+    return files
+
+
+NFT, CONNTRACK = Path("/usr/sbin/nft"), Path("/usr/sbin/conntrack")
+XTABLES = Path("/usr/sbin/xtables-nft-multi")  # Debian's iptables, on nftables
+XTABLES_EXTENSIONS = Path("/usr/lib/x86_64-linux-gnu/xtables")
+IPTABLES_NAMES = [f"{family}tables{verb}" for family in ("ip", "ip6")
+                  for verb in ("", "-save", "-restore")]  # fmt: skip
+
+
+def iptables() -> tuple[dict[str, Path], dict[str, str]]:
+    """iptables in an image: its files, and its names as symlinks to the one
+    binary. Both kube-proxy and flannel clear iptables rules at start, even
+    in nftables mode, and fail without it."""
+    files = with_libraries(XTABLES)
+    for extension in sorted(XTABLES_EXTENSIONS.glob("*.so")):
+        files[str(extension)] = extension
+    return files, {f"/usr/sbin/{name}": XTABLES.name for name in IPTABLES_NAMES}
+
+
+def node_images(sources: Sources) -> list[Image]:
+    """What runs on workers: kube-proxy (nftables mode: it runs nft, and
+    conntrack for UDP), the flannel network (nft too) and CoreDNS."""
+    images = []
+    legacy, names = iptables()
+    rules = {**with_libraries(NFT, CONNTRACK), **legacy}
+    for version, binaries in sorted(sources.kubernetes.items()):
+        if "kube-proxy" in binaries:
+            images.append(Image(
+                f"registry.k8s.io/kube-proxy:{version}",
+                {"/usr/local/bin/kube-proxy": binaries["kube-proxy"], **rules},
+                ["/usr/local/bin/kube-proxy"],
+                symlinks=names,
+            ))  # fmt: skip
+    if sources.flanneld is not None:
+        images.append(Image(
+            f"docker.io/flannel/flannel:{config.FLANNEL_VERSION}",
+            {"/opt/bin/flanneld": sources.flanneld, **rules},
+            ["/opt/bin/flanneld"],
+            symlinks=names,
+        ))  # fmt: skip
+    if sources.coredns is not None:
+        images.append(Image(
+            f"registry.k8s.io/coredns/coredns:{config.COREDNS_VERSION}",
+            {"/coredns": sources.coredns},
+            ["/coredns"],
+        ))  # fmt: skip
     return images
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ from . import builds, config
 from .progress import Reporter
 
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+NODE = ("kubelet", "kube-proxy", "kubeadm")  # for workers: optional in a given directory
 ETCD = ("etcd", "etcdctl")
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class Sources:
     etcd_version: str  # v3.6.8
     crictl: Path
     pause: Path
+    # What workers need; absent when given binaries lack them (then no workers).
+    cni_plugins: list[Path] = field(default_factory=list)
+    flanneld: Path | None = None
+    coredns: Path | None = None
 
     def as_data(self) -> dict[str, object]:
         """For the state file: what the running hypervisors' images came from."""
@@ -39,6 +45,9 @@ class Sources:
             "etcd_version": self.etcd_version,
             "crictl": str(self.crictl),
             "pause": str(self.pause),
+            "cni_plugins": [str(p) for p in self.cni_plugins],
+            "flanneld": str(self.flanneld) if self.flanneld else None,
+            "coredns": str(self.coredns) if self.coredns else None,
         }
 
     @classmethod
@@ -51,6 +60,9 @@ class Sources:
             etcd_version=data["etcd_version"],
             crictl=Path(data["crictl"]),
             pause=Path(data["pause"]),
+            cni_plugins=[Path(p) for p in data.get("cni_plugins", [])],
+            flanneld=Path(data["flanneld"]) if data.get("flanneld") else None,
+            coredns=Path(data["coredns"]) if data.get("coredns") else None,
         )
 
 
@@ -68,7 +80,7 @@ def built(reporter: Reporter) -> Sources:
     """Everything from the Go module proxy: built once, cached after."""
     ensure_all(builds.all_builds(), reporter)
     kubernetes = {
-        v: {name: builds.kubernetes(v).binary(name) for name in CONTROL_PLANE}
+        v: {name: builds.kubernetes(v).binary(name) for name in (*CONTROL_PLANE, *NODE)}
         for v in config.KUBERNETES_VERSIONS
     }
     etcd = builds.etcd()
@@ -78,6 +90,9 @@ def built(reporter: Reporter) -> Sources:
         etcd_version=config.ETCD_VERSION,
         crictl=builds.crictl().binary("crictl"),
         pause=builds.pause(),
+        cni_plugins=[builds.cni_plugins().binary(p) for p in CNI_PLUGINS],
+        flanneld=builds.flannel().binary("flanneld"),
+        coredns=builds.coredns().binary("coredns"),
     )
 
 
@@ -132,7 +147,11 @@ def from_directory(directory: Path, reporter: Reporter) -> Sources:
         crictl = builds.crictl().binary("crictl")
     reporter.say(f"Kubernetes {version} and etcd {etcd_version} from {directory}")
     return Sources(
-        kubernetes={version: {n: directory / n for n in CONTROL_PLANE}},
+        kubernetes={
+            version: {
+                n: directory / n for n in (*CONTROL_PLANE, *NODE) if (directory / n).is_file()
+            }
+        },
         etcd={n: directory / n for n in ETCD},
         etcd_version=etcd_version,
         crictl=crictl,

@@ -6,12 +6,14 @@ stopped by that pid: never by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import LocalError
@@ -127,7 +129,7 @@ def netns_exists(name: str) -> bool:
     return name in run("ip", "netns", "list").stdout.split()
 
 
-def network_up(hypervisors: list[config.HypervisorSpec]) -> None:
+def network_up(hypervisors: Sequence[config.Machine]) -> None:
     if not link_exists(config.BRIDGE):
         run("ip", "link", "add", config.BRIDGE, "type", "bridge")
         run(
@@ -172,7 +174,7 @@ def network_up(hypervisors: list[config.HypervisorSpec]) -> None:
         run("ip", "-n", hv.netns, "route", "replace", "default", "via", config.HOST_ADDRESS)
 
 
-def network_down(hypervisors: list[config.HypervisorSpec]) -> None:
+def network_down(hypervisors: Sequence[config.Machine]) -> None:
     for hv in hypervisors:
         if link_exists(hv.veth):
             run("ip", "link", "del", hv.veth)
@@ -237,7 +239,7 @@ state = "{config.RUN / hv.name / "state"}"
 """
 
 
-def mirrors(hv: config.HypervisorSpec) -> None:
+def mirrors(hv: config.Machine) -> None:
     for host in config.MIRRORED:
         directory = hv.root / "certs.d" / host
         directory.mkdir(parents=True, exist_ok=True)
@@ -264,9 +266,7 @@ def containerd_up(hv: config.HypervisorSpec, state: dict[str, object]) -> None:
     wait_for(f"containerd of {hv.name}", lambda: crictl(hv, "version", check=False).returncode == 0)
 
 
-def crictl(
-    hv: config.HypervisorSpec, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
+def crictl(hv: config.Machine, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     binary = Path(str(load_state().get("crictl") or "crictl"))
     settings = config.STATE / "crictl.yaml"  # flags say it all; an empty file stops its warning
     settings.parent.mkdir(parents=True, exist_ok=True)
@@ -286,7 +286,7 @@ def crictl(
     )
 
 
-def containerd_down(hv: config.HypervisorSpec, state: dict[str, object]) -> None:
+def containerd_down(hv: config.Machine, state: dict[str, object]) -> None:
     """Remove every pod it runs (their shims outlive containerd), then stop it."""
     pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
     pid = pids.get(f"containerd-{hv.name}")
@@ -315,3 +315,120 @@ def remove_trees(*roots: Path) -> None:
         )
     for root in roots:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- workers: a network and a mount namespace each, their own containerd ------------
+
+
+def mount_points() -> set[str]:
+    return {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+
+
+def private_directory(directory: Path) -> None:
+    """A directory that is a private mount of itself: a namespace file can
+    be bound in it (not where propagation is shared, as on /run)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if str(directory) not in mount_points():
+        run("mount", "--bind", str(directory), str(directory))
+        run("mount", "--make-private", str(directory))
+
+
+def node_mounts_up(worker: config.WorkerSpec, state: dict[str, object]) -> None:
+    """The worker's mount namespace, in which each of config.NODE_PATHS is
+    one of its own directories; made once, kept by its file under RUN."""
+    private_directory(worker.mount_namespace.parent)
+    made: list[str] = state.setdefault("made_on_host", [])  # type: ignore[assignment]
+    for path in config.NODE_PATHS:
+        worker.own(path).mkdir(parents=True, exist_ok=True)
+        if not Path(path).exists():  # the mount point, an empty directory on the host
+            Path(path).mkdir(parents=True)
+            made.append(path)
+    save_state(state)
+    if str(worker.mount_namespace) in mount_points():
+        return
+    worker.mount_namespace.touch()
+    binds = " && ".join(f"mount --bind {worker.own(p)} {p}" for p in config.NODE_PATHS)
+    # unshare binds the new namespace to the file and runs the mounts in it.
+    run("unshare", f"--mount={worker.mount_namespace}", "--propagation", "private",
+        "sh", "-c", binds)  # fmt: skip
+
+
+def in_worker(worker: config.WorkerSpec, *args: str) -> list[str]:
+    """A command line run inside the worker: its network and its mounts.
+    nsenter, not ip netns exec: that one also remounts /sys, which hides the
+    cgroup mounts runc needs."""
+    return ["nsenter", f"--net=/run/netns/{worker.netns}", f"--mount={worker.mount_namespace}",
+            *args]  # fmt: skip
+
+
+def node_sysctls(worker: config.WorkerSpec) -> None:
+    """Per network namespace: a node forwards its pods' packets, and bridged
+    packets pass its rules (Services)."""
+    for setting in ("net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1"):
+        run("nsenter", f"--net=/run/netns/{worker.netns}", "sysctl", "-qw", setting, check=False)
+
+
+def worker_containerd_config(worker: config.WorkerSpec) -> str:
+    """Paths inside the worker: /run/containerd and the CNI directories are its own."""
+    return f"""version = 2
+root = "{worker.root / "containerd"}"
+state = "/run/containerd/state"
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+
+[ttrpc]
+  address = "/run/containerd/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{worker.root / "opt"}"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:{config.PAUSE_TAG}"
+  restrict_oom_score_adj = true
+
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/opt/cni/bin"
+    conf_dir = "/etc/cni/net.d"
+
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{worker.root / "certs.d"}"
+"""
+
+
+def worker_up(worker: config.WorkerSpec, cni_plugins: list[Path], state: dict[str, object]) -> None:
+    """A worker machine without its kubelet: `join` starts that."""
+    worker.root.mkdir(parents=True, exist_ok=True)
+    node_mounts_up(worker, state)
+    node_sysctls(worker)
+    for plugin in cni_plugins:  # what a distribution's CNI plugins package installs
+        target = worker.own("/opt/cni/bin") / plugin.name
+        if not target.exists():
+            shutil.copy2(plugin, target)
+    mirrors(worker)
+    settings = worker.root / "config.toml"
+    settings.write_text(worker_containerd_config(worker))
+    start(f"containerd-{worker.name}", in_worker(worker, "containerd", "--config", str(settings)),
+          worker.root / "containerd.log", state)  # fmt: skip
+    wait_for(
+        f"containerd of {worker.name}",
+        lambda: crictl(worker, "version", check=False).returncode == 0,
+    )
+
+
+def worker_down(worker: config.WorkerSpec, state: dict[str, object]) -> None:
+    """Its kubelet, its pods, its containerd; then its mounts."""
+    stop(f"kubelet-{worker.name}", state)
+    containerd_down(worker, state)
+    if str(worker.mount_namespace) in mount_points():
+        run("umount", str(worker.mount_namespace), check=False)
+
+
+def host_mount_points_down(state: dict[str, object]) -> None:
+    """The empty directories made on the host for the workers' mounts."""
+    made: list[str] = state.get("made_on_host", [])  # type: ignore[assignment]
+    for path in sorted(made, key=len, reverse=True):
+        with contextlib.suppress(OSError):  # not empty: something else uses it now
+            Path(path).rmdir()
+    state["made_on_host"] = []
+    save_state(state)

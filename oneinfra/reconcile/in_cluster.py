@@ -1,4 +1,5 @@
-"""Inside each ready cluster, what workers need to join it (render/bootstrap.py),
+"""Inside each ready cluster, what workers need to join it (render/bootstrap.py)
+and what runs on them (render/addons.py: kube-proxy, the network, CoreDNS),
 applied at every pass of the cluster's worker and whenever its join tokens
 change: level-triggered, so an object deleted or changed by someone comes
 back at the next pass. Bootstrap tokens revoked, or expired, are deleted.
@@ -16,6 +17,7 @@ from ..model import events as ev
 from ..model.decider.joins import expired
 from ..model.state import Cluster, api_server_endpoint
 from ..pki.sealing import unseal
+from ..render.addons import addons
 from ..render.bootstrap import LiveToken, bootstrap_objects
 from ..runtime.kube import ClusterAPI
 from .shared import Shared
@@ -45,7 +47,10 @@ class InCluster:
             raise KubeError("the cluster has no ingress")
         pki = (await self.shared.events.get(cluster.created_at, ev.ClusterCreated)).pki
         tokens = await self.live_tokens(cluster, dt.datetime.now(dt.UTC))
-        manifests = bootstrap_objects(cluster, endpoint, pki.ca.certificate, tokens)
+        manifests = [
+            *bootstrap_objects(cluster, endpoint, pki.ca.certificate, tokens),
+            *addons(cluster, endpoint),
+        ]
         api = self._apis.get(cluster.cluster_id)
         if api is None:
             api = self._apis[cluster.cluster_id] = ClusterAPI(endpoint, tls)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).parents[2]
+WORKERS = 3  # two join with `oneinfra node join`, one with stock `kubeadm join`
 
 
 def cannot_run() -> str | None:
@@ -45,7 +46,17 @@ def local_up(request: pytest.FixtureRequest) -> subprocess.CompletedProcess[str]
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         return subprocess.run(
-            [sys.executable, "-m", "oneinfra", "local", "up", "-o", "json"],
+            [
+                sys.executable,
+                "-m",
+                "oneinfra",
+                "local",
+                "up",
+                "--workers",
+                str(WORKERS),
+                "-o",
+                "json",
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
@@ -55,7 +66,8 @@ def local_up(request: pytest.FixtureRequest) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="session")
-def hypervisors(request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]]:
+def machines(request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]]:
+    """Every local machine: the hypervisors, and the workers (role "worker")."""
     reason = cannot_run()
     if reason is not None:
         if os.environ.get("CI") == "true":
@@ -68,3 +80,13 @@ def hypervisors(request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]
     yield json.loads(started.stdout)
     stopped = local("down")
     assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="session")
+def hypervisors(machines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in machines if m["role"] != "worker"]
+
+
+@pytest.fixture(scope="session")
+def workers(machines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in machines if m["role"] == "worker"]

@@ -196,12 +196,14 @@ def test_join_tokens_from_the_command_line(empty: Daemon) -> None:
     assert [(t["id"], t["description"], t["expired"]) for t in listed] == [
         (token_id, "rack 4", False)
     ]
-    join = empty.cli("cluster", "join-command", "prod", "--ttl", "1h").stdout.strip()
-    assert re.fullmatch(
-        r"kubeadm join 192\.0\.2\.1:30000 --token [a-z0-9]{6}\.[a-z0-9]{16} "
-        r"--discovery-token-ca-cert-hash sha256:[0-9a-f]{64}",
-        join,
-    ), join
+    ours, stock = empty.cli("cluster", "join-command", "prod", "--ttl", "1h").stdout.splitlines()
+    for line, command in ((ours, "oneinfra node join"), (stock, "kubeadm join")):
+        assert re.fullmatch(
+            command + r" 192\.0\.2\.1:30000 --token [a-z0-9]{6}\.[a-z0-9]{16} "
+            r"--discovery-token-ca-cert-hash sha256:[0-9a-f]{64}",
+            line,
+        ), line
+    assert ours.split()[3:] == stock.split()[2:]  # one token, one hash
     revoked = empty.cli("cluster", "token", "revoke", "prod", token_id)
     assert "revoked" in revoked.stdout
     assert [t["id"] for t in empty.json("cluster", "token", "list", "prod")] != [token_id]
