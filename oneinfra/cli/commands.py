@@ -268,6 +268,25 @@ async def cluster_join_command(stub: FleetStub, args: argparse.Namespace) -> Non
     print(lines["kubeadm"])
 
 
+@handles("node", "list")
+async def node_list(stub: FleetStub, args: argparse.Namespace) -> None:
+    listed = await stub.ListNodes(api.NameRequest(name=args.name))
+    if args.output != "table":
+        emit([as_data(n) for n in listed.nodes], args.output)
+    elif not listed.observed:
+        print(f"the daemon has not looked inside cluster {args.name} yet: it is not ready",
+              file=sys.stderr)  # fmt: skip
+    elif not listed.nodes:
+        print(f"cluster {args.name} has no nodes: 'oneinfra cluster join-command "
+              f"{args.name}' says how workers join", file=sys.stderr)  # fmt: skip
+    else:
+        table(
+            ["NAME", "READY", "VERSION", "ADDRESS", "JOINED", "TOKEN"],
+            [[n.name, "yes" if n.ready else "no", n.version, n.address, n.joined_at or "-",
+              n.token_id or "-"] for n in listed.nodes],
+        )  # fmt: skip
+
+
 def since(value: str | None) -> dict[str, Any]:
     if value is None:
         return {}
@@ -279,7 +298,8 @@ def since(value: str | None) -> dict[str, Any]:
 SUMMARY_FIELDS = (
     "name", "cluster", "component", "role", "hypervisor", "ports", "kubernetes_version",
     "control_plane_replicas", "endpoint", "ip_address", "labels", "user", "groups", "serial",
-    "phase", "reachable", "reason", "error", "token_id", "expires_at", "description",
+    "phase", "reachable", "reason", "error", "token_id", "expires_at", "description", "node",
+    "address", "csr", "names",
 )  # fmt: skip
 
 

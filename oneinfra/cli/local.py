@@ -17,7 +17,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 def run_local(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..local import down, join, status, up
+    from ..local import down, join, kubeadm_join, leave, status, up
 
     try:
         if args.action == "up":
@@ -27,8 +27,15 @@ def run_local(args: argparse.Namespace) -> int:
             flags = [args.endpoint, "--token", args.token]
             for digest in args.ca_cert_hash:
                 flags += ["--discovery-token-ca-cert-hash", digest]
-            joined = join(args.worker, flags, args.kubernetes_version)
+            if args.discovery_timeout is not None and not args.kubeadm:  # kubeadm: no such flag
+                flags += ["--discovery-timeout", f"{args.discovery_timeout}s"]
+            if args.kubeadm:
+                joined = kubeadm_join(args.worker, flags, args.kubernetes_version)
+            else:
+                joined = join(args.worker, flags, args.kubernetes_version)
             print(f"{args.worker}: the kubelet runs (its log: {joined['log']})", file=sys.stderr)
+        elif args.action == "leave":
+            leave(args.worker)
         elif args.action == "list":
             show(status(), args.output)
         else:

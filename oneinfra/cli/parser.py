@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     hypervisors(top.add("hypervisor", "register and inspect hypervisors", client=False))
     clusters(top.add("cluster", "create, scale, inspect and delete clusters", client=False))
-    nodes(top.add("node", "join this machine to a cluster as a worker, or undo it",
+    nodes(top.add("node", "worker nodes: join this machine to a cluster, list a cluster's",
                   client=False))  # fmt: skip
 
     history = top.add("history", "the log of decisions and observations, oldest first")
@@ -306,6 +306,8 @@ def nodes(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     for target in (join, no.add("reset", "remove what 'node join' wrote", client=False)):
         machine_options(target)
+    named(no.add("list", "a cluster's nodes: Ready, version, address, when and by which token "
+                         "they joined"), "cluster")  # fmt: skip
 
 
 def machine_options(parser: argparse.ArgumentParser) -> None:
@@ -381,4 +383,15 @@ def local(parser: argparse.ArgumentParser) -> None:
     join.add_argument(
         "--kubernetes-version", metavar="V", help="the kubelet's (default: the newest built)"
     )
+    join.add_argument(
+        "--discovery-timeout", type=duration, metavar="DURATION",
+        help="how long to wait for the cluster to sign for the token (default 60s)",
+    )  # fmt: skip
+    join.add_argument(
+        "--kubeadm", action="store_true",
+        help="join with stock upstream kubeadm instead of 'oneinfra node join'",
+    )  # fmt: skip
+    leave = lo.add("leave", "a local worker leaves its cluster: its kubelet, pods and files gone",
+                   client=False)  # fmt: skip
+    leave.add_argument("worker", metavar="WORKER", help="a local worker's name (w0, w1, ...)")
     lo.add("down", "stop the local hypervisors and remove everything they held", client=False)

@@ -207,6 +207,14 @@ class FleetServer(fleet_grpc.FleetBase):
                 raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
             return views.join_tokens_view(cluster, dt.datetime.now(dt.UTC))
 
+    async def list_nodes(self, message: api.NameRequest) -> api.NodeList:
+        with self.reading() as state:
+            cluster = state.clusters.get(message.name)
+            if cluster is None:
+                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
+            status = self.board.clusters.get(cluster.cluster_id)
+            return views.nodes_view(cluster, status, self.board.joins)
+
     async def revoke_join_token(self, message: api.RevokeJoinTokenRequest) -> api.CommandReply:
         command = cmd.RevokeJoinToken(cluster=message.cluster, token_id=message.id)
         return api.CommandReply(position=await self._run(command))
@@ -413,6 +421,9 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def RevokeJoinToken(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.revoke_join_token)
+
+    async def ListNodes(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.list_nodes)
 
 
 async def unary(stream: Stream[Any, Any], answer: Callable[[Any], Awaitable[Any]]) -> None:

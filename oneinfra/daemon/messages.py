@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
 from ..model import commands as cmd
+from ..model import events as ev
 from ..model.decider.joins import expired
 from ..model.kinds import READY, RUNNING
 from ..model.state import Cluster, FleetState, Hypervisor, api_server_endpoint
@@ -88,6 +90,23 @@ def join_tokens_view(cluster: Cluster, now: dt.datetime) -> api.JoinTokenList:
             for t in sorted(cluster.join_tokens.values(), key=lambda t: t.expires_at)
         ]
     )
+
+
+def nodes_view(
+    cluster: Cluster,
+    status: ClusterStatus | None,
+    joins: Mapping[tuple[str, str], ev.NodeJoined],
+) -> api.NodeList:
+    if status is None or status.inside is None:
+        return api.NodeList(observed=False)
+    nodes = []
+    for node in sorted(status.nodes, key=lambda n: n.name):
+        joined = joins.get((cluster.cluster_id, node.name))
+        nodes.append(api.NodeInfo(
+            name=node.name, ready=node.ready, version=node.version, address=node.address,
+            joined_at=joined.at if joined else "", token_id=joined.token_id if joined else "",
+        ))  # fmt: skip
+    return api.NodeList(nodes=nodes, observed=True)
 
 
 def hypervisor_view(hypervisor: Hypervisor) -> api.Hypervisor:

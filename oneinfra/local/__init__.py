@@ -15,6 +15,7 @@ oneinfra's errors, nothing of the daemon.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -151,11 +152,65 @@ def join(name: str, join_args: list[str], kubernetes_version: str | None = None)
     return {"name": name, "address": machine.address, "kubelet": str(kubelet), "log": str(log)}
 
 
+def kubeadm_join(
+    name: str, join_args: list[str], kubernetes_version: str | None = None
+) -> dict[str, Any]:
+    """Stock `kubeadm join` inside worker `name`, the kubelet started as
+    kubeadm's systemd drop-in would (the worker has no systemd: kubeadm
+    says it cannot start it, and waits for it). The machine's own kubelet
+    settings (cgroup v1, cgroupfs, its cgroup root) go in as a kubeadm
+    patch, as an operator would give them."""
+    machine = worker(name)
+    state = system.load_state()
+    binaries = sources.current().kubernetes.get(
+        kubernetes_version or config.KUBERNETES_VERSIONS[0], {}
+    )
+    kubelet, kubeadm = binaries.get("kubelet"), binaries.get("kubeadm")
+    if kubelet is None or kubeadm is None:
+        raise LocalError("no kubelet and kubeadm among the local binaries")
+    patches = system.kubeadm_patches(machine)
+    system.cgroup_root_up(machine)
+    log = machine.root / "kubeadm.log"
+    with log.open("w") as out:
+        joining = subprocess.Popen(
+            system.in_worker(machine, str(kubeadm), "join", *join_args, "--node-name", name,
+                             "--patches", str(patches), "--ignore-preflight-errors=all"),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    flags = machine.own("/var/lib/kubelet") / "kubeadm-flags.env"
+    started = False
+    deadline = time.monotonic() + KUBEADM_TIMEOUT
+    while joining.poll() is None and time.monotonic() < deadline:
+        if not started and flags.exists() and (flags.parent / "config.yaml").exists():
+            command = system.in_worker(machine, str(kubelet), *system.kubeadm_kubelet_args(flags),
+                                       f"--node-ip={machine.address}")  # fmt: skip
+            system.start(f"kubelet-{name}", command, machine.root / "kubelet.log", state)
+            started = True
+        time.sleep(0.2)
+    if joining.poll() is None:
+        joining.kill()
+    if joining.wait() != 0:
+        system.stop(f"kubelet-{name}", state)
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        raise LocalError(f"kubeadm join failed: {lines[-1] if lines else 'it said nothing'}")
+    return {"name": name, "address": machine.address, "kubelet": str(kubelet),
+            "log": str(machine.root / "kubelet.log")}  # fmt: skip
+
+
+KUBEADM_TIMEOUT = 300.0
+
+
 def runs_or_gone(pid: int, kubelet: Path) -> bool:
     """`node join` execs the kubelet once it has joined: same pid, new binary."""
     if not system.alive(pid):
         return True
     try:
         return Path(os.readlink(f"/proc/{pid}/exe")) == kubelet.resolve()
-    except OSError:
-        return True
+    except OSError:  # in the middle of an exec, or just gone: look again
+        return False
+
+
+def leave(name: str) -> None:
+    """Worker `name` leaves its cluster, as `kubeadm reset` would have it:
+    nothing of the join is left, and it may join again."""
+    system.worker_leave(worker(name), system.load_state())

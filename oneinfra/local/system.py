@@ -432,3 +432,65 @@ def host_mount_points_down(state: dict[str, object]) -> None:
             Path(path).rmdir()
     state["made_on_host"] = []
     save_state(state)
+
+
+def worker_leave(worker: config.WorkerSpec, state: dict[str, object]) -> None:
+    """Back to a machine that never joined: the kubelet stopped, its pods
+    removed, the volumes it mounted unmounted, the node's files gone."""
+    stop(f"kubelet-{worker.name}", state)
+    crictl(worker, "rmp", "--all", "--force", check=False)
+    pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
+    containerd = pids.get(f"containerd-{worker.name}")
+    if containerd is not None and alive(containerd):
+        inside = Path(f"/proc/{containerd}/mountinfo").read_text().splitlines()
+        kubelet_mounts = [m for m in (line.split()[4] for line in inside)
+                          if m.startswith("/var/lib/kubelet/")]  # fmt: skip
+        for mount_point in sorted(kubelet_mounts, key=len, reverse=True):
+            run(*in_worker(worker, "umount", "--lazy", mount_point), check=False)
+    for path in ("/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d", "/run/flannel",
+                 "/var/log/pods", "/var/log/containers"):  # fmt: skip
+        for child in worker.own(path).iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+
+def cgroup_root_up(worker: config.WorkerSpec) -> None:
+    """On cgroup v1 a kubelet wants its cgroup root in every hierarchy beforehand."""
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        if hierarchy.is_dir() and not hierarchy.is_symlink() and hierarchy.name != "unified":
+            (hierarchy / worker.cgroup_root.strip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def kubeadm_patches(worker: config.WorkerSpec) -> Path:
+    """What this machine needs of its kubelet, as a kubeadm patch: the
+    cluster's kubelet-config knows nothing of a machine."""
+    directory = worker.root / "kubeadm-patches"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "kubeletconfiguration+merge.yaml").write_text(
+        "apiVersion: kubelet.config.k8s.io/v1beta1\n"
+        "kind: KubeletConfiguration\n"
+        "failCgroupV1: false\n"
+        "cgroupDriver: cgroupfs\n"
+        f"cgroupRoot: {worker.cgroup_root}\n"
+    )
+    return directory
+
+
+def kubeadm_kubelet_args(flags_file: Path) -> list[str]:
+    """The kubelet's command line as kubeadm's systemd drop-in makes it:
+    its kubeconfigs and configuration, then KUBELET_KUBEADM_ARGS."""
+    import shlex
+
+    kubeadm_args: list[str] = []
+    for line in flags_file.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "KUBELET_KUBEADM_ARGS":
+            kubeadm_args = shlex.split(shlex.split(value)[0]) if value.strip() else []
+    return [
+        "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+        "--kubeconfig=/etc/kubernetes/kubelet.conf",
+        "--config=/var/lib/kubelet/config.yaml",
+        *kubeadm_args,
+    ]

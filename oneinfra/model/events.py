@@ -158,7 +158,53 @@ class HypervisorStatusChanged(Event, frozen=True):
     error: str
 
 
-StatusEvent = ClusterStatusChanged | ComponentStatusChanged | HypervisorStatusChanged
+class NodeJoined(Event, frozen=True):
+    """A Node registered in a cluster, first seen by the reconciler; which
+    bootstrap token let it in ("" when its CSR was gone before it was seen)."""
+
+    cluster: str
+    cluster_id: str
+    node: str
+    address: str
+    kubelet_version: str
+    token_id: str
+    at: str  # RFC 3339, when it was seen
+
+
+class NodeLeft(Event, frozen=True):
+    cluster: str
+    cluster_id: str
+    node: str
+    at: str
+
+
+class ServingCertificateApproved(Event, frozen=True):
+    """A kubelet's serving CSR for its own names and addresses, approved by the daemon."""
+
+    cluster: str
+    cluster_id: str
+    node: str
+    csr: str
+    names: list[str]
+
+
+class ServingCertificateRefused(Event, frozen=True):
+    cluster: str
+    cluster_id: str
+    node: str  # who asked, as the request says
+    csr: str
+    reason: str
+
+
+StatusEvent = (
+    ClusterStatusChanged
+    | ComponentStatusChanged
+    | HypervisorStatusChanged
+    | NodeJoined
+    | NodeLeft
+    | ServingCertificateApproved
+    | ServingCertificateRefused
+)
 
 FleetEvent = (
     HypervisorRegistered

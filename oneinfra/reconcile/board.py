@@ -22,9 +22,12 @@ from .. import render as bp
 from ..model import events as ev
 from ..model.kinds import DELETED, READY, PhaseName
 from ..render.labels import LABEL_ROLE, WRITER_ROLE
+from ..runtime.kube import NodeView
 from . import plan as pl
 from .phases import UNOBSERVED, Phase, cluster_phase, component_phase
 from .plan import Key
+
+JOINED, LEFT, DECIDED = "joined", "left", "decided"  # what `recorded` holds for nodes and CSRs
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,6 +63,7 @@ class ClusterStatus:
     probe: Phase | None = None
     etcd: str = ""  # what its etcd membership waits for, if anything
     inside: Phase | None = None  # what was applied inside the cluster, or why not
+    nodes: list[NodeView] = field(default_factory=list)  # as last observed inside
     since: float = 0.0  # when the phase last changed (Unix time)
 
 
@@ -74,6 +78,7 @@ class StatusBoard:
         self.recorded: dict[tuple[str, ...], str] = {}  # subject -> phase last recorded
         self.outbox: list[ev.Event] = []  # transitions not yet appended
         self.answering: set[str] = set()  # ids of the clusters whose API answered last
+        self.joins: dict[tuple[str, str], ev.NodeJoined] = {}  # (cluster id, node) -> its join
         self._changed = anyio.Event()
 
     # -- watchers -------------------------------------------------------------------
@@ -98,6 +103,14 @@ class StatusBoard:
                     self.recorded[("component", event.cluster_id, event.component)] = event.phase
                 case ev.HypervisorStatusChanged():
                     self.recorded[("hypervisor", event.name)] = str(event.reachable)
+                case ev.NodeJoined():
+                    self.recorded[("node", event.cluster_id, event.node)] = JOINED
+                    self.joins[(event.cluster_id, event.node)] = event
+                case ev.NodeLeft():
+                    self.recorded[("node", event.cluster_id, event.node)] = LEFT
+                    self.joins.pop((event.cluster_id, event.node), None)
+                case ev.ServingCertificateApproved() | ev.ServingCertificateRefused():
+                    self.recorded[("csr", event.cluster_id, event.csr)] = DECIDED
 
     def _record(self, subject: tuple[str, ...], phase: str, event: ev.Event) -> None:
         if self.recorded.get(subject) != phase:
@@ -227,6 +240,42 @@ class StatusBoard:
             self._notify()
 
     @locked
+    def nodes_observed(
+        self, name: str, cluster_id: str, nodes: list[NodeView], tokens: Mapping[str, str], at: str
+    ) -> None:
+        """The cluster's Nodes: a new one recorded as joined (by the token
+        its client CSR names, if still there), one gone as left."""
+        status = self.cluster(name, cluster_id)
+        status.nodes = nodes
+        seen = {n.name for n in nodes}
+        for node in nodes:
+            joined = ev.NodeJoined(cluster=name, cluster_id=cluster_id, node=node.name,
+                                   address=node.address, kubelet_version=node.version,
+                                   token_id=tokens.get(node.name, ""), at=at)  # fmt: skip
+            if self.recorded.get(("node", cluster_id, node.name)) != JOINED:
+                self.joins[(cluster_id, node.name)] = joined
+            self._record(("node", cluster_id, node.name), JOINED, joined)
+        for subject, recorded in list(self.recorded.items()):
+            if (
+                subject[:2] == ("node", cluster_id)
+                and recorded == JOINED
+                and subject[2] not in seen
+            ):
+                self.joins.pop((cluster_id, subject[2]), None)
+                self._record(subject, LEFT, ev.NodeLeft(name, cluster_id, subject[2], at))
+        self._notify()
+
+    def csr_decided(
+        self, event: ev.ServingCertificateApproved | ev.ServingCertificateRefused
+    ) -> bool:
+        """Whether this CSR's verdict is news (recorded now) or was told before."""
+        subject = ("csr", event.cluster_id, event.csr)
+        if self.recorded.get(subject) == DECIDED:
+            return False
+        self._record(subject, DECIDED, event)
+        return True
+
+    @locked
     def cluster_deleted(self, name: str, cluster_id: str) -> None:
         self.clusters.pop(cluster_id, None)
         self.answering.discard(cluster_id)
@@ -235,8 +284,11 @@ class StatusBoard:
             DELETED,
             ev.ClusterStatusChanged(name, cluster_id, DELETED, "deleted from the fleet"),
         )
-        for subject in [s for s in self.recorded if s[:2] == ("component", cluster_id)]:
-            del self.recorded[subject]
+        for subject in [s for s in self.recorded if s[1:2] == (cluster_id,)]:
+            if subject[0] != "cluster":
+                del self.recorded[subject]
+        for join in [j for j in self.joins if j[0] == cluster_id]:
+            del self.joins[join]
         self._notify()
 
     def remaining(self, cluster_name: str, cluster_id: str | None = None) -> dict[str, list[str]]:

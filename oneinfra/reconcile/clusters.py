@@ -12,6 +12,7 @@ import logging
 import ssl
 
 import anyio
+import anyio.abc
 
 from .. import render as bp
 from ..errors import CRIError, KubeError
@@ -57,8 +58,17 @@ class ClusterLoop:
         self.in_cluster = InCluster(shared)
 
     async def run(self, name: str, cluster_id: str, wakeup: Wakeup) -> None:
-        """Passes over the cluster until it is deleted."""
+        """Passes over the cluster until it is deleted; once it is ready, a
+        watch over its nodes and CSRs rings for a pass as they change."""
+        async with anyio.create_task_group() as watching:
+            await self.passes(name, cluster_id, wakeup, watching)
+            watching.cancel_scope.cancel()
+
+    async def passes(
+        self, name: str, cluster_id: str, wakeup: Wakeup, watching: anyio.abc.TaskGroup
+    ) -> None:
         quiet = 0  # passes since the last ring that found it not ready
+        watched = False
         try:
             while True:
                 cluster = self.fleet.state.clusters.get(name)
@@ -75,6 +85,9 @@ class ClusterLoop:
                         delay = self.options.resync
                     if ready and not await self.apply_inside(cluster):
                         delay = min(delay, self.options.quick * 4)  # soon again
+                    if ready and not watched:
+                        watching.start_soon(self.in_cluster.watch, cluster_id, wakeup.ring)
+                        watched = True
                 except Exception:
                     log.exception("checking cluster %s", name)
                 quiet = 0 if await wakeup.wait(delay) else quiet + 1
@@ -85,14 +98,16 @@ class ClusterLoop:
                 await self.in_cluster.forget(cluster_id)
 
     async def apply_inside(self, cluster: Cluster) -> bool:
-        """What workers need to join, applied in the cluster; told on the board."""
+        """What workers need, applied in the cluster; told on the board.
+        False when the next pass should come soon: it failed, or nodes are
+        on their way in."""
         try:
-            done = await self.in_cluster.reconcile(cluster, await self.probe_tls(cluster))
+            done, busy = await self.in_cluster.reconcile(cluster, await self.probe_tls(cluster))
         except KubeError as error:
             self.board.inside(cluster.cluster_id, Phase(FAILED, str(error)))
             return False
         self.board.inside(cluster.cluster_id, Phase(READY, done))
-        return True
+        return not busy
 
     async def check_ready(self, cluster: Cluster) -> bool:
         endpoint = api_server_endpoint(cluster, self.fleet.state.hypervisors)

@@ -8,19 +8,26 @@ back at the next pass. Bootstrap tokens revoked, or expired, are deleted.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import ssl
+from collections.abc import Callable
 
+import anyio
 import httpx
 
 from ..errors import KubeError
 from ..model import events as ev
 from ..model.decider.joins import expired
 from ..model.state import Cluster, api_server_endpoint
+from ..pki.csr import node_of, requested_names, serving_refusal
 from ..pki.sealing import unseal
 from ..render.addons import addons
 from ..render.bootstrap import LiveToken, bootstrap_objects
-from ..runtime.kube import ClusterAPI
+from ..runtime.kube import ClusterAPI, join_tokens, pending_serving
 from .shared import Shared
+
+log = logging.getLogger("oneinfra.reconciler")
+WATCH_RETRY = 5.0  # seconds before a broken watch starts again
 
 
 class InCluster:
@@ -40,8 +47,9 @@ class InCluster:
                                     token.description, list(token.groups)))  # fmt: skip
         return tokens
 
-    async def reconcile(self, cluster: Cluster, tls: ssl.SSLContext) -> str:
-        """Apply and prune; what was done, in a few words. Raises KubeError."""
+    async def reconcile(self, cluster: Cluster, tls: ssl.SSLContext) -> tuple[str, bool]:
+        """Apply and prune, and watch over the nodes; what was done, in a few
+        words, and whether to come back soon. Raises KubeError."""
         endpoint = api_server_endpoint(cluster, self.shared.fleet.state.hypervisors)
         if endpoint is None:
             raise KubeError("the cluster has no ingress")
@@ -59,10 +67,57 @@ class InCluster:
             pruned = await api.prune_token_secrets(
                 {f"bootstrap-token-{t.token_id}" for t in tokens}
             )
+            busy = await self.nodes(cluster, api)
         except httpx.HTTPError as error:
             raise KubeError(f"{type(error).__name__}: {error}") from None
         done = f"{applied} objects applied"
-        return done + (f", {len(pruned)} revoked or expired token(s) deleted" if pruned else "")
+        done += f", {len(pruned)} revoked or expired token(s) deleted" if pruned else ""
+        return done, busy
+
+    async def nodes(self, cluster: Cluster, api: ClusterAPI) -> bool:
+        """The Nodes recorded as they join and leave; kubelets' serving CSRs
+        approved when they ask for their own names only, refused (and told
+        why) otherwise. Whether something is under way (a node not Ready, a
+        request decided): the next pass comes soon then."""
+        nodes, csrs = await api.nodes(), await api.signing_requests()
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        board = self.shared.board
+        board.nodes_observed(cluster.name, cluster.cluster_id, nodes, join_tokens(csrs), now)
+        addresses = {n.name: n.addresses for n in nodes}
+        objects = {c.metadata.name: c for c in csrs if c.metadata and c.metadata.name}
+        pending = pending_serving(csrs)
+        for request in pending:
+            node = node_of(request.username) or request.username
+            refusal = serving_refusal(request, addresses.get(node))
+            event: ev.ServingCertificateApproved | ev.ServingCertificateRefused
+            if refusal is None:
+                names = requested_names(request.request_pem)
+                event = ev.ServingCertificateApproved(cluster.name, cluster.cluster_id, node,
+                                                      request.name, names)  # fmt: skip
+                message = f"oneinfra: node {node}'s own names ({', '.join(names)})"
+            else:
+                event = ev.ServingCertificateRefused(cluster.name, cluster.cluster_id, node,
+                                                     request.name, refusal)  # fmt: skip
+                message = f"oneinfra: {refusal}"
+            await api.decide(objects[request.name], refusal is None, message)
+            board.csr_decided(event)
+        return bool(pending) or not all(n.ready for n in nodes)
+
+    async def watch(self, cluster_id: str, ring: Callable[[], None]) -> None:
+        """Forever: a pass rung as nodes or CSRs change (a node joining, a
+        kubelet asking for its serving certificate), rather than at the next
+        resync. Broken watches start again, a few seconds later."""
+        while True:
+            api = self._apis.get(cluster_id)
+            if api is not None:
+                try:
+                    await api.watch_nodes_and_requests(ring)
+                except Exception as error:
+                    # Whatever breaks a watch (the cluster going away, a
+                    # timeout, an error group from its two streams) only
+                    # delays a pass until the resync: never the daemon.
+                    log.debug("watching cluster %s: %r", cluster_id, error)
+            await anyio.sleep(WATCH_RETRY)
 
     async def forget(self, cluster_id: str) -> None:
         api = self._apis.pop(cluster_id, None)

@@ -6,22 +6,97 @@ the admin key never touches the disk.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 from lightkube import AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Secret
+from lightkube.models.certificates_v1 import CertificateSigningRequestCondition
+from lightkube.resources.certificates_v1 import (
+    CertificateSigningRequest,
+    CertificateSigningRequestApproval,
+)
+from lightkube.resources.core_v1 import Node, Secret
 
 from ..errors import KubeError
+from ..pki.csr import ServingRequest, common_name, node_of
 from ..render.labels import LABEL_MANAGED_BY, MANAGED
 
 FIELD_MANAGER = "oneinfra"
 TIMEOUT = 10.0
+
+
+SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+BOOTSTRAPPER_PREFIX = "system:bootstrap:"
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    ready: bool
+    version: str
+    address: str  # its InternalIP, else its first address
+    addresses: list[tuple[str, str]]  # (type, address), as the Node's status says
+    created: str  # RFC 3339
+
+
+def node_view(node: Node) -> NodeView:
+    status, metadata = node.status, node.metadata
+    addresses = [(a.type, a.address) for a in (status.addresses or [])] if status else []
+    internal = [a for t, a in addresses if t == "InternalIP"]
+    ready = any(
+        c.type == "Ready" and c.status == "True" for c in (status.conditions or [])
+    ) if status else False  # fmt: skip
+    created = metadata.creationTimestamp if metadata else None
+    return NodeView(
+        name=(metadata.name if metadata else None) or "",
+        ready=ready,
+        version=status.nodeInfo.kubeletVersion if status and status.nodeInfo else "",
+        address=(internal or [a for _, a in addresses] or [""])[0],
+        addresses=addresses,
+        created=created.isoformat() if isinstance(created, dt.datetime) else "",
+    )
+
+
+def decided(csr: CertificateSigningRequest) -> bool:
+    conditions = csr.status.conditions if csr.status else None
+    return any(c.type in ("Approved", "Denied", "Failed") for c in conditions or [])
+
+
+def pending_serving(csrs: Iterable[CertificateSigningRequest]) -> list[ServingRequest]:
+    return [
+        ServingRequest(
+            name=c.metadata.name or "",
+            request_pem=base64.b64decode(c.spec.request),  # the PEM, base64 in JSON
+            username=c.spec.username or "",
+            groups=list(c.spec.groups or []),
+            usages=list(c.spec.usages or []),
+        )
+        for c in csrs
+        if c.metadata and c.spec.signerName == SERVING_SIGNER and not decided(c)
+    ]  # fmt: skip
+
+
+def join_tokens(csrs: Iterable[CertificateSigningRequest]) -> dict[str, str]:
+    """node -> the bootstrap token its first client CSR was filed with."""
+    found = {}
+    for csr in csrs:
+        username = csr.spec.username or ""
+        if csr.spec.signerName != CLIENT_SIGNER or not username.startswith(BOOTSTRAPPER_PREFIX):
+            continue
+        node = node_of(common_name(base64.b64decode(csr.spec.request)) or "")
+        if node is not None:
+            found[node] = username.removeprefix(BOOTSTRAPPER_PREFIX)
+    return found
 
 
 class OurTLS(httpx.AsyncHTTPTransport):
@@ -81,3 +156,45 @@ class ClusterAPI:
 
     async def close(self) -> None:
         await self.client.close()
+
+    async def nodes(self) -> list[NodeView]:
+        try:
+            return [node_view(n) async for n in self.client.list(Node)]
+        except ApiError as error:
+            raise KubeError(f"listing nodes: {error.status.message}") from None
+
+    async def signing_requests(self) -> list[CertificateSigningRequest]:
+        try:
+            return [c async for c in self.client.list(CertificateSigningRequest)]
+        except ApiError as error:
+            raise KubeError(f"listing CSRs: {error.status.message}") from None
+
+    async def decide(self, csr: CertificateSigningRequest, approve: bool, message: str) -> None:
+        """Approve or deny, on the CSR's approval subresource."""
+        condition = CertificateSigningRequestCondition(
+            type="Approved" if approve else "Denied",
+            status="True",
+            reason="OneinfraApproved" if approve else "OneinfraDenied",
+            message=message,
+        )
+        assert csr.status is not None and csr.metadata is not None
+        csr.status.conditions = [*(csr.status.conditions or []), condition]
+        approval = CertificateSigningRequestApproval.from_dict(csr.to_dict())  # type: ignore[no-untyped-call]
+        try:
+            await self.client.replace(approval, csr.metadata.name)
+        except ApiError as error:
+            raise KubeError(f"deciding CSR {csr.metadata.name}: {error.status.message}") from None
+
+    async def watch_nodes_and_requests(self, ring: Callable[[], None]) -> None:
+        """Until a watch ends: `ring` at every change of a Node or a CSR."""
+
+        async def follow(resource: type[Node] | type[CertificateSigningRequest]) -> None:
+            async for _ in self.client.watch(resource):
+                ring()
+
+        try:
+            async with anyio.create_task_group() as watches:
+                watches.start_soon(follow, Node)
+                watches.start_soon(follow, CertificateSigningRequest)
+        except ApiError as error:
+            raise KubeError(f"watching nodes and CSRs: {error.status.message}") from None

@@ -8,10 +8,7 @@ import base64
 import json
 import socket
 import ssl
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,72 +18,15 @@ import yaml
 
 from oneinfra import render as bp
 from oneinfra.api.runtime import v1 as cri_api
-from oneinfra.local import config
 from oneinfra.runtime.cri import HypervisorClient
 from oneinfra.runtime.etcdctl import Etcd, Member, parse_members
 from tests.oneinfra.daemon import Daemon
 
+from .fleet import WAIT, create, data_dir, eventually, fleet, kubeconfig, kubectl
+
+__all__ = ["fleet"]  # the module's fixture
+
 pytestmark = pytest.mark.e2e
-
-KUBECTL = str(Path(sys.executable).parent / "kubectl")
-WAIT = "3m"
-
-
-@pytest.fixture(scope="module")
-def fleet(
-    hypervisors: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Daemon, list[dict[str, Any]]]]:
-    daemon = Daemon(tmp_path_factory.mktemp("fleet"), "--resync", "5", reconcile=True).start()
-    for hv in hypervisors:
-        daemon.cli(
-            "hypervisor", "add", hv["name"], "--endpoint", hv["endpoint"],
-            "--ip-address", hv["address"], f"--{hv['role']}",
-            "--data-dir", str(data_dir(hv["name"])),
-        )  # fmt: skip
-    yield daemon, hypervisors
-    for cluster in daemon.json("cluster", "list"):
-        daemon.cli("cluster", "delete", cluster["name"], "--wait", "--timeout", WAIT, timeout=240)
-    daemon.stop()
-
-
-def data_dir(hypervisor: str) -> Path:
-    return config.STATE / "hypervisors" / hypervisor / "data"
-
-
-def create(daemon: Daemon, name: str, replicas: int = 1) -> dict[str, Any]:
-    created = daemon.json(
-        "cluster", "create", name, "--control-plane-replicas", str(replicas),
-        "--wait", "--timeout", WAIT, timeout=240,
-    )  # fmt: skip
-    assert created["status"]["ready"] is True
-    return dict(created)
-
-
-def kubeconfig(daemon: Daemon, name: str, directory: Path) -> Path:
-    path = directory / f"{name}.kubeconfig"
-    path.write_text(daemon.cli("cluster", "kubeconfig", name).stdout)
-    return path
-
-
-def kubectl(config_file: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [KUBECTL, "--kubeconfig", str(config_file), "--request-timeout", "10s", *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    if check:
-        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
-    return result
-
-
-def eventually(check: Any, what: str, seconds: float = 120) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
-        time.sleep(0.5)
-
 
 # -- looking at the hypervisors through CRI ------------------------------------------
 

@@ -55,6 +55,10 @@ class FleetBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def ListNodes(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.NodeList]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def GetHypervisor(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Hypervisor]') -> None:
         pass
 
@@ -151,6 +155,12 @@ class FleetBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.RevokeJoinTokenRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply,
+            ),
+            '/oneinfra.v1.Fleet/ListNodes': grpclib.const.Handler(
+                self.ListNodes,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.NodeList,
             ),
             '/oneinfra.v1.Fleet/GetHypervisor': grpclib.const.Handler(
                 self.GetHypervisor,
@@ -271,6 +281,12 @@ class FleetStub:
             '/oneinfra.v1.Fleet/RevokeJoinToken',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.RevokeJoinTokenRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply,
+        )
+        self.ListNodes = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/ListNodes',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.NodeList,
         )
         self.GetHypervisor = grpclib.client.UnaryUnaryMethod(
             channel,

@@ -402,6 +402,30 @@ class JoinTokenList(_message.Message):
     tokens: _containers.RepeatedCompositeFieldContainer[JoinTokenInfo]
     def __init__(self, tokens: _Optional[_Iterable[_Union[JoinTokenInfo, _Mapping]]] = ...) -> None: ...
 
+class NodeInfo(_message.Message):
+    __slots__ = ("name", "ready", "version", "address", "joined_at", "token_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    JOINED_AT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    ready: bool
+    version: str
+    address: str
+    joined_at: str
+    token_id: str
+    def __init__(self, name: _Optional[str] = ..., ready: _Optional[bool] = ..., version: _Optional[str] = ..., address: _Optional[str] = ..., joined_at: _Optional[str] = ..., token_id: _Optional[str] = ...) -> None: ...
+
+class NodeList(_message.Message):
+    __slots__ = ("nodes", "observed")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    observed: bool
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., observed: _Optional[bool] = ...) -> None: ...
+
 class RevokeJoinTokenRequest(_message.Message):
     __slots__ = ("cluster", "id")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]

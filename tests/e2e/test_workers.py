@@ -1,0 +1,332 @@
+"""Workers joined to a real cluster: local workers (their own network and
+mount namespaces, containerd and kubelet) join with `oneinfra node join`
+(through `oneinfra local join`); the cluster runs pods on them, reached
+every way users reach them; the daemon approves kubelets' serving
+certificates only for their own names, and records who joined with which
+token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from oneinfra.local import config
+from tests.oneinfra.daemon import Daemon
+
+from .conftest import ROOT
+from .fleet import KUBECTL, create, eventually, fleet, kubeconfig, kubectl
+
+__all__ = ["fleet"]  # the module's fixture
+
+pytestmark = pytest.mark.e2e
+
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
+         labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - name: web
+        image: docker.io/library/busybox:1.35
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html &&
+                   echo serving && exec httpd -f -v -p 8080 -h /www"]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-nodeport}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+@dataclass
+class Joined:
+    daemon: Daemon
+    config: Path  # an admin kubeconfig
+    endpoint: str
+    ca_hash: str
+
+
+def local(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oneinfra", "local", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def new_token(daemon: Daemon, cluster: str) -> tuple[str, str, str]:
+    """A fresh token with its endpoint and CA hash, from `join-command`'s line."""
+    line = daemon.cli("cluster", "join-command", cluster).stdout.splitlines()[0]
+    words = line.split()  # oneinfra node join ENDPOINT --token T --discovery-token-ca-cert-hash H
+    return words[3], words[5], words[7]
+
+
+def join(worker: str, endpoint: str, token: str, ca_hash: str, *extra: str) -> Any:
+    return local("join", worker, endpoint, "--token", token,
+                 "--discovery-token-ca-cert-hash", ca_hash, *extra)  # fmt: skip
+
+
+def nodes(config_file: Path) -> dict[str, bool]:
+    """name -> Ready."""
+    found = json.loads(kubectl(config_file, "get", "nodes", "-o", "json").stdout)["items"]
+    return {
+        n["metadata"]["name"]: any(
+            c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
+        )
+        for n in found
+    }
+
+
+def head(daemon: Daemon) -> str:
+    return str(daemon.cli("audit", "head").stdout.strip())
+
+
+def own(worker: str, path: str) -> Path:
+    return config.WorkerSpec(worker, "").own(path)
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    fleet: tuple[Daemon, list[dict[str, Any]]],
+    workers: list[dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Joined]:
+    daemon, _ = fleet
+    create(daemon, "work")
+    config_file = kubeconfig(daemon, "work", tmp_path_factory.mktemp("work"))
+    endpoint, _, ca_hash = new_token(daemon, "work")
+    yield Joined(daemon, config_file, endpoint, ca_hash)
+    for worker in workers:
+        left = local("leave", worker["name"])
+        assert left.returncode == 0, left.stderr
+
+
+def test_a_bad_join_says_why_in_one_line_and_leaves_nothing_behind(
+    cluster: Joined, workers: list[dict[str, Any]]
+) -> None:
+    daemon = cluster.daemon
+    create(daemon, "other")
+    _, foreign, _ = new_token(daemon, "other")
+    _, revoked, _ = new_token(daemon, "work")
+    daemon.cli("cluster", "token", "revoke", "work", revoked.split(".")[0])
+    fast = ("--discovery-timeout", "5s")
+    cases = [
+        (cluster.endpoint, foreign, cluster.ca_hash, "does not know token"),
+        (cluster.endpoint, revoked, cluster.ca_hash, "token"),
+        (cluster.endpoint, "abcdef.0123", cluster.ca_hash, "looks like abcdef.0123456789abcdef"),
+        (
+            cluster.endpoint,
+            new_token(daemon, "work")[1],
+            "sha256:" + "0" * 64,
+            "not the one pinned",
+        ),
+        ("10.213.0.99:30000", foreign, cluster.ca_hash, "cannot reach the cluster"),
+    ]
+    before = head(daemon)  # the last token is made: from here, nothing is appended
+    for endpoint, token, ca_hash, says in cases:
+        refused = join("w2", endpoint, token, ca_hash, *fast)
+        assert refused.returncode == 1, refused.stdout
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], refused.stderr
+        for path in ("/etc/kubernetes", "/var/lib/kubelet"):
+            assert list(own("w2", path).iterdir()) == [], (says, path)
+    assert head(daemon) == before
+    assert "w2" not in nodes(cluster.config)
+    daemon.cli("cluster", "delete", "other", "--wait", "--timeout", "3m", timeout=240)
+
+
+def test_three_workers_join_two_with_node_join_one_with_kubeadm_and_serve_pods_every_way(
+    cluster: Joined, tmp_path: Path
+) -> None:
+    daemon, config_file = cluster.daemon, cluster.config
+    tokens = {}
+    for worker, how in (("w0", ()), ("w1", ()), ("w2", ("--kubeadm",))):
+        endpoint, token, ca_hash = new_token(daemon, "work")
+        joined = join(worker, endpoint, token, ca_hash, *how)
+        assert joined.returncode == 0, joined.stderr
+        tokens[worker] = token.split(".")[0]
+    everyone = {"w0": True, "w1": True, "w2": True}
+    eventually(lambda: nodes(config_file) == everyone, "w0, w1 and w2 Ready")
+
+    # Who joined with which token, in the log and in `node list`.
+    listed = eventually(
+        lambda: (found := daemon.json("node", "list", "work")) and len(found) == 3 and found,
+        "the three nodes listed",
+    )
+    assert {n["name"]: n["tokenId"] for n in listed} == tokens
+    assert all(n["ready"] and n["version"] == "v1.37.2" for n in listed)
+    history = daemon.cli("history", "--cluster", "work").stdout
+    for worker, token_id in tokens.items():
+        assert re.search(rf'NodeJoined .*token_id="{token_id}" node="{worker}"', history), history
+
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(WEB)
+    kubectl(config_file, "apply", "-f", str(manifest))
+    kubectl(config_file, "rollout", "status", "deploy/web", "--timeout=120s")
+    pods = json.loads(kubectl(config_file, "get", "pods", "-l", "app=web", "-o", "json").stdout)
+    placed = {p["spec"]["nodeName"]: p for p in pods["items"]}
+    assert len(placed) == 3  # one on each worker
+
+    # logs and exec reach the kubelets through the ingress: their serving
+    # certificates were approved by the daemon.
+    eventually(
+        lambda: "serving" in kubectl(config_file, "logs", "deploy/web", check=False).stdout,
+        "kubectl logs", seconds=60,
+    )  # fmt: skip
+    approved = daemon.cli("history", "--cluster", "work").stdout
+    assert re.search(r'ServingCertificateApproved .*node="w1".*names=\["w1","10\.213\.0\.31"\]',
+                     approved), approved  # fmt: skip
+
+    # Pod to pod across nodes, a Service by ClusterIP and by its DNS name.
+    kubectl(config_file, "run", "probe", "--image=docker.io/library/busybox:1.35",
+            "--restart=Never", '--overrides={"spec": {"nodeName": "w0"}}', "--",
+            "sleep", "3600")  # fmt: skip
+    kubectl(config_file, "wait", "--for=condition=Ready", "pod/probe", "--timeout=60s")
+    other = placed["w1"]
+    service_ip = kubectl(config_file, "get", "svc", "web", "-o",
+                         "jsonpath={.spec.clusterIP}").stdout  # fmt: skip
+
+    def fetch(address: str) -> str:
+        request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {address}"
+        return str(kubectl(config_file, "exec", "probe", "--", "sh", "-c", request,
+                           check=False).stdout)  # fmt: skip
+
+    assert other["metadata"]["name"] in fetch(f"{other['status']['podIP']} 8080")
+    assert "200 OK" in eventually(lambda: fetch(f"{service_ip} 80"), "the Service's ClusterIP")
+    looked_up = kubectl(config_file, "exec", "probe", "--", "nslookup",
+                        "web.default.svc.cluster.local").stdout  # fmt: skip
+    assert f"Address: {service_ip}" in looked_up, looked_up
+
+    # A NodePort on a worker's address, from outside the cluster.
+    node_port = kubectl(config_file, "get", "svc", "web-nodeport", "-o",
+                        "jsonpath={.spec.ports[0].nodePort}").stdout  # fmt: skip
+    reply = eventually(lambda: http_get(f"http://10.213.0.31:{node_port}/"), "the NodePort")
+    assert reply.status_code == 200
+
+    # port-forward, through the ingress and the kubelet.
+    forward = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(config_file),
+         "port-forward", f"pod/{other['metadata']['name']}", ":8080"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline()
+        port = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert port, line
+        forwarded = http_get(f"http://127.0.0.1:{port[1]}/")
+        assert forwarded is not None and forwarded.text.strip() == other["metadata"]["name"]
+    finally:
+        forward.terminate()
+        forward.wait(10)
+
+
+def http_get(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=5)
+    except httpx.HTTPError:
+        return None
+
+
+def test_what_runs_on_the_workers_comes_back_and_a_restart_changes_nothing(
+    cluster: Joined,
+) -> None:
+    daemon, config_file = cluster.daemon, cluster.config
+    everyone = {"w0": True, "w1": True, "w2": True}
+    eventually(lambda: nodes(config_file) == everyone, "the workers Ready")
+    kubectl(config_file, "-n", "kube-system", "delete", "deployment", "coredns")
+    kubectl(config_file, "-n", "kube-system", "delete", "daemonset", "kube-proxy")
+    for kind, name in (("deployment", "coredns"), ("daemonset", "kube-proxy")):
+        eventually(
+            lambda kind=kind, name=name: kubectl(config_file, "-n", "kube-system", "get", kind,
+                                                 name, check=False).returncode == 0,
+            f"{kind} {name} applied again", seconds=30,  # the fixture's resync is 5 s
+        )  # fmt: skip
+    kubectl(config_file, "-n", "kube-system", "rollout", "status", "deploy/coredns",
+            "--timeout=120s")  # fmt: skip
+
+    before = head(daemon)
+    daemon.stop()
+    daemon.start()
+    time.sleep(12)  # two resyncs of the restarted daemon
+    assert head(daemon) == before  # nothing new to record: nothing changed
+    assert nodes(config_file) == everyone
+
+
+def test_a_serving_certificate_for_another_name_is_refused_and_said_why(cluster: Joined) -> None:
+    """A kubelet's credentials asking for a name that is not its node's."""
+    eventually(lambda: nodes(cluster.config).get("w0"), "w0 Ready")
+    pki = own("w0", "/var/lib/kubelet") / "pki"
+    # A link to a path inside the worker's mounts: its name, here.
+    credentials = pki / Path(os.readlink(pki / "kubelet-client-current.pem")).name
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                                 x509.NameAttribute(NameOID.COMMON_NAME, "system:node:w0")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("evil.example"),
+                                                    x509.DNSName("w0")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    name = f"evil-{int(time.time())}"
+    admin = json.loads(kubectl(cluster.config, "config", "view", "--raw", "-o", "json").stdout)
+    ca = base64.b64decode(admin["clusters"][0]["cluster"]["certificate-authority-data"])
+    tls = ssl.create_default_context(cadata=ca.decode())
+    tls.load_cert_chain(str(credentials))
+    with httpx.Client(verify=tls, timeout=10, base_url=f"https://{cluster.endpoint}") as kubelet:
+        filed = kubelet.post("/apis/certificates.k8s.io/v1/certificatesigningrequests", json={
+            "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": name},
+            "spec": {"signerName": "kubernetes.io/kubelet-serving",
+                     "usages": ["digital signature", "server auth"],
+                     "request": base64.b64encode(
+                         request.public_bytes(serialization.Encoding.PEM)).decode()},
+        })  # fmt: skip
+        assert filed.status_code == 201, filed.text
+
+    def denied() -> str | None:
+        csr = json.loads(kubectl(cluster.config, "get", "csr", name, "-o", "json").stdout)
+        conditions = csr.get("status", {}).get("conditions") or []
+        assert not [c for c in conditions if c["type"] == "Approved"], conditions
+        return next((c["message"] for c in conditions if c["type"] == "Denied"), None)
+
+    message = eventually(denied, "the CSR denied", seconds=60)
+    assert "evil.example" in message
+    history = cluster.daemon.cli("history", "--cluster", "work").stdout
+    assert re.search(rf'ServingCertificateRefused .*node="w0" csr="{name}"', history), history
