@@ -289,12 +289,7 @@ def nodes(parser: argparse.ArgumentParser) -> None:
     no = Groups(parser, "action", "action")
     join = no.add("join", "join this machine to a cluster (what kubeadm join takes)",
                   client=False)  # fmt: skip
-    join.add_argument("endpoint", metavar="ENDPOINT", help="the cluster's ingress, host:port")
-    join.add_argument("--token", required=True, help="a join token, abcdef.0123456789abcdef")
-    join.add_argument(
-        "--discovery-token-ca-cert-hash", dest="ca_cert_hash", action="append", required=True,
-        metavar="sha256:HASH", help="the cluster CA's public key hash (repeatable)",
-    )  # fmt: skip
+    join_inputs(join)
     join.add_argument("--kubelet", metavar="PATH", help="the kubelet binary (default: on PATH)")
     join.add_argument(
         "--discovery-timeout", type=duration, default=60, metavar="DURATION",
@@ -308,6 +303,16 @@ def nodes(parser: argparse.ArgumentParser) -> None:
         machine_options(target)
     named(no.add("list", "a cluster's nodes: Ready, version, address, when and by which token "
                          "they joined"), "cluster")  # fmt: skip
+
+
+def join_inputs(parser: argparse.ArgumentParser) -> None:
+    """What a join takes, as `kubeadm join` takes it."""
+    parser.add_argument("endpoint", metavar="ENDPOINT", help="the cluster's ingress, host:port")
+    parser.add_argument("--token", required=True, help="a join token, abcdef.0123456789abcdef")
+    parser.add_argument(
+        "--discovery-token-ca-cert-hash", dest="ca_cert_hash", action="append", required=True,
+        metavar="sha256:HASH", help="the cluster CA's public key hash (repeatable)",
+    )  # fmt: skip
 
 
 def machine_options(parser: argparse.ArgumentParser) -> None:
@@ -374,12 +379,7 @@ def local(parser: argparse.ArgumentParser) -> None:
     join = lo.add("join", "join a local worker to a cluster: 'oneinfra node join' run in it",
                   client=False)  # fmt: skip
     join.add_argument("worker", metavar="WORKER", help="a local worker's name (w0, w1, ...)")
-    join.add_argument("endpoint", metavar="ENDPOINT", help="the cluster's ingress, host:port")
-    join.add_argument("--token", required=True, help="a join token, abcdef.0123456789abcdef")
-    join.add_argument(
-        "--discovery-token-ca-cert-hash", dest="ca_cert_hash", action="append", required=True,
-        metavar="sha256:HASH", help="the cluster CA's public key hash (repeatable)",
-    )  # fmt: skip
+    join_inputs(join)
     join.add_argument(
         "--kubernetes-version", metavar="V", help="the kubelet's (default: the newest built)"
     )

@@ -214,26 +214,31 @@ def registry_answers() -> bool:
 # -- containerd per hypervisor ---------------------------------------------------------
 
 
-def containerd_config(hv: config.HypervisorSpec) -> str:
-    certs = hv.root / "certs.d"
+def containerd_config(root: Path, state: str, socket: str, certs: Path, cni: bool = False) -> str:
+    """A hypervisor's or a worker's containerd; a worker's runs pods on a
+    pod network (CNI), a hypervisor's on the host's network only."""
+    cni_section = (
+        '\n  [plugins."io.containerd.grpc.v1.cri".cni]\n'
+        '    bin_dir = "/opt/cni/bin"\n    conf_dir = "/etc/cni/net.d"\n'
+    )
     return f"""version = 2
-root = "{hv.root / "root"}"
-state = "{config.RUN / hv.name / "state"}"
+root = "{root / "root"}"
+state = "{state}"
 
 [grpc]
-  address = "{hv.socket}"
+  address = "{socket}"
 
 [ttrpc]
-  address = "{hv.socket}.ttrpc"
+  address = "{socket}.ttrpc"
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{hv.root / "opt"}"
+  path = "{root / "opt"}"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:{config.PAUSE_TAG}"
   # Without it every sandbox fails here: "failed to update /proc/self/oom_score_adj".
   restrict_oom_score_adj = true
-
+{cni_section if cni else ""}
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "{certs}"
 """
@@ -254,7 +259,10 @@ def containerd_up(hv: config.HypervisorSpec, state: dict[str, object]) -> None:
     hv.socket.parent.mkdir(parents=True, exist_ok=True)
     mirrors(hv)
     settings = hv.root / "config.toml"
-    settings.write_text(containerd_config(hv))
+    settings.write_text(
+        containerd_config(hv.root, str(config.RUN / hv.name / "state"), str(hv.socket),
+                          hv.root / "certs.d")
+    )  # fmt: skip
     start(
         f"containerd-{hv.name}",
         # nsenter --net, not ip netns exec: that one also remounts /sys, which
@@ -368,34 +376,6 @@ def node_sysctls(worker: config.WorkerSpec) -> None:
         run("nsenter", f"--net=/run/netns/{worker.netns}", "sysctl", "-qw", setting, check=False)
 
 
-def worker_containerd_config(worker: config.WorkerSpec) -> str:
-    """Paths inside the worker: /run/containerd and the CNI directories are its own."""
-    return f"""version = 2
-root = "{worker.root / "containerd"}"
-state = "/run/containerd/state"
-
-[grpc]
-  address = "/run/containerd/containerd.sock"
-
-[ttrpc]
-  address = "/run/containerd/containerd.sock.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{worker.root / "opt"}"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:{config.PAUSE_TAG}"
-  restrict_oom_score_adj = true
-
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/opt/cni/bin"
-    conf_dir = "/etc/cni/net.d"
-
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "{worker.root / "certs.d"}"
-"""
-
-
 def worker_up(worker: config.WorkerSpec, cni_plugins: list[Path], state: dict[str, object]) -> None:
     """A worker machine without its kubelet: `join` starts that."""
     worker.root.mkdir(parents=True, exist_ok=True)
@@ -407,7 +387,11 @@ def worker_up(worker: config.WorkerSpec, cni_plugins: list[Path], state: dict[st
             shutil.copy2(plugin, target)
     mirrors(worker)
     settings = worker.root / "config.toml"
-    settings.write_text(worker_containerd_config(worker))
+    # Paths inside the worker: /run/containerd and the CNI directories are its own.
+    settings.write_text(
+        containerd_config(worker.root, "/run/containerd/state",
+                          "/run/containerd/containerd.sock", worker.root / "certs.d", cni=True)
+    )  # fmt: skip
     start(f"containerd-{worker.name}", in_worker(worker, "containerd", "--config", str(settings)),
           worker.root / "containerd.log", state)  # fmt: skip
     wait_for(

@@ -31,7 +31,8 @@ def test_staging_modules_take_the_matching_v0_version() -> None:
     build = builds.kubernetes("v1.37.2")
     assert build.submodule_version("k8s.io/api") == "v0.37.2"
     assert set(build.binaries.values()) == {
-        "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
+        "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
+        "kubeadm",
     }  # fmt: skip
 
 

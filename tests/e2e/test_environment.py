@@ -132,7 +132,8 @@ def test_binaries_already_on_the_machine_serve_instead_of_a_build(
     for name, path in {**built.kubernetes[version], **built.etcd, "crictl": built.crictl}.items():
         (given / name).symlink_to(path)
     taken = sources.from_directory(given, Reporter(io.StringIO()))
-    assert taken.kubernetes == {version: {n: given / n for n in sources.CONTROL_PLANE}}
+    wanted = (*sources.CONTROL_PLANE, *sources.NODE)  # the node's too, when given
+    assert taken.kubernetes == {version: {n: given / n for n in wanted}}
     assert taken.etcd_version == config.ETCD_VERSION and taken.crictl == given / "crictl"
     names = {image.name for image in images.catalogue(taken)}
     assert names <= {image.name for image in images.catalogue(built)}
