@@ -154,7 +154,7 @@ while true; do
 EOF
     if cmp -s "$conf.new" "$conf"; then rm "$conf.new"; else mv "$conf.new" "$conf"; fi
   fi
-  sleep 5
+  sleep 1  # a node is Ready only once this file is there: look often, it is one stat
 done
 """
 
