@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import cgroups
 from ..errors import LocalError
 from . import config, images, sources, system
 from .progress import Reporter
@@ -144,11 +145,15 @@ def join(name: str, join_args: list[str], kubernetes_version: str | None = None)
     log = machine.root / "kubelet.log"
     log.unlink(missing_ok=True)
     pid = system.start(f"kubelet-{machine.name}", command, log, state)
-    system.wait_for(f"the join of {name}", lambda: runs_or_gone(pid, kubelet), timeout=60)
+    try:
+        # Longer than node join may take: its discovery waits 60 s by default.
+        system.wait_for(f"the join of {name}", lambda: runs_or_gone(pid, kubelet), JOIN_TIMEOUT)
+    except LocalError:
+        system.stop(f"kubelet-{machine.name}", state)  # nothing left running
+        raise
     if not system.alive(pid):
         system.stop(f"kubelet-{machine.name}", state)
-        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
-        raise LocalError(lines[-1] if lines else f"the join of {name} failed, and said nothing")
+        raise LocalError(last_line(log) or f"the join of {name} failed, and said nothing")
     return {"name": name, "address": machine.address, "kubelet": str(kubelet), "log": str(log)}
 
 
@@ -169,7 +174,7 @@ def kubeadm_join(
     if kubelet is None or kubeadm is None:
         raise LocalError("no kubelet and kubeadm among the local binaries")
     patches = system.kubeadm_patches(machine)
-    system.cgroup_root_up(machine)
+    cgroups.make_root(machine.cgroup_root)
     log = machine.root / "kubeadm.log"
     with log.open("w") as out:
         joining = subprocess.Popen(
@@ -191,13 +196,19 @@ def kubeadm_join(
         joining.kill()
     if joining.wait() != 0:
         system.stop(f"kubelet-{name}", state)
-        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
-        raise LocalError(f"kubeadm join failed: {lines[-1] if lines else 'it said nothing'}")
+        raise LocalError(f"kubeadm join failed: {last_line(log) or 'it said nothing'}")
     return {"name": name, "address": machine.address, "kubelet": str(kubelet),
             "log": str(machine.root / "kubelet.log")}  # fmt: skip
 
 
 KUBEADM_TIMEOUT = 300.0
+JOIN_TIMEOUT = 180.0
+
+
+def last_line(log: Path) -> str:
+    """What a join said last (its refusal), or "" if nothing."""
+    lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
 
 
 def runs_or_gone(pid: int, kubelet: Path) -> bool:

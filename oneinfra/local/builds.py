@@ -33,11 +33,17 @@ class GoBuild:
     module: str
     version: str
     binaries: dict[str, str]  # main package -> the binary's name in the cache
-    submodule_version: Callable[[str], str]  # version for a locally replaced submodule
     ldflags: str = "-s -w"
+    # The version of the submodules its go.mod replaces with local paths,
+    # when it is not the module's own (k8s.io/api v0.37.2 beside v1.37.2).
+    submodules_at: str | None = None
     # Packages of the module left out: built from its source with their
     # directories and blank imports removed (a dependency the proxy does not serve).
     without: tuple[str, ...] = ()
+
+    def submodule_version(self, submodule: str) -> str:
+        """The version to pin a locally replaced submodule to."""
+        return self.submodules_at or self.version
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -75,7 +81,7 @@ def kubernetes(version: str) -> GoBuild:
                 "kubeadm",
             )
         },
-        submodule_version=lambda _: staging,
+        submodules_at=staging,
         ldflags=f"-s -w -X k8s.io/component-base/version.gitVersion={version}",
     )
 
@@ -86,7 +92,6 @@ def etcd() -> GoBuild:
         module="go.etcd.io/etcd/v3",
         version=config.ETCD_VERSION,
         binaries={"go.etcd.io/etcd/server/v3": "etcd", "go.etcd.io/etcd/etcdctl/v3": "etcdctl"},
-        submodule_version=lambda _: config.ETCD_VERSION,
     )
 
 
@@ -96,7 +101,6 @@ def crictl() -> GoBuild:
         module="sigs.k8s.io/cri-tools",
         version=config.CRICTL_VERSION,
         binaries={"sigs.k8s.io/cri-tools/cmd/crictl": "crictl"},
-        submodule_version=lambda _: config.CRICTL_VERSION,
     )
 
 
@@ -110,7 +114,6 @@ def cni_plugins() -> GoBuild:
             f"github.com/containernetworking/plugins/plugins/{p}": p.rsplit("/", 1)[1]
             for p in ("main/bridge", "main/loopback", "ipam/host-local", "meta/portmap")
         },
-        submodule_version=lambda _: config.CNI_PLUGINS_VERSION,
     )
 
 
@@ -120,7 +123,6 @@ def flannel() -> GoBuild:
         module="github.com/flannel-io/flannel",
         version=config.FLANNEL_VERSION,
         binaries={"github.com/flannel-io/flannel": "flanneld"},
-        submodule_version=lambda _: config.FLANNEL_VERSION,
         # The Tencent Cloud VPC backend's SDK is not served by the module
         # proxy; the (deprecated) udp backend needs cgo, and we build static.
         without=(
@@ -138,7 +140,6 @@ def coredns() -> GoBuild:
         module="github.com/coredns/coredns",
         version=config.COREDNS_VERSION,
         binaries={"github.com/coredns/coredns": "coredns"},
-        submodule_version=lambda _: config.COREDNS_VERSION,
     )
 
 

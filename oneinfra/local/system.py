@@ -440,13 +440,6 @@ def worker_leave(worker: config.WorkerSpec, state: dict[str, object]) -> None:
                 child.unlink()
 
 
-def cgroup_root_up(worker: config.WorkerSpec) -> None:
-    """On cgroup v1 a kubelet wants its cgroup root in every hierarchy beforehand."""
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        if hierarchy.is_dir() and not hierarchy.is_symlink() and hierarchy.name != "unified":
-            (hierarchy / worker.cgroup_root.strip("/")).mkdir(parents=True, exist_ok=True)
-
-
 def kubeadm_patches(worker: config.WorkerSpec) -> Path:
     """What this machine needs of its kubelet, as a kubeadm patch: the
     cluster's kubelet-config knows nothing of a machine."""

@@ -9,19 +9,12 @@ import socket
 import sys
 from pathlib import Path
 
+from .. import cgroups
 from ..errors import JoinError
 from . import discovery, join
 from .kubelet import NodeSettings
 
 EXIT_OK, EXIT_FAILED = 0, 1
-
-
-def cgroup_v1() -> bool:
-    return not Path("/sys/fs/cgroup/cgroup.controllers").exists()
-
-
-def systemd_runs() -> bool:
-    return Path("/run/systemd/system").is_dir()
 
 
 def settings_of(args: argparse.Namespace) -> NodeSettings:
@@ -33,8 +26,8 @@ def settings_of(args: argparse.Namespace) -> NodeSettings:
         root_dir=Path(args.root_dir),
         pod_logs_dir=Path(args.pod_logs_dir),
         # The kubelet's driver must be the runtime's: systemd's where it runs.
-        cgroup_driver=args.cgroup_driver or ("systemd" if systemd_runs() else "cgroupfs"),
-        cgroup_v1=cgroup_v1(),
+        cgroup_driver=args.cgroup_driver or ("systemd" if join.systemd_runs() else "cgroupfs"),
+        cgroup_v1=cgroups.v1(),
         cgroup_root=args.cgroup_root,
     )
 

@@ -17,13 +17,14 @@ from typing import Any
 
 import httpx
 
+from .. import cgroups
 from ..errors import JoinError
 from . import discovery, kubelet
 from .discovery import Discovered, Token
 from .kubelet import NodeSettings
 
 TIMEOUT = 10.0
-STARTING = "oneinfra node join: starting the kubelet"  # `local` waits for this line
+STARTING = "oneinfra node join: starting the kubelet"  # its last word before the exec
 SYSTEMD_UNITS = Path("/etc/systemd/system")
 
 
@@ -177,15 +178,6 @@ def reset(settings: NodeSettings) -> list[Path]:
     return gone
 
 
-def create_cgroup_root(settings: NodeSettings) -> None:
-    """On cgroup v1 the kubelet wants its cgroup root in every hierarchy beforehand."""
-    if settings.cgroup_root is None or not settings.cgroup_v1:
-        return
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        if hierarchy.is_dir() and not hierarchy.is_symlink() and hierarchy.name != "unified":
-            (hierarchy / settings.cgroup_root.strip("/")).mkdir(parents=True, exist_ok=True)
-
-
 def join(request: JoinRequest, say: Callable[[str], None]) -> None:
     """Checks first, then writes: a refusal leaves the machine as it was."""
     settings = request.settings
@@ -195,7 +187,8 @@ def join(request: JoinRequest, say: Callable[[str], None]) -> None:
     say(f"cluster-info verified: {found.server}, CA pinned")
     config = cluster_kubelet_config(found, request.token, settings.node_name)
     write_all(files(found, request.token, config, settings))
-    create_cgroup_root(settings)
+    if settings.cgroup_root is not None and settings.cgroup_v1:
+        cgroups.make_root(settings.cgroup_root)
     command = kubelet.kubelet_command(request.kubelet, settings)
     if request.foreground:
         say(STARTING)
@@ -206,8 +199,12 @@ def join(request: JoinRequest, say: Callable[[str], None]) -> None:
     say(f"the kubelet runs as {kubelet.UNIT_NAME}: node {settings.node_name} joins as it starts")
 
 
+def systemd_runs() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
 def start_unit(command: list[str], settings: NodeSettings) -> None:
-    if not Path("/run/systemd/system").is_dir():
+    if not systemd_runs():
         reset(settings)
         raise JoinError("systemd does not run here: give --foreground to run the kubelet in it")
     unit = SYSTEMD_UNITS / kubelet.UNIT_NAME

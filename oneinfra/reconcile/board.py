@@ -265,6 +265,7 @@ class StatusBoard:
                 self._record(subject, LEFT, ev.NodeLeft(name, cluster_id, subject[2], at))
         self._notify()
 
+    @locked
     def csr_decided(
         self, event: ev.ServingCertificateApproved | ev.ServingCertificateRefused
     ) -> bool:
@@ -284,9 +285,9 @@ class StatusBoard:
             DELETED,
             ev.ClusterStatusChanged(name, cluster_id, DELETED, "deleted from the fleet"),
         )
-        for subject in [s for s in self.recorded if s[1:2] == (cluster_id,)]:
-            if subject[0] != "cluster":
-                del self.recorded[subject]
+        # Its components', nodes' and CSRs' records; its own stays, as deleted.
+        for subject in [s for s in self.recorded if s[1:2] == (cluster_id,) and s[0] != "cluster"]:
+            del self.recorded[subject]
         for join in [j for j in self.joins if j[0] == cluster_id]:
             del self.joins[join]
         self._notify()

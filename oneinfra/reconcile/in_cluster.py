@@ -17,7 +17,7 @@ import httpx
 
 from ..errors import KubeError
 from ..model import events as ev
-from ..model.decider.joins import expired
+from ..model.decider.joins import expired, rfc3339
 from ..model.state import Cluster, api_server_endpoint
 from ..pki.csr import node_of, requested_names, serving_refusal
 from ..pki.sealing import unseal
@@ -80,7 +80,7 @@ class InCluster:
         why) otherwise. Whether something is under way (a node not Ready, a
         request decided): the next pass comes soon then."""
         nodes, csrs = await api.nodes(), await api.signing_requests()
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339(dt.datetime.now(dt.UTC))
         board = self.shared.board
         board.nodes_observed(cluster.name, cluster.cluster_id, nodes, join_tokens(csrs), now)
         addresses = {n.name: n.addresses for n in nodes}

@@ -1,7 +1,8 @@
 """A managed cluster's API, as oneinfra's admin: server-side apply of
-manifests (field manager `oneinfra`), and pruning what oneinfra put there
-and no longer wants. lightkube is the client; the TLS is ours (tls.py), so
-the admin key never touches the disk.
+manifests (field manager `oneinfra`), pruning what oneinfra put there and
+no longer wants, its Nodes and CSRs (listed, watched, CSRs decided).
+lightkube is the client; the TLS is ours (tls.py), so the admin key never
+touches the disk.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from ..render.labels import LABEL_MANAGED_BY, MANAGED
 
 FIELD_MANAGER = "oneinfra"
 TIMEOUT = 10.0
-
-
 SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 BOOTSTRAPPER_PREFIX = "system:bootstrap:"
