@@ -217,6 +217,11 @@ async def test_a_deleted_cluster_leaves_nothing(world: World) -> None:
     ]
     assert sorted(hv for hv, _ in cleaners) == ["priv0", "priv1", "priv2", "pub"]
     assert converged(world, "keep")
+    # The cluster's own worker tells of the deletion on its next wakeup.
+    await eventually(
+        lambda: world.controller.board.recorded.get(("cluster", cluster_id)) == "deleted",
+        "the deletion recorded",
+    )
     deleted = [
         e for e in await status_events(world)
         if isinstance(e, ev.ClusterStatusChanged) and e.phase == "deleted"
