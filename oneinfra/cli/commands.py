@@ -287,6 +287,12 @@ async def node_list(stub: FleetStub, args: argparse.Namespace) -> None:
         )  # fmt: skip
 
 
+@handles("node", "remove")
+async def node_remove(stub: FleetStub, args: argparse.Namespace) -> None:
+    reply = await stub.RemoveNode(api.RemoveNodeRequest(cluster=args.name, node=args.node))
+    done(reply, args.output, f"node {args.node} removed from cluster {args.name}")
+
+
 def since(value: str | None) -> dict[str, Any]:
     if value is None:
         return {}

@@ -303,6 +303,10 @@ def nodes(parser: argparse.ArgumentParser) -> None:
         machine_options(target)
     named(no.add("list", "a cluster's nodes: Ready, version, address, when and by which token "
                          "they joined"), "cluster")  # fmt: skip
+    remove = no.add("remove", "delete a node from its cluster (stop its kubelet first: "
+                              "'oneinfra node reset' on it)")  # fmt: skip
+    named(remove, "cluster")
+    remove.add_argument("node", metavar="NODE", help="the node's name")
 
 
 def join_inputs(parser: argparse.ArgumentParser) -> None:

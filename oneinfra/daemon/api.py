@@ -215,6 +215,20 @@ class FleetServer(fleet_grpc.FleetBase):
             status = self.board.clusters.get(cluster.cluster_id)
             return views.nodes_view(cluster, status, self.board.joins)
 
+    async def remove_node(self, message: api.RemoveNodeRequest) -> api.CommandReply:
+        with self.reading() as state:
+            cluster = state.clusters.get(message.cluster)
+            status = self.board.clusters.get(cluster.cluster_id) if cluster else None
+            known = {n.name for n in status.nodes} if status and status.inside else None
+            if known is not None and message.node not in known:
+                raise GRPCError(
+                    Status.NOT_FOUND,
+                    f"cluster {shown(message.cluster)} has no node {shown(message.node)} "
+                    "('oneinfra node list')",
+                )
+        command = cmd.RemoveNode(cluster=message.cluster, node=message.node)
+        return api.CommandReply(position=await self._run(command))
+
     async def revoke_join_token(self, message: api.RevokeJoinTokenRequest) -> api.CommandReply:
         command = cmd.RevokeJoinToken(cluster=message.cluster, token_id=message.id)
         return api.CommandReply(position=await self._run(command))
@@ -424,6 +438,9 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def ListNodes(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.list_nodes)
+
+    async def RemoveNode(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.remove_node)
 
 
 async def unary(stream: Stream[Any, Any], answer: Callable[[Any], Awaitable[Any]]) -> None:

@@ -87,6 +87,14 @@ class RevokeJoinToken(Command, frozen=True):
     token_id: str
 
 
+class RemoveNode(Command, frozen=True):
+    """A worker node out of the cluster: its Node deleted (its kubelet
+    stopped first, on the worker: `oneinfra node reset`)."""
+
+    cluster: str
+    node: str
+
+
 FleetCommand = (
     RegisterHypervisor
     | LabelHypervisor
@@ -97,4 +105,5 @@ FleetCommand = (
     | IssueKubeconfig
     | CreateJoinToken
     | RevokeJoinToken
+    | RemoveNode
 )

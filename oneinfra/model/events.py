@@ -128,6 +128,15 @@ class JoinTokenRevoked(Event, frozen=True):
     token_id: str
 
 
+class NodeRemoved(Event, frozen=True):
+    """Someone removed a node: a Node of that name registered before
+    `requested_at` is deleted from the cluster."""
+
+    cluster: str
+    node: str
+    requested_at: str  # RFC 3339
+
+
 # -- the status stream: what the reconciler saw change ----------------------------
 # Transitions only (a cluster became ready, a component failed): a steady
 # fleet records nothing. A stream of their own, so that they never conflict
@@ -219,6 +228,7 @@ FleetEvent = (
     | KubeconfigIssued
     | JoinTokenCreated
     | JoinTokenRevoked
+    | NodeRemoved
 )
 
 

@@ -86,6 +86,8 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             )
         case ev.JoinTokenRevoked():
             del state.clusters[event.cluster].join_tokens[event.token_id]
+        case ev.NodeRemoved():
+            state.clusters[event.cluster].removed_nodes[event.node] = event.requested_at
         case _:
             raise TypeError(f"the projection does not know {type(event).__name__}")
 

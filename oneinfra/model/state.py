@@ -57,6 +57,7 @@ class Cluster(msgspec.Struct, gc=False):
     apiserver_at: int = 0  # its latest ApiServerCertificateIssued event
     scaled: bool = False  # scaled at least once: new members are not founding ones
     join_tokens: dict[str, JoinToken] = msgspec.field(default_factory=dict)  # live or expired
+    removed_nodes: dict[str, str] = msgspec.field(default_factory=dict)  # node -> removed at
 
     def control_planes(self) -> list[Component]:
         return sorted(

@@ -23,11 +23,25 @@ from ..pki.csr import node_of, requested_names, serving_refusal
 from ..pki.sealing import unseal
 from ..render.addons import addons
 from ..render.bootstrap import LiveToken, bootstrap_objects
-from ..runtime.kube import ClusterAPI, join_tokens, pending_serving
+from ..runtime.kube import ClusterAPI, NodeView, join_tokens, pending_serving
 from .shared import Shared
 
 log = logging.getLogger("oneinfra.reconciler")
 WATCH_RETRY = 5.0  # seconds before a broken watch starts again
+
+
+def moment(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def removed(cluster: Cluster, nodes: list[NodeView]) -> list[NodeView]:
+    """The Nodes someone removed: registered before the removal (one that
+    registers again later, its kubelet joined anew, stays)."""
+    return [
+        n for n in nodes
+        if n.name in cluster.removed_nodes and n.created
+        and moment(n.created) < moment(cluster.removed_nodes[n.name])
+    ]  # fmt: skip
 
 
 class InCluster:
@@ -80,6 +94,10 @@ class InCluster:
         why) otherwise. Whether something is under way (a node not Ready, a
         request decided): the next pass comes soon then."""
         nodes, csrs = await api.nodes(), await api.signing_requests()
+        gone = removed(cluster, nodes)
+        for removal in gone:
+            await api.delete_node(removal.name)
+        nodes = [n for n in nodes if n not in gone]
         now = rfc3339(dt.datetime.now(dt.UTC))
         board = self.shared.board
         board.nodes_observed(cluster.name, cluster.cluster_id, nodes, join_tokens(csrs), now)

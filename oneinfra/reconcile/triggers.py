@@ -35,7 +35,7 @@ def concerned_by(event: ev.Event, state: FleetState) -> Concerned:
             return whole(event.cluster)
         case ev.ClusterCreated() | ev.ClusterScaled():
             return whole(event.name)
-        case ev.JoinTokenCreated() | ev.JoinTokenRevoked():
+        case ev.JoinTokenCreated() | ev.JoinTokenRevoked() | ev.NodeRemoved():
             return Concerned(set(), {event.cluster})  # what it applies inside the cluster
         case ev.ClusterDeleted():
             return Concerned(set(), {event.name}, everywhere=True)

@@ -30,6 +30,9 @@ def apiserver_container(
             f"--client-ca-file={PKI}/ca.crt",
             f"--kubelet-client-certificate={PKI}/apiserver-kubelet-client.crt",
             f"--kubelet-client-key={PKI}/apiserver-kubelet-client.key",
+            # Kubelets serve with certificates of the cluster CA (serverTLSBootstrap;
+            # the daemon approves only a node's own names): the API server checks them.
+            f"--kubelet-certificate-authority={PKI}/ca.crt",
             f"--proxy-client-cert-file={PKI}/front-proxy-client.crt",
             f"--proxy-client-key-file={PKI}/front-proxy-client.key",
             f"--requestheader-client-ca-file={PKI}/front-proxy-ca.crt",

@@ -162,6 +162,13 @@ class ClusterAPI:
         except ApiError as error:
             raise KubeError(f"listing nodes: {error.status.message}") from None
 
+    async def delete_node(self, name: str) -> None:
+        try:
+            await self.client.delete(Node, name)
+        except ApiError as error:
+            if error.status.code != 404:
+                raise KubeError(f"deleting node {name}: {error.status.message}") from None
+
     async def signing_requests(self) -> list[CertificateSigningRequest]:
         try:
             return [c async for c in self.client.list(CertificateSigningRequest)]

@@ -289,6 +289,22 @@ def test_what_runs_on_the_workers_comes_back_and_a_restart_changes_nothing(
     assert nodes(config_file) == everyone
 
 
+def test_a_removed_node_is_deleted_and_recorded(cluster: Joined) -> None:
+    daemon = cluster.daemon
+    eventually(lambda: nodes(cluster.config).get("w1"), "w1 Ready")
+    left = local("leave", "w1")  # its kubelet stopped first, as `node reset` would
+    assert left.returncode == 0, left.stderr
+    daemon.cli("node", "remove", "work", "w1")
+    eventually(lambda: "w1" not in nodes(cluster.config), "w1's Node deleted", seconds=60)
+    eventually(lambda: "w1" not in {n["name"] for n in daemon.json("node", "list", "work")},
+               "w1 gone from node list", seconds=30)  # fmt: skip
+    history = daemon.cli("history", "--cluster", "work").stdout
+    assert re.search(r'root +NodeRemoved +cluster="work" node="w1"', history), history
+    assert re.search(r'NodeLeft +cluster="work" node="w1"', history), history
+    unknown = daemon.cli("node", "remove", "work", "nope", check=False)
+    assert unknown.returncode == 1 and "has no node 'nope'" in unknown.stderr
+
+
 def test_a_serving_certificate_for_another_name_is_refused_and_said_why(cluster: Joined) -> None:
     """A kubelet's credentials asking for a name that is not its node's."""
     eventually(lambda: nodes(cluster.config).get("w0"), "w0 Ready")

@@ -25,6 +25,7 @@ def test_every_event_of_a_real_history_round_trips() -> None:
     fleet.run(cmd.CreateJoinToken(cluster="prod"))
     token = next(e for e in fleet.log if isinstance(e, ev.JoinTokenCreated))
     fleet.run(cmd.RevokeJoinToken(cluster="prod", token_id=token.token_id))
+    fleet.run(cmd.RemoveNode(cluster="prod", node="w0"))
     fleet.run(cmd.DeleteCluster(name="prod"))
     fleet.run(cmd.RemoveHypervisor(name="private-0"))
     kinds = set()

@@ -19,11 +19,13 @@ from oneinfra.model import commands as cmd
 from oneinfra.model import events as ev
 from oneinfra.pki.csr import ServingRequest, requested_names, serving_refusal
 from oneinfra.reconcile.board import StatusBoard
+from oneinfra.reconcile.in_cluster import removed
 from oneinfra.render.addons import addons
 from oneinfra.render.labels import MANAGED
 from oneinfra.runtime.kube import NodeView
 
 from .harness import Fleet
+from .test_decider import refused
 
 W0 = [("InternalIP", "10.213.0.30"), ("Hostname", "w0")]
 
@@ -140,3 +142,26 @@ def test_a_serving_requests_verdict_is_recorded_once() -> None:
     restarted = StatusBoard()
     restarted.load(board.take_outbox())
     assert restarted.csr_decided(approved) is False
+
+
+def test_removing_a_node_is_recorded_and_deletes_only_the_node_registered_before() -> None:
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="prod"))
+    fleet.run(cmd.RemoveNode(cluster="prod", node="w0"))
+    (event,) = [e for e in fleet.log if isinstance(e, ev.NodeRemoved)]
+    cluster = fleet.state.clusters["prod"]
+    assert cluster.removed_nodes == {"w0": event.requested_at}
+    before = NodeView("w0", True, "v1.37.2", "10.213.0.30", W0, "2000-01-01T00:00:00+00:00")
+    again = NodeView("w0", True, "v1.37.2", "10.213.0.30", W0, "2999-01-01T00:00:00+00:00")
+    other = NodeView("w1", True, "v1.37.2", "10.213.0.31", W0, "2000-01-01T00:00:00+00:00")
+    assert removed(cluster, [before, other]) == [before]
+    assert removed(cluster, [again]) == []  # joined anew after the removal: it stays
+
+
+@pytest.mark.parametrize("name", ["W0", "-w0", "w0_", "x" * 254, ""])
+def test_a_node_name_that_is_not_a_dns_subdomain_is_refused(name: str) -> None:
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="prod"))
+    refused(fleet, cmd.RemoveNode(cluster="prod", node=name), "DNS subdomain")

@@ -19,7 +19,7 @@ from ..state import FleetState
 from .clusters import MAX_REPLICAS, create_cluster, delete_cluster, scale_cluster
 from .context import Context, DataKeys, Decision, pki_needed
 from .hypervisors import label_hypervisor, register_hypervisor, remove_hypervisor
-from .joins import create_join_token, revoke_join_token
+from .joins import create_join_token, remove_node, revoke_join_token
 from .kubeconfigs import MAX_KUBECONFIG_TTL, MIN_KUBECONFIG_TTL, issue_kubeconfig
 
 __all__ = [
@@ -44,6 +44,7 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.IssueKubeconfig: issue_kubeconfig,  # type: ignore[dict-item]
     cmd.CreateJoinToken: create_join_token,  # type: ignore[dict-item]
     cmd.RevokeJoinToken: revoke_join_token,  # type: ignore[dict-item]
+    cmd.RemoveNode: remove_node,  # type: ignore[dict-item]
 }
 
 

@@ -9,6 +9,7 @@ creation. Creating a token also drops the expired ones from the state.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from ...errors import DomainError, shown
 from ...pki.sealing import NONCE_BYTES, seal
@@ -91,6 +92,18 @@ def fresh_id(cluster: Cluster, context: Context) -> str:
     while (token_id := token_text(context, ID_LENGTH)) in cluster.join_tokens:
         pass
     return token_id
+
+
+NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a DNS subdomain
+
+
+def remove_node(state: FleetState, command: cmd.RemoveNode, context: Context) -> Decision:
+    cluster = existing_cluster(state, command.cluster)
+    if NODE_NAME.fullmatch(command.node) is None:
+        raise DomainError(f"a node's name is a DNS subdomain, not {shown(command.node)}")
+    removed = ev.NodeRemoved(cluster=cluster.name, node=command.node,
+                             requested_at=rfc3339(context.now))  # fmt: skip
+    return Decision(events=[removed])
 
 
 def revoke_join_token(

@@ -59,6 +59,10 @@ class FleetBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def RemoveNode(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.RemoveNodeRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def GetHypervisor(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Hypervisor]') -> None:
         pass
 
@@ -161,6 +165,12 @@ class FleetBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.NodeList,
+            ),
+            '/oneinfra.v1.Fleet/RemoveNode': grpclib.const.Handler(
+                self.RemoveNode,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.RemoveNodeRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply,
             ),
             '/oneinfra.v1.Fleet/GetHypervisor': grpclib.const.Handler(
                 self.GetHypervisor,
@@ -287,6 +297,12 @@ class FleetStub:
             '/oneinfra.v1.Fleet/ListNodes',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.NodeList,
+        )
+        self.RemoveNode = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/RemoveNode',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.RemoveNodeRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply,
         )
         self.GetHypervisor = grpclib.client.UnaryUnaryMethod(
             channel,

@@ -426,6 +426,14 @@ class NodeList(_message.Message):
     observed: bool
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., observed: _Optional[bool] = ...) -> None: ...
 
+class RemoveNodeRequest(_message.Message):
+    __slots__ = ("cluster", "node")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    node: str
+    def __init__(self, cluster: _Optional[str] = ..., node: _Optional[str] = ...) -> None: ...
+
 class RevokeJoinTokenRequest(_message.Message):
     __slots__ = ("cluster", "id")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
