@@ -143,6 +143,18 @@ def coredns() -> GoBuild:
     )
 
 
+def konnectivity() -> GoBuild:
+    """The API server's egress into each cluster: the proxy server beside
+    every API server, the agent on every worker."""
+    module = "sigs.k8s.io/apiserver-network-proxy"
+    return GoBuild(
+        name=f"konnectivity-{config.KONNECTIVITY_VERSION}",
+        module=module,
+        version=config.KONNECTIVITY_VERSION,
+        binaries={f"{module}/cmd/server": "proxy-server", f"{module}/cmd/agent": "proxy-agent"},
+    )
+
+
 def pause() -> Path:
     """Our own pause: PID 1 of each sandbox, exits on SIGTERM, reaps children."""
     out = config.CACHE / "bin" / "pause" / "pause"
@@ -179,6 +191,7 @@ def all_builds() -> list[GoBuild]:
         cni_plugins(),
         flannel(),
         coredns(),
+        konnectivity(),
     ]
 
 

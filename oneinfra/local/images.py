@@ -90,6 +90,13 @@ def catalogue(sources: Sources) -> list[Image]:
     images.append(
         Image(f"registry.k8s.io/pause:{config.PAUSE_TAG}", {"/pause": sources.pause}, ["/pause"])
     )
+    # konnectivity's server and agent, where upstream's images have them (/proxy-server, ...).
+    for name, binary in sorted(sources.konnectivity.items()):
+        images.append(Image(
+            f"registry.k8s.io/kas-network-proxy/{name}:{config.KONNECTIVITY_VERSION}",
+            {f"/{name}": binary},
+            [f"/{name}"],
+        ))  # fmt: skip
     busybox = Path("/bin/busybox")
     applets = (
         "sh",

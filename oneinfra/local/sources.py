@@ -21,6 +21,7 @@ CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 NODE = ("kubelet", "kube-proxy", "kubeadm")  # for workers: optional in a given directory
 ETCD = ("etcd", "etcdctl")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+KONNECTIVITY = ("proxy-server", "proxy-agent")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Sources:
     etcd_version: str  # v3.6.8
     crictl: Path
     pause: Path
+    konnectivity: dict[str, Path]  # proxy-server (beside API servers), proxy-agent (on nodes)
     # What workers need; absent when given binaries lack them (then no workers).
     cni_plugins: list[Path] = field(default_factory=list)
     flanneld: Path | None = None
@@ -45,6 +47,7 @@ class Sources:
             "etcd_version": self.etcd_version,
             "crictl": str(self.crictl),
             "pause": str(self.pause),
+            "konnectivity": {n: str(p) for n, p in self.konnectivity.items()},
             "cni_plugins": [str(p) for p in self.cni_plugins],
             "flanneld": str(self.flanneld) if self.flanneld else None,
             "coredns": str(self.coredns) if self.coredns else None,
@@ -60,6 +63,7 @@ class Sources:
             etcd_version=data["etcd_version"],
             crictl=Path(data["crictl"]),
             pause=Path(data["pause"]),
+            konnectivity={n: Path(p) for n, p in data.get("konnectivity", {}).items()},
             cni_plugins=[Path(p) for p in data.get("cni_plugins", [])],
             flanneld=Path(data["flanneld"]) if data.get("flanneld") else None,
             coredns=Path(data["coredns"]) if data.get("coredns") else None,
@@ -90,10 +94,16 @@ def built(reporter: Reporter) -> Sources:
         etcd_version=config.ETCD_VERSION,
         crictl=builds.crictl().binary("crictl"),
         pause=builds.pause(),
+        konnectivity=konnectivity(),
         cni_plugins=[builds.cni_plugins().binary(p) for p in CNI_PLUGINS],
         flanneld=builds.flannel().binary("flanneld"),
         coredns=builds.coredns().binary("coredns"),
     )
+
+
+def konnectivity() -> dict[str, Path]:
+    build = builds.konnectivity()
+    return {name: build.binary(name) for name in KONNECTIVITY}
 
 
 def ensure_all(wanted: list[builds.GoBuild], reporter: Reporter) -> None:
@@ -145,6 +155,7 @@ def from_directory(directory: Path, reporter: Reporter) -> Sources:
     if not crictl.is_file():
         ensure_all([builds.crictl()], reporter)
         crictl = builds.crictl().binary("crictl")
+    ensure_all([builds.konnectivity()], reporter)  # not part of a Kubernetes release
     reporter.say(f"Kubernetes {version} and etcd {etcd_version} from {directory}")
     return Sources(
         kubernetes={
@@ -156,4 +167,5 @@ def from_directory(directory: Path, reporter: Reporter) -> Sources:
         etcd_version=etcd_version,
         crictl=crictl,
         pause=builds.pause(),
+        konnectivity=konnectivity(),
     )

@@ -13,10 +13,13 @@ import msgspec
 from .events import HypervisorTLS
 from .kinds import CONTROL_PLANE, INGRESS, ComponentRole, HypervisorRole
 
+# A replica's ports for konnectivity's server (render/konnectivity.py): where
+# its cluster's agents connect (through the ingress), its admin and health.
+KONNECTIVITY_PORTS = ("konnectivity", "konnectivity-admin", "konnectivity-health")
 # Host ports each role needs, by name.
 PORT_NAMES = {
-    CONTROL_PLANE: ("apiserver", "etcd-client", "etcd-peer"),
-    INGRESS: ("apiserver",),
+    CONTROL_PLANE: ("apiserver", "etcd-client", "etcd-peer", *KONNECTIVITY_PORTS),
+    INGRESS: ("apiserver", "konnectivity"),
 }
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ..model.state import Cluster
+from . import konnectivity
 from .bootstrap import Manifest, cluster_dns, cluster_role_binding, meta
 
 SYSTEM = "kube-system"
@@ -347,6 +348,38 @@ def coredns(cluster: Cluster, endpoint: str) -> list[Manifest]:
     ]
 
 
+# -- the control plane's tunnel into the cluster ------------------------------------
+
+
+def konnectivity_agent(cluster: Cluster, endpoint: str) -> list[Manifest]:
+    """konnectivity's agent on every node's host network (render/konnectivity.py):
+    it reaches the kubelet and, through the node's routes, every pod. It
+    dials the servers at the ingress's konnectivity port, with a token
+    projected for their audience."""
+    ingress = cluster.ingress()
+    assert ingress is not None
+    host, _ = ingress_address(endpoint)
+    token = {"name": "token", "projected": {"sources": [{"serviceAccountToken": {
+        "path": konnectivity.TOKEN.rsplit("/", 1)[1], "audience": konnectivity.AUDIENCE,
+        "expirationSeconds": 3600}}]}}  # fmt: skip
+    pod = {
+        "serviceAccountName": konnectivity.AGENT,
+        "containers": [{
+            "name": konnectivity.AGENT,
+            "image": konnectivity.AGENT_IMAGE,
+            "command": konnectivity.agent_command(
+                host.strip("[]"), ingress.ports[konnectivity.INGRESS_PORT], f"{SA_TOKEN}/ca.crt"
+            ),
+            "env": [env_field("HOST_IP", "status.hostIP")],
+            "volumeMounts": [{"name": "token", "mountPath": konnectivity.TOKEN_DIRECTORY,
+                              "readOnly": True}],
+        }],
+        "volumes": [token],
+    }  # fmt: skip
+    return [service_account(konnectivity.AGENT), daemon_set(konnectivity.AGENT, pod)]
+
+
 def addons(cluster: Cluster, endpoint: str) -> list[Manifest]:
+    tunnel = konnectivity_agent(cluster, endpoint) if konnectivity.tunneled(cluster) else []
     return [*kube_proxy(cluster, endpoint), *network(cluster, endpoint),
-            *coredns(cluster, endpoint)]  # fmt: skip
+            *coredns(cluster, endpoint), *tunnel]  # fmt: skip

@@ -3,6 +3,7 @@ phases/controlplane, its command builder)."""
 
 from __future__ import annotations
 
+from . import konnectivity
 from .pods import PKI, ContainerSpec, Mount
 
 
@@ -13,8 +14,12 @@ def apiserver_container(
     service_cidr: str,
     etcd_servers: list[str],
     pki_mount: Mount,
+    tunnel: Mount | None = None,
 ) -> ContainerSpec:
-    """`etcd_servers`: its own member first, then the others it may fall back on."""
+    """`etcd_servers`: its own member first, then the others it may fall
+    back on. `tunnel`: konnectivity's directory, when what goes into the
+    cluster goes through it (render/konnectivity.py)."""
+    egress = [f"--egress-selector-config-file={konnectivity.EGRESS_CONFIG}"] if tunnel else []
     return ContainerSpec(
         name="kube-apiserver",
         image=image,
@@ -54,8 +59,9 @@ def apiserver_container(
             # No kube-proxy runs beside the API server: it calls webhooks and
             # aggregated APIs at their endpoints, not at Service IPs.
             "--enable-aggregator-routing=true",
+            *egress,
         ],
-        mounts=[pki_mount],
+        mounts=[pki_mount, *([tunnel] if tunnel else [])],
         # A startup argument: the list changes only with a scale, which
         # restarts the API server anyway (its certificate is reissued).
         startup_args=[f"--etcd-servers={','.join(etcd_servers)}"],

@@ -13,6 +13,7 @@ from ..model import events as ev
 from ..model.state import Cluster, Component, Hypervisor
 from ..model.versions import release
 from ..pki.certlist import ClusterPKI
+from . import konnectivity
 from .apiserver import apiserver_container
 from .controller_manager import KUBECONFIG as CONTROLLER_MANAGER_CONF
 from .controller_manager import controller_manager_container
@@ -108,6 +109,7 @@ def control_plane(
     pki_mount = Mount(PKI, f"{directory}/pki")
     configs = Mount(f"{KUBECONFIGS}/conf", f"{directory}/conf")
     image = "registry.k8s.io/{}:" + version.version
+    tunnel = konnectivity.mount(directory) if konnectivity.tunneled(cluster) else None
     containers = [
         etcd_container(
             f"registry.k8s.io/etcd:{version.etcd_version}-0",
@@ -125,6 +127,7 @@ def control_plane(
             cluster.service_cidr,
             etcd_servers(cluster, component, hypervisors),
             pki_mount,
+            tunnel,
         ),
         controller_manager_container(
             image.format("kube-controller-manager"),
@@ -134,5 +137,11 @@ def control_plane(
         ),
         scheduler_container(image.format("kube-scheduler"), [configs]),
     ]
+    if tunnel is not None:
+        containers.append(konnectivity.server_container(
+            konnectivity.SERVER_IMAGE, ports, cluster.control_plane_replicas,
+            CONTROLLER_MANAGER_CONF, [pki_mount, configs, tunnel],
+        ))  # fmt: skip
+        files += konnectivity.files()
     blocked = "" if membership else "waiting to be added to etcd as a learner"
     return pod(cluster, component, component.hypervisor, directory, containers, files, blocked)

@@ -4,6 +4,7 @@ with TLS-level health checks."""
 from __future__ import annotations
 
 from ..model.state import Cluster, Component, Hypervisor
+from . import konnectivity
 from .pods import DATA_DIR, ContainerSpec, File, Mount, PodSpec, component_directory, host, pod
 
 HAPROXY_IMAGE = "docker.io/library/haproxy:2.6"
@@ -40,9 +41,31 @@ def haproxy_config(
             "    http-check expect status 200",
             "    balance roundrobin",
             *backends,
+            *tunnel_lines(cluster, ingress, hypervisors),
             "",
         ]
     ).encode()
+
+
+def tunnel_lines(
+    cluster: Cluster, ingress: Component, hypervisors: dict[str, Hypervisor]
+) -> list[str]:
+    """konnectivity's agents dial in here (render/konnectivity.py); each
+    connects again until it holds a tunnel to every replica's server."""
+    if not konnectivity.tunneled(cluster):
+        return []
+    return [
+        "frontend konnectivity",
+        f"    bind :{ingress.ports[konnectivity.INGRESS_PORT]}",
+        "    default_backend konnectivity",
+        "backend konnectivity",
+        "    balance roundrobin",
+        *(
+            f"    server {c.name} {host(hypervisors[c.hypervisor].ip_address)}:"
+            f"{c.ports['konnectivity']} check"
+            for c in cluster.control_planes()
+        ),
+    ]
 
 
 def ingress(

@@ -239,6 +239,22 @@ def test_three_workers_join_two_with_node_join_one_with_kubeadm_and_serve_pods_e
     reply = eventually(lambda: http_get(f"http://10.213.0.31:{node_port}/"), "the NodePort")
     assert reply.status_code == 200
 
+    # The API server reaches into the pod network (konnectivity): its proxy
+    # to a pod by address, and to a Service's endpoints, as webhooks and
+    # aggregated APIs are reached. No route on a hypervisor leads there.
+    name = other["metadata"]["name"]
+    proxied = eventually(
+        lambda: kubectl(config_file, "get", "--raw",
+                        f"/api/v1/namespaces/default/pods/{name}:8080/proxy/",
+                        check=False).stdout.strip(),
+        "the API server's proxy to a pod", seconds=60,
+    )  # fmt: skip
+    assert proxied == name
+    assert not reachable_from_hypervisors(other["status"]["podIP"], 8080)
+    via_service = kubectl(config_file, "get", "--raw",
+                          "/api/v1/namespaces/default/services/web:80/proxy/").stdout  # fmt: skip
+    assert via_service.strip() in {p["metadata"]["name"] for p in pods["items"]}
+
     # port-forward, through the ingress and the kubelet.
     forward = subprocess.Popen(
         [KUBECTL, "--kubeconfig", str(config_file),
@@ -255,6 +271,18 @@ def test_three_workers_join_two_with_node_join_one_with_kubeadm_and_serve_pods_e
     finally:
         forward.terminate()
         forward.wait(10)
+
+
+def reachable_from_hypervisors(address: str, port: int) -> list[str]:
+    """The control-plane hypervisors that could open a connection to
+    `address` directly, without the tunnel."""
+    attempt = f"import socket; socket.create_connection(({address!r}, {port}), timeout=2)"
+    return [
+        hv.name
+        for hv in config.hypervisors()  # as the e2e fixture brings them up
+        if subprocess.run(["ip", "netns", "exec", hv.netns, sys.executable, "-c", attempt],
+                          capture_output=True, check=False).returncode == 0
+    ]  # fmt: skip
 
 
 def http_get(url: str) -> httpx.Response | None:

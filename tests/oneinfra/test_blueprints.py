@@ -13,6 +13,7 @@ from oneinfra import render as bp
 from oneinfra.model import commands as cmd
 from oneinfra.model import events as ev
 from oneinfra.model.state import Cluster
+from oneinfra.render import konnectivity
 
 from .harness import Fleet
 
@@ -73,7 +74,33 @@ def test_every_path_a_flag_names_is_a_mounted_file(fleet: Fleet) -> None:
     ]
     assert len(referenced) > 25
     for path in referenced:
+        if path == konnectivity.SOCKET:  # made by the proxy server when it starts
+            continue
         assert path in visible, f"{path} is named by a flag but not written and mounted"
+
+
+def test_api_server_and_proxy_server_share_the_tunnels_socket_directory(fleet: Fleet) -> None:
+    pod = control_plane_pod(fleet)
+    containers = {c.name: c for c in pod.containers}
+    apiserver, server = containers["kube-apiserver"], containers["konnectivity-server"]
+    socket_directory = konnectivity.SOCKET.rsplit("/", 1)[0]
+    shared = [
+        (m.host_path, m.readonly)
+        for c in (apiserver, server)
+        for m in c.mounts
+        if m.container_path == socket_directory
+    ]
+    assert len(shared) == 2 and shared[0] == shared[1] and not shared[0][1]
+    assert f"--egress-selector-config-file={konnectivity.EGRESS_CONFIG}" in apiserver.command
+    assert f"--uds-name={konnectivity.SOCKET}" in server.command
+    egress = yaml.safe_load(in_container_paths(pod)[konnectivity.EGRESS_CONFIG].content)
+    (selection,) = egress["egressSelections"]
+    assert selection["name"] == "cluster"
+    assert selection["connection"]["transport"]["uds"]["udsName"] == konnectivity.SOCKET
+    # Every replica's server knows how many there are; each listens on its own ports.
+    assert "--server-count=3" in server.startup_args
+    component = fleet.state.clusters["prod"].control_planes()[0]
+    assert f"--agent-port={component.ports['konnectivity']}" in server.command
 
 
 def test_private_keys_are_0600_and_match_their_certificates(fleet: Fleet) -> None:
@@ -105,6 +132,7 @@ def test_labels_name_the_pod_and_its_spec(fleet: Fleet) -> None:
     assert pod.name == f"{cluster.cluster_id}-control-plane-0"
     assert [c.name for c in pod.containers] == [
         "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+        "konnectivity-server",
     ]  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
 
 pytestmark = pytest.mark.anyio
 
-ROLES = {"control-plane": 4, "ingress": 1}  # containers per component
+ROLES = {"control-plane": 5, "ingress": 1}  # containers per component (konnectivity-server too)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from oneinfra.errors import DomainError
 from oneinfra.model import commands as cmd
 from oneinfra.model import events as ev
 from oneinfra.model import projection
-from oneinfra.model.state import component_index
+from oneinfra.model.state import KONNECTIVITY_PORTS, component_index
 
 from .harness import Fleet
 
@@ -43,11 +43,12 @@ def test_create_places_ingress_and_replicas_on_distinct_hypervisors(fleet: Fleet
     cluster = fleet.state.clusters["prod"]
     ingress = cluster.ingress()
     assert ingress is not None and fleet.state.hypervisors[ingress.hypervisor].role == "public"
-    assert ingress.ports == {"apiserver": 30000}
+    assert ingress.ports == {"apiserver": 30000, "konnectivity": 30001}
     hosts = [c.hypervisor for c in cluster.control_planes()]
     assert sorted(hosts) == ["private-0", "private-1", "private-2"]
     assert all(
-        set(c.ports) == {"apiserver", "etcd-client", "etcd-peer"} for c in cluster.control_planes()
+        set(c.ports) == {"apiserver", "etcd-client", "etcd-peer", *KONNECTIVITY_PORTS}
+        for c in cluster.control_planes()
     )
     assert list(decision.new_keys) == [cluster.key_id]
     assert cluster.kubernetes_version == "v1.37.2"
@@ -59,7 +60,7 @@ def test_placement_spreads_load_and_never_reuses_a_port(fleet: Fleet) -> None:
     hosts = [fleet.state.clusters[n].control_planes()[0].hypervisor for n in "abc"]
     assert sorted(hosts) == ["private-0", "private-1", "private-2"]
     ingress_ports = [fleet.state.clusters[n].ingress().ports["apiserver"] for n in "abc"]  # type: ignore[union-attr]
-    assert ingress_ports == [30000, 30001, 30002]
+    assert ingress_ports == [30000, 30002, 30004]  # each ingress also has konnectivity's port
 
 
 def test_scale_up_and_down_keeps_the_oldest_members(fleet: Fleet) -> None:
@@ -245,12 +246,12 @@ def test_no_public_hypervisor_is_refused() -> None:
 
 def test_an_exhausted_port_range_is_refused() -> None:
     fleet = Fleet()
-    fleet.hypervisors(public=1, private=1, ports=(40000, 40003))
-    fleet.run(cmd.CreateCluster(name="first"))  # takes 3 of 4 private ports
+    fleet.hypervisors(public=1, private=1, ports=(40000, 40008))
+    fleet.run(cmd.CreateCluster(name="first"))  # takes 6 of 9 private ports
     refused(
         fleet,
         cmd.CreateCluster(name="second"),
-        r"port range is exhausted on: private-0 \(40000-40003\)",
+        r"port range is exhausted on: private-0 \(40000-40008\)",
     )
 
 
