@@ -64,8 +64,12 @@ class GoBuild:
         )
 
 
+def staging_version(version: str) -> str:
+    """The version of Kubernetes' staging modules: k8s.io/api v0.37.2 ships with v1.37.2."""
+    return "v0." + version.removeprefix("v1.")
+
+
 def kubernetes(version: str) -> GoBuild:
-    staging = "v0." + version.removeprefix("v1.")  # k8s.io/api v0.37.2 ships with v1.37.2
     return GoBuild(
         name=f"kubernetes-{version}",
         module="k8s.io/kubernetes",
@@ -81,8 +85,21 @@ def kubernetes(version: str) -> GoBuild:
                 "kubeadm",
             )
         },
-        submodules_at=staging,
+        submodules_at=staging_version(version),
         ldflags=f"-s -w -X k8s.io/component-base/version.gitVersion={version}",
+    )
+
+
+def agnhost() -> GoBuild:
+    """Kubernetes' own test server (the e2e suite's agnhost image): the
+    end-to-end tests serve an admission webhook with it from a worker."""
+    version = config.KUBERNETES_VERSIONS[0]
+    return GoBuild(
+        name=f"agnhost-{config.AGNHOST_TAG}",
+        module="k8s.io/kubernetes",
+        version=version,
+        binaries={"k8s.io/kubernetes/test/images/agnhost": "agnhost"},
+        submodules_at=staging_version(version),
     )
 
 
@@ -192,6 +209,7 @@ def all_builds() -> list[GoBuild]:
         flannel(),
         coredns(),
         konnectivity(),
+        agnhost(),
     ]
 
 

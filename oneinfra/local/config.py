@@ -16,6 +16,7 @@ CNI_PLUGINS_VERSION = "v1.10.0"
 FLANNEL_VERSION = "v0.28.10"
 COREDNS_VERSION = "v1.15.0"
 KONNECTIVITY_VERSION = render_konnectivity.VERSION
+AGNHOST_TAG = "2.66.1"  # what e2e.test of the newest Kubernetes names (test/utils/image)
 PAUSE_TAG = "3.10"
 HAPROXY_TAG = "2.6"
 BUSYBOX_TAG = "1.35"

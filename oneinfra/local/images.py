@@ -204,6 +204,12 @@ def node_images(sources: Sources) -> list[Image]:
             {"/coredns": sources.coredns},
             ["/coredns"],
         ))  # fmt: skip
+    if sources.agnhost is not None:
+        images.append(Image(
+            f"registry.k8s.io/e2e-test-images/agnhost:{config.AGNHOST_TAG}",
+            {"/agnhost": sources.agnhost},
+            ["/agnhost"],
+        ))  # fmt: skip
     return images
 
 

@@ -36,6 +36,7 @@ class Sources:
     cni_plugins: list[Path] = field(default_factory=list)
     flanneld: Path | None = None
     coredns: Path | None = None
+    agnhost: Path | None = None  # Kubernetes' test server, for the end-to-end tests
 
     def as_data(self) -> dict[str, object]:
         """For the state file: what the running hypervisors' images came from."""
@@ -51,6 +52,7 @@ class Sources:
             "cni_plugins": [str(p) for p in self.cni_plugins],
             "flanneld": str(self.flanneld) if self.flanneld else None,
             "coredns": str(self.coredns) if self.coredns else None,
+            "agnhost": str(self.agnhost) if self.agnhost else None,
         }
 
     @classmethod
@@ -67,6 +69,7 @@ class Sources:
             cni_plugins=[Path(p) for p in data.get("cni_plugins", [])],
             flanneld=Path(data["flanneld"]) if data.get("flanneld") else None,
             coredns=Path(data["coredns"]) if data.get("coredns") else None,
+            agnhost=Path(data["agnhost"]) if data.get("agnhost") else None,
         )
 
 
@@ -98,6 +101,7 @@ def built(reporter: Reporter) -> Sources:
         cni_plugins=[builds.cni_plugins().binary(p) for p in CNI_PLUGINS],
         flanneld=builds.flannel().binary("flanneld"),
         coredns=builds.coredns().binary("coredns"),
+        agnhost=builds.agnhost().binary("agnhost"),
     )
 
 

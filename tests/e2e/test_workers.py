@@ -8,6 +8,7 @@ token."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import re
@@ -315,6 +316,134 @@ def test_what_runs_on_the_workers_comes_back_and_a_restart_changes_nothing(
     time.sleep(12)  # two resyncs of the restarted daemon
     assert head(daemon) == before  # nothing new to record: nothing changed
     assert nodes(config_file) == everyone
+
+
+WEBHOOK = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: webhook}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: webhook-tls, namespace: webhook}
+type: kubernetes.io/tls
+data: {"tls.crt": CERT, "tls.key": KEY}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: webhook, namespace: webhook}
+spec:
+  selector: {matchLabels: {app: webhook}}
+  template:
+    metadata: {labels: {app: webhook}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: w1}
+      containers:
+      - name: webhook
+        image: registry.k8s.io/e2e-test-images/agnhost:AGNHOST
+        args: [webhook, --tls-cert-file=/tls/tls.crt, --tls-private-key-file=/tls/tls.key,
+               --port=8443]
+        readinessProbe: {httpGet: {path: /readyz, port: 8443, scheme: HTTPS}, periodSeconds: 1}
+        volumeMounts: [{name: tls, mountPath: /tls, readOnly: true}]
+      volumes: [{name: tls, secret: {secretName: webhook-tls}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: webhook, namespace: webhook}
+spec:
+  selector: {app: webhook}
+  ports: [{port: 443, targetPort: 8443}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: guarded, labels: {oneinfra-e2e: guarded}}
+"""
+
+DENY = """
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: oneinfra-e2e-deny}
+webhooks:
+- name: deny.oneinfra.test
+  clientConfig:
+    service: {namespace: webhook, name: webhook, path: /always-deny}
+    caBundle: CA
+  rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}]
+  namespaceSelector: {matchLabels: {oneinfra-e2e: guarded}}
+  sideEffects: None
+  admissionReviewVersions: [v1]
+  failurePolicy: Fail
+  timeoutSeconds: 10
+"""
+
+
+def webhook_certificate(name: str) -> tuple[bytes, bytes, bytes]:
+    """A CA, and a serving certificate it signs for `name`: PEM (CA, cert, key)."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "e2e webhook CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    return ca.public_bytes(pem), leaf.public_bytes(pem), key_pem
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_an_admission_webhook_served_by_a_pod_on_a_worker_is_called(
+    cluster: Joined, tmp_path: Path
+) -> None:
+    config_file = cluster.config
+    everyone = {"w0": True, "w1": True, "w2": True}
+    eventually(lambda: nodes(config_file) == everyone, "the workers Ready")
+    ca, cert, key = webhook_certificate("webhook.webhook.svc")
+    served = tmp_path / "webhook.yaml"
+    served.write_text(WEBHOOK.replace("CERT", b64(cert)).replace("KEY", b64(key))
+                      .replace("AGNHOST", config.AGNHOST_TAG))  # fmt: skip
+    kubectl(config_file, "apply", "-f", str(served))
+    kubectl(config_file, "-n", "webhook", "rollout", "status", "deploy/webhook",
+            "--timeout=120s")  # fmt: skip
+    deny = tmp_path / "deny.yaml"
+    deny.write_text(DENY.replace("CA", b64(ca)))
+    kubectl(config_file, "apply", "-f", str(deny))
+    try:
+        # The API server calls the pod on w1 (at its endpoint, through
+        # konnectivity), which says no: the webhook's own words come back.
+        def refused() -> str | None:
+            made = kubectl(config_file, "-n", "guarded", "create", "configmap", "probe",
+                           "--from-literal=a=b", check=False)  # fmt: skip
+            assert made.returncode != 0, "a configmap got past the webhook"
+            return made.stderr if "this webhook denies all requests" in made.stderr else None
+
+        said = eventually(refused, "the webhook called and refusing", seconds=60)
+        assert "deny.oneinfra.test" in said, said
+        # Elsewhere, nothing is asked of it.
+        kubectl(config_file, "-n", "default", "create", "configmap", "unguarded")
+    finally:
+        kubectl(config_file, "delete", "-f", str(deny), check=False)
+        kubectl(config_file, "delete", "-f", str(served), "--wait=false", check=False)
+        kubectl(config_file, "-n", "default", "delete", "configmap", "unguarded", check=False)
 
 
 def test_a_removed_node_is_deleted_and_recorded(cluster: Joined) -> None:
