@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..model.versions import SUPPORTED
-from ..render import konnectivity as render_konnectivity
 
 KUBERNETES_VERSIONS = tuple(r.version for r in SUPPORTED)  # what oneinfra runs
 ETCD_VERSION = "v" + SUPPORTED[0].etcd_version
@@ -15,7 +14,8 @@ CRICTL_VERSION = "v1.37.0"
 CNI_PLUGINS_VERSION = "v1.10.0"
 FLANNEL_VERSION = "v0.28.10"
 COREDNS_VERSION = "v1.15.0"
-KONNECTIVITY_VERSION = render_konnectivity.VERSION
+# What the rendered pods name (render/ and here must agree: tests/oneinfra/test_local.py).
+KONNECTIVITY_VERSION = "v0.36.0"
 AGNHOST_TAG = "2.66.1"  # what e2e.test of the newest Kubernetes names (test/utils/image)
 PAUSE_TAG = "3.10"
 HAPROXY_TAG = "2.6"

@@ -113,3 +113,11 @@ def test_durations_are_remembered_for_the_next_estimate(
     assert builds.last_duration(build) is None
     builds.remember_duration(build, 123.4)
     assert builds.last_duration(build) == 123.4
+
+
+def test_the_images_built_are_the_ones_the_rendered_pods_and_addons_name() -> None:
+    from oneinfra.render import addons, konnectivity
+
+    assert config.KONNECTIVITY_VERSION == konnectivity.VERSION
+    assert config.FLANNEL_VERSION == addons.FLANNEL_VERSION
+    assert config.COREDNS_VERSION == addons.COREDNS_VERSION
