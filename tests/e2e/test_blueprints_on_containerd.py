@@ -27,7 +27,8 @@ from tests.oneinfra.harness import Fleet
 pytestmark = pytest.mark.e2e
 
 
-EVERY_ROLE = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "haproxy"}
+EVERY_ROLE = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+              "konnectivity-server", "haproxy"}  # fmt: skip
 
 
 def readyz(url: str, ca: Path, cert: Path, key: Path) -> bool:
