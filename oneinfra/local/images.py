@@ -87,16 +87,11 @@ def catalogue(sources: Sources) -> list[Image]:
             ["/usr/local/bin/etcd"],
         )
     )
-    images.append(
-        Image(f"registry.k8s.io/pause:{config.PAUSE_TAG}", {"/pause": sources.pause}, ["/pause"])
-    )
+    images.append(at_root(f"registry.k8s.io/pause:{config.PAUSE_TAG}", "pause", sources.pause))
     # konnectivity's server and agent, where upstream's images have them (/proxy-server, ...).
     for name, binary in sorted(sources.konnectivity.items()):
-        images.append(Image(
-            f"registry.k8s.io/kas-network-proxy/{name}:{config.KONNECTIVITY_VERSION}",
-            {f"/{name}": binary},
-            [f"/{name}"],
-        ))  # fmt: skip
+        image = f"registry.k8s.io/kas-network-proxy/{name}:{config.KONNECTIVITY_VERSION}"
+        images.append(at_root(image, name, binary))
     busybox = Path("/bin/busybox")
     applets = (
         "sh",
@@ -199,18 +194,17 @@ def node_images(sources: Sources) -> list[Image]:
             symlinks=names,
         ))  # fmt: skip
     if sources.coredns is not None:
-        images.append(Image(
-            f"registry.k8s.io/coredns/coredns:{config.COREDNS_VERSION}",
-            {"/coredns": sources.coredns},
-            ["/coredns"],
-        ))  # fmt: skip
+        coredns = f"registry.k8s.io/coredns/coredns:{config.COREDNS_VERSION}"
+        images.append(at_root(coredns, "coredns", sources.coredns))
     if sources.agnhost is not None:
-        images.append(Image(
-            f"registry.k8s.io/e2e-test-images/agnhost:{config.AGNHOST_TAG}",
-            {"/agnhost": sources.agnhost},
-            ["/agnhost"],
-        ))  # fmt: skip
+        agnhost = f"registry.k8s.io/e2e-test-images/agnhost:{config.AGNHOST_TAG}"
+        images.append(at_root(agnhost, "agnhost", sources.agnhost))
     return images
+
+
+def at_root(image: str, name: str, binary: Path) -> Image:
+    """An image of one static binary, /NAME, its entrypoint, as upstream's are."""
+    return Image(image, {f"/{name}": binary}, [f"/{name}"])
 
 
 def layer(image: Image) -> bytes:

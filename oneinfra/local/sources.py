@@ -21,7 +21,6 @@ CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 NODE = ("kubelet", "kube-proxy", "kubeadm")  # for workers: optional in a given directory
 ETCD = ("etcd", "etcdctl")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
-KONNECTIVITY = ("proxy-server", "proxy-agent")
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def built(reporter: Reporter) -> Sources:
 
 def konnectivity() -> dict[str, Path]:
     build = builds.konnectivity()
-    return {name: build.binary(name) for name in KONNECTIVITY}
+    return {name: build.binary(name) for name in build.binaries.values()}
 
 
 def ensure_all(wanted: list[builds.GoBuild], reporter: Reporter) -> None:

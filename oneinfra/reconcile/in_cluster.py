@@ -17,7 +17,7 @@ import httpx
 
 from ..errors import KubeError
 from ..model import events as ev
-from ..model.decider.joins import expired, rfc3339
+from ..model.decider.joins import expired, parse_rfc3339, rfc3339
 from ..model.state import Cluster, api_server_endpoint
 from ..pki.csr import node_of, requested_names, serving_refusal
 from ..pki.sealing import unseal
@@ -30,17 +30,13 @@ log = logging.getLogger("oneinfra.reconciler")
 WATCH_RETRY = 5.0  # seconds before a broken watch starts again
 
 
-def moment(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def removed(cluster: Cluster, nodes: list[NodeView]) -> list[NodeView]:
     """The Nodes someone removed: registered before the removal (one that
     registers again later, its kubelet joined anew, stays)."""
     return [
         n for n in nodes
         if n.name in cluster.removed_nodes and n.created
-        and moment(n.created) < moment(cluster.removed_nodes[n.name])
+        and parse_rfc3339(n.created) < parse_rfc3339(cluster.removed_nodes[n.name])
     ]  # fmt: skip
 
 

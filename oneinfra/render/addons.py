@@ -360,7 +360,7 @@ def konnectivity_agent(cluster: Cluster, endpoint: str) -> list[Manifest]:
     assert ingress is not None
     host, _ = ingress_address(endpoint)
     token = {"name": "token", "projected": {"sources": [{"serviceAccountToken": {
-        "path": konnectivity.TOKEN.rsplit("/", 1)[1], "audience": konnectivity.AUDIENCE,
+        "path": konnectivity.TOKEN_FILE, "audience": konnectivity.AUDIENCE,
         "expirationSeconds": 3600}}]}}  # fmt: skip
     pod = {
         "serviceAccountName": konnectivity.AGENT,

@@ -37,7 +37,8 @@ INSIDE = f"{KUBECONFIGS}/konnectivity-server"  # that directory, in the containe
 SOCKET = f"{INSIDE}/konnectivity-server.socket"
 EGRESS_CONFIG = f"{INSIDE}/egress-selector.yaml"
 TOKEN_DIRECTORY = "/var/run/secrets/tokens"
-TOKEN = f"{TOKEN_DIRECTORY}/{AGENT}-token"
+TOKEN_FILE = f"{AGENT}-token"
+TOKEN = f"{TOKEN_DIRECTORY}/{TOKEN_FILE}"
 
 
 def tunneled(cluster: Cluster) -> bool:

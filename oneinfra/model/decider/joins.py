@@ -42,8 +42,12 @@ def rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_rfc3339(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def expired(expires_at: str, now: dt.datetime) -> bool:
-    return dt.datetime.fromisoformat(expires_at.replace("Z", "+00:00")) <= now
+    return parse_rfc3339(expires_at) <= now
 
 
 def create_join_token(
