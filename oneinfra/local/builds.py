@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LocalError
@@ -40,6 +40,9 @@ class GoBuild:
     # Packages of the module left out: built from its source with their
     # directories and blank imports removed (a dependency the proxy does not serve).
     without: tuple[str, ...] = ()
+    # Test packages compiled into binaries with `go test -c` (e2e.test):
+    # package -> the binary's name in the cache.
+    tests: dict[str, str] = field(default_factory=dict)
 
     def submodule_version(self, submodule: str) -> str:
         """The version to pin a locally replaced submodule to."""
@@ -48,6 +51,11 @@ class GoBuild:
     @property
     def packages(self) -> tuple[str, ...]:
         return tuple(self.binaries)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Every binary's name in the cache, main packages' and tests'."""
+        return (*self.binaries.values(), *self.tests.values())
 
     @property
     def directory(self) -> Path:
@@ -60,7 +68,7 @@ class GoBuild:
     def done(self) -> bool:
         """Built, every binary: one added since is built with the rest."""
         return (self.directory / ".complete").exists() and all(
-            self.binary(name).exists() for name in self.binaries.values()
+            self.binary(name).exists() for name in self.outputs
         )
 
 
@@ -100,6 +108,29 @@ def agnhost() -> GoBuild:
         version=version,
         binaries={"k8s.io/kubernetes/test/images/agnhost": "agnhost"},
         submodules_at=staging_version(version),
+    )
+
+
+def conformance(version: str) -> GoBuild:
+    """Kubernetes' own end-to-end suite at a cluster's version, the ginkgo
+    runner its go.mod pins, and the servers of the suite's images that are
+    not agnhost: tests/conformance runs them (not in CI)."""
+    return GoBuild(
+        name=f"conformance-{version}",
+        module="k8s.io/kubernetes",
+        version=version,
+        binaries={
+            "github.com/onsi/ginkgo/v2/ginkgo": "ginkgo",
+            "k8s.io/sample-apiserver": "sample-apiserver",
+            "k8s.io/kubernetes/test/images/nonewprivs": "nnp",
+        },
+        tests={"k8s.io/kubernetes/test/e2e": "e2e.test"},
+        submodules_at=staging_version(version),
+        # The suite takes "latest" Pod Security fixtures from its own version's
+        # major and minor: without them it looks for v0.0 ones and fails.
+        ldflags=f"-s -w -X k8s.io/component-base/version.gitVersion={version}"
+        f" -X k8s.io/component-base/version.gitMajor={version.removeprefix('v').split('.')[0]}"
+        f" -X k8s.io/component-base/version.gitMinor={version.split('.')[1]}",
     )
 
 
@@ -348,7 +379,7 @@ def build_now(build: GoBuild, step: Step) -> float:
             lines += [f"\t{m} => {m} {build.submodule_version(m)}" for m in replacements]
             lines.append(")")
         (workdir / "go.mod").write_text("\n".join(lines) + "\n")
-        imports = "\n".join(f'\t_ "{p}"' for p in build.packages)
+        imports = "\n".join(f'\t_ "{p}"' for p in (*build.packages, *build.tests))
         (workdir / "tools.go").write_text(
             f"//go:build tools\n\npackage builder\n\nimport (\n{imports}\n)\n"
         )
@@ -386,6 +417,14 @@ def build_in(workdir: Path, build: GoBuild, step: Step, started: float) -> float
         if not produced.exists():
             raise LocalError(f"go build made no binary for {package} ({build.name})")
         produced.rename(staging / name)
+    for package, name in build.tests.items():
+        step.phase(f"compiling {name}")
+        go_streaming(
+            ["test", "-c", "-trimpath", "-ldflags", build.ldflags, "-o", str(staging / name),
+             package],
+            workdir,
+            lambda line: None,
+        )  # fmt: skip
     (staging / ".complete").write_text(build.version)
     shutil.rmtree(build.directory, ignore_errors=True)
     staging.rename(build.directory)

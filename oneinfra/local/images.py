@@ -35,6 +35,7 @@ class Image:
     entrypoint: list[str]
     cmd: list[str] = field(default_factory=list)
     symlinks: dict[str, str] = field(default_factory=dict)  # path -> target
+    user: str = ""  # the user its processes run as, when not root (USER 1234)
 
     @property
     def registry_host(self) -> str:
@@ -240,7 +241,7 @@ def digest(data: bytes) -> str:
 
 def source_stamp(image: Image) -> str:
     stamp = hashlib.sha256(
-        json.dumps([image.name, image.entrypoint, image.cmd, image.symlinks]).encode()
+        json.dumps([image.name, image.entrypoint, image.cmd, image.symlinks, image.user]).encode()
     )
     for inside, host in sorted(image.files.items()):
         info = host.stat()
@@ -264,6 +265,7 @@ def assemble(image: Image) -> Path:
             "Env": [PATH_ENV],
             "Entrypoint": image.entrypoint or None,
             "Cmd": image.cmd or None,
+            **({"User": image.user} if image.user else {}),
         },
         "rootfs": {"type": "layers", "diff_ids": [digest(tar)]},
     }

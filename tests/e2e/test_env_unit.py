@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from oneinfra.errors import LocalError
@@ -34,6 +36,21 @@ def test_staging_modules_take_the_matching_v0_version() -> None:
         "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
         "kubeadm",
     }  # fmt: skip
+
+
+def test_a_build_with_a_test_binary_is_done_only_with_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(config, "CACHE", tmp_path)
+    suite = builds.conformance("v1.37.2")
+    assert suite.tests == {"k8s.io/kubernetes/test/e2e": "e2e.test"}
+    suite.directory.mkdir(parents=True)
+    (suite.directory / ".complete").write_text(suite.version)
+    for name in suite.binaries.values():
+        suite.binary(name).touch()
+    assert not suite.done  # e2e.test, made by `go test -c`, is still missing
+    suite.binary("e2e.test").touch()
+    assert suite.done
 
 
 def test_hypervisor_names_fit_linux_interface_names() -> None:
