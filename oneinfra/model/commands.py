@@ -95,6 +95,21 @@ class RemoveNode(Command, frozen=True):
     node: str
 
 
+class EnableVpn(Command, frozen=True):
+    """The VPN on a running cluster (`cluster create --vpn` enables it at once)."""
+
+    cluster: str
+    vpn_cidr: str | None = None  # the one given at create, when None
+
+
+class AddVpnPeer(Command, frozen=True):
+    """A worker joining over the VPN hands in its public key for a node name."""
+
+    cluster: str
+    node: str
+    public_key: str
+
+
 FleetCommand = (
     RegisterHypervisor
     | LabelHypervisor
@@ -106,4 +121,6 @@ FleetCommand = (
     | CreateJoinToken
     | RevokeJoinToken
     | RemoveNode
+    | EnableVpn
+    | AddVpnPeer
 )

@@ -137,6 +137,34 @@ class NodeRemoved(Event, frozen=True):
     requested_at: str  # RFC 3339
 
 
+class VpnEnabled(Event, frozen=True):
+    """The cluster's VPN for edge workers: the server's address in the VPN's
+    network, and its key pair (the private half sealed with the data key)."""
+
+    cluster: str
+    cidr: str
+    server_address: str
+    server_public_key: str  # base64, as wg prints it
+    server_private_key: SealedKey
+
+
+class VpnPeerAdded(Event, frozen=True):
+    """A node's place in its cluster's VPN: its address, and the public key
+    its worker made (the private key never left the worker)."""
+
+    cluster: str
+    node: str
+    address: str
+    public_key: str
+
+
+class VpnPeerRemoved(Event, frozen=True):
+    """A node's peer gone (the node removed): its key connects no more, its address is free."""
+
+    cluster: str
+    node: str
+
+
 # -- the status stream: what the reconciler saw change ----------------------------
 # Transitions only (a cluster became ready, a component failed): a steady
 # fleet records nothing. A stream of their own, so that they never conflict
@@ -229,6 +257,9 @@ FleetEvent = (
     | JoinTokenCreated
     | JoinTokenRevoked
     | NodeRemoved
+    | VpnEnabled
+    | VpnPeerAdded
+    | VpnPeerRemoved
 )
 
 

@@ -7,7 +7,16 @@ from collections.abc import Iterable
 import msgspec
 
 from . import events as ev
-from .state import Cluster, Component, FleetState, Hypervisor, JoinToken, placement_key
+from .state import (
+    Cluster,
+    Component,
+    FleetState,
+    Hypervisor,
+    JoinToken,
+    Vpn,
+    VpnPeer,
+    placement_key,
+)
 
 
 def apply(state: FleetState, event: ev.Event, position: int) -> None:
@@ -88,6 +97,23 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             del state.clusters[event.cluster].join_tokens[event.token_id]
         case ev.NodeRemoved():
             state.clusters[event.cluster].removed_nodes[event.node] = event.requested_at
+        case ev.VpnEnabled():
+            cluster = state.clusters[event.cluster]
+            cluster.vpn_enabled, cluster.vpn_cidr = True, event.cidr
+            cluster.vpn = Vpn(
+                cidr=event.cidr,
+                server_address=event.server_address,
+                server_public_key=event.server_public_key,
+                enabled_at=position,
+            )
+        case ev.VpnPeerAdded():
+            vpn = state.clusters[event.cluster].vpn
+            assert vpn is not None, "decided only for a cluster with its VPN enabled"
+            vpn.peers[event.node] = VpnPeer(address=event.address, public_key=event.public_key)
+        case ev.VpnPeerRemoved():
+            vpn = state.clusters[event.cluster].vpn
+            assert vpn is not None, "decided only for a cluster with its VPN enabled"
+            del vpn.peers[event.node]
         case _:
             raise TypeError(f"the projection does not know {type(event).__name__}")
 

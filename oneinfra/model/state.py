@@ -42,6 +42,19 @@ class JoinToken(msgspec.Struct, gc=False):
     groups: list[str]
 
 
+class VpnPeer(msgspec.Struct, gc=False):
+    address: str
+    public_key: str
+
+
+class Vpn(msgspec.Struct, gc=False):
+    cidr: str
+    server_address: str
+    server_public_key: str
+    enabled_at: int  # its VpnEnabled event: the sealed private key
+    peers: dict[str, VpnPeer] = msgspec.field(default_factory=dict)  # by node
+
+
 class Cluster(msgspec.Struct, gc=False):
     cluster_id: str
     name: str
@@ -61,6 +74,7 @@ class Cluster(msgspec.Struct, gc=False):
     scaled: bool = False  # scaled at least once: new members are not founding ones
     join_tokens: dict[str, JoinToken] = msgspec.field(default_factory=dict)  # live or expired
     removed_nodes: dict[str, str] = msgspec.field(default_factory=dict)  # node -> removed at
+    vpn: Vpn | None = None  # enabled: its server and peers
 
     def control_planes(self) -> list[Component]:
         return sorted(

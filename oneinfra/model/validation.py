@@ -18,6 +18,8 @@ DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)$")
 
+NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # Kubernetes': a DNS subdomain
+
 # Names end up inside container, pod and certificate names with suffixes.
 MAX_NAME_LENGTH = 40
 
@@ -38,6 +40,12 @@ def name(kind: str, value: str) -> str:
             f"{kind} name {shown(value)} is not a DNS-1123 label: use lower-case letters, "
             "digits and '-', starting and ending with a letter or digit"
         )
+    return value
+
+
+def node_name(value: str) -> str:
+    if NODE_NAME.fullmatch(value) is None:
+        raise DomainError(f"a node's name is a DNS subdomain, not {shown(value)}")
     return value
 
 

@@ -14,6 +14,8 @@ from oneinfra.model import events as ev
 
 from .harness import Fleet
 
+PEER_KEY = "3U6K7Bj59QrzAkqtGOf4TO9GEUKFJcxuoWJdK6BJbh4="  # a worker's, as `wg pubkey` prints
+
 
 def test_every_event_of_a_real_history_round_trips() -> None:
     fleet = Fleet()
@@ -25,6 +27,8 @@ def test_every_event_of_a_real_history_round_trips() -> None:
     fleet.run(cmd.CreateJoinToken(cluster="prod"))
     token = next(e for e in fleet.log if isinstance(e, ev.JoinTokenCreated))
     fleet.run(cmd.RevokeJoinToken(cluster="prod", token_id=token.token_id))
+    fleet.run(cmd.EnableVpn(cluster="prod"))
+    fleet.run(cmd.AddVpnPeer(cluster="prod", node="w0", public_key=PEER_KEY))
     fleet.run(cmd.RemoveNode(cluster="prod", node="w0"))
     fleet.run(cmd.DeleteCluster(name="prod"))
     fleet.run(cmd.RemoveHypervisor(name="private-0"))

@@ -5,7 +5,7 @@ makes (placement, ports, ids, keys, certificates) goes into the events, so
 replay never runs this code again. It never changes the state it reads.
 
 One module per kind of thing decided about: hypervisors, clusters,
-kubeconfigs, joins (workers' bootstrap tokens); certificate rotation
+kubeconfigs, joins (workers' bootstrap tokens), the VPN; certificate rotation
 will come beside them.
 """
 
@@ -21,6 +21,7 @@ from .context import Context, DataKeys, Decision, pki_needed
 from .hypervisors import label_hypervisor, register_hypervisor, remove_hypervisor
 from .joins import create_join_token, remove_node, revoke_join_token
 from .kubeconfigs import MAX_KUBECONFIG_TTL, MIN_KUBECONFIG_TTL, issue_kubeconfig
+from .vpn import add_vpn_peer, enable_vpn
 
 __all__ = [
     "MAX_KUBECONFIG_TTL",
@@ -45,6 +46,8 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.CreateJoinToken: create_join_token,  # type: ignore[dict-item]
     cmd.RevokeJoinToken: revoke_join_token,  # type: ignore[dict-item]
     cmd.RemoveNode: remove_node,  # type: ignore[dict-item]
+    cmd.EnableVpn: enable_vpn,  # type: ignore[dict-item]
+    cmd.AddVpnPeer: add_vpn_peer,  # type: ignore[dict-item]
 }
 
 

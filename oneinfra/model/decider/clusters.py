@@ -18,6 +18,7 @@ from ..placement import place
 from ..state import FleetState, component_index, etcd_member_name
 from ..versions import DEFAULT_VERSION, release
 from .context import Context, Decision, existing_cluster, new_id
+from .vpn import roomy, vpn_enabled
 
 MAX_REPLICAS = 7
 
@@ -35,7 +36,7 @@ def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Conte
     # Checked even with the VPN off: it is stored, and a VPN enabled later uses it.
     vpn = validation.network(command.vpn_cidr, "VPN CIDR")
     if command.vpn_enabled:
-        networks["VPN CIDR"] = vpn
+        networks["VPN CIDR"] = roomy(vpn)
     validation.disjoint(networks)
     if networks["service CIDR"].num_addresses < 4:
         raise DomainError(f"service CIDR {command.service_cidr} is too small for any service")
@@ -107,6 +108,8 @@ def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Conte
             extra_sans,
         )
     )
+    if command.vpn_enabled:
+        events.append(vpn_enabled(name, key_id, data_key, vpn, context))
     return Decision(events=events, new_keys={key_id: data_key})
 
 

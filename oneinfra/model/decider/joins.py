@@ -9,14 +9,15 @@ creation. Creating a token also drops the expired ones from the state.
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from ...errors import DomainError, shown
 from ...pki.sealing import NONCE_BYTES, seal
 from .. import commands as cmd
 from .. import events as ev
+from .. import validation
 from ..state import Cluster, FleetState
 from .context import Context, Decision, existing_cluster
+from .vpn import peer_removed
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"  # what kubeadm's tokens are made of
 ID_LENGTH, SECRET_LENGTH = 6, 16
@@ -98,16 +99,12 @@ def fresh_id(cluster: Cluster, context: Context) -> str:
     return token_id
 
 
-NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a DNS subdomain
-
-
 def remove_node(state: FleetState, command: cmd.RemoveNode, context: Context) -> Decision:
     cluster = existing_cluster(state, command.cluster)
-    if NODE_NAME.fullmatch(command.node) is None:
-        raise DomainError(f"a node's name is a DNS subdomain, not {shown(command.node)}")
+    validation.node_name(command.node)
     removed = ev.NodeRemoved(cluster=cluster.name, node=command.node,
                              requested_at=rfc3339(context.now))  # fmt: skip
-    return Decision(events=[removed])
+    return Decision(events=[removed, *peer_removed(cluster, command.node)])
 
 
 def revoke_join_token(
