@@ -3,6 +3,7 @@ server's key pair, one peer per node (address and key), released at removal."""
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 
@@ -38,7 +39,7 @@ def test_create_with_vpn_decides_the_server_address_and_a_sealed_key_pair(fleet:
     enabled = next(e for e in fleet.log if isinstance(e, ev.VpnEnabled))
     assert (enabled.cidr, enabled.server_address) == ("10.220.0.0/16", "10.220.0.1")
     private = unseal(enabled.server_private_key, fleet.keys[fleet.state.clusters["edge"].key_id])
-    assert wireguard.public_key(wireguard.base64.b64decode(private)) == enabled.server_public_key
+    assert wireguard.public_key(base64.b64decode(private)) == enabled.server_public_key
     vpn = fleet.state.clusters["edge"].vpn
     assert vpn is not None and vpn.server_public_key == enabled.server_public_key
 
