@@ -118,6 +118,10 @@ def catalogue(sources: Sources, suite: builds.GoBuild, kubernetes_source: Path) 
             f"{E2E}/nginx:{tag}", {**box, "/usr/share/nginx/html/index.html": page},
             ["/bin/httpd", "-f", "-p", "80", "-h", "/usr/share/nginx/html"], symlinks=links,
         ))  # fmt: skip
+    # The DNS specs' glibc querier: Debian's dig and getent, as upstream's
+    # (Debian with dnsutils); agnhost's files have them.
+    made.append(Image(f"{E2E}/glibc-dns-testing:2.1.1", agnhost, [], ["sh"],
+                      symlinks=agnhost_links))  # fmt: skip
     # kitten and nautilus: agnhost serving their pictures' data, as upstream.
     for name in ("kitten", "nautilus"):
         html = kubernetes_source / "test/images" / name / "html"
