@@ -142,6 +142,9 @@ def test_a_bad_join_says_why_in_one_line_and_leaves_nothing_behind(
     cluster: Joined, workers: list[dict[str, Any]]
 ) -> None:
     daemon = cluster.daemon
+    # The shortest TTL a token may have: made first, tried last, once expired.
+    expiring = daemon.cli("cluster", "token", "create", "work", "--ttl", "60s").stdout.strip()
+    expires = time.monotonic() + 60
     create(daemon, "other")
     _, foreign, _ = new_token(daemon, "other")
     _, revoked, _ = new_token(daemon, "work")
@@ -167,6 +170,13 @@ def test_a_bad_join_says_why_in_one_line_and_leaves_nothing_behind(
         assert len(lines) == 1 and says in lines[0], refused.stderr
         for path in ("/etc/kubernetes", "/var/lib/kubelet"):
             assert list(own("w2", path).iterdir()) == [], (says, path)
+    time.sleep(max(0.0, expires - time.monotonic()) + 5)  # "within seconds" of its expiry
+    expired = join("w2", cluster.endpoint, expiring, cluster.ca_hash, *fast)
+    assert expired.returncode == 1, expired.stdout
+    lines = expired.stderr.strip().splitlines()
+    assert len(lines) == 1 and "expired, revoked" in lines[0], expired.stderr
+    for path in ("/etc/kubernetes", "/var/lib/kubelet"):
+        assert list(own("w2", path).iterdir()) == [], ("expired", path)
     assert head(daemon) == before
     assert "w2" not in nodes(cluster.config)
     daemon.cli("cluster", "delete", "other", "--wait", "--timeout", "3m", timeout=240)
