@@ -195,13 +195,15 @@ def test_three_workers_join_two_with_node_join_one_with_kubeadm_and_serve_pods_e
     everyone = {"w0": True, "w1": True, "w2": True}
     eventually(lambda: nodes(config_file) == everyone, "w0, w1 and w2 Ready")
 
-    # Who joined with which token, in the log and in `node list`.
+    # Who joined with which token, in the log and in `node list` (the
+    # daemon's view: as of its latest pass, which the Nodes' watch rings).
     listed = eventually(
-        lambda: (found := daemon.json("node", "list", "work")) and len(found) == 3 and found,
-        "the three nodes listed",
+        lambda: (found := daemon.json("node", "list", "work")) and len(found) == 3
+        and all(n["ready"] for n in found) and found,
+        "the three nodes listed, Ready",
     )
     assert {n["name"]: n["tokenId"] for n in listed} == tokens
-    assert all(n["ready"] and n["version"] == "v1.37.2" for n in listed)
+    assert all(n["version"] == "v1.37.2" for n in listed)
     history = daemon.cli("history", "--cluster", "work").stdout
     for worker, token_id in tokens.items():
         assert re.search(rf'NodeJoined .*token_id="{token_id}" node="{worker}"', history), history
