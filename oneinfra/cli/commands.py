@@ -305,7 +305,7 @@ SUMMARY_FIELDS = (
     "name", "cluster", "component", "role", "hypervisor", "ports", "kubernetes_version",
     "control_plane_replicas", "endpoint", "ip_address", "labels", "user", "groups", "serial",
     "phase", "reachable", "reason", "error", "token_id", "expires_at", "description", "node",
-    "address", "csr", "names",
+    "address", "csr", "names", "cidr", "server_address", "server_public_key", "public_key",
 )  # fmt: skip
 
 

@@ -60,7 +60,7 @@ def up(
         f"images: {pushed} pushed in {time.monotonic() - started:.0f} s, the rest were there"
     )
     for hv in hypervisors:
-        system.containerd_up(hv, state)
+        system.containerd_up(hv, state, found.cni_plugins)
     for worker in machines:
         system.worker_up(worker, found.cni_plugins, state)
     state["hypervisors"] = [hv.name for hv in hypervisors]

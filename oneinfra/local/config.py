@@ -20,6 +20,7 @@ AGNHOST_TAG = "2.66.1"  # what e2e.test of the newest Kubernetes names (test/uti
 PAUSE_TAG = "3.10"
 HAPROXY_TAG = "2.6"
 BUSYBOX_TAG = "1.35"
+WIREGUARD_GO_TAG = "0.0.20220316"  # Debian 12's wireguard-go, in the VPN server's image
 
 CACHE = Path(os.environ.get("ONEINFRA_CACHE", Path.home() / ".cache" / "oneinfra"))
 STATE = Path(os.environ.get("ONEINFRA_LOCAL_STATE", "/var/lib/oneinfra-local"))

@@ -134,6 +134,7 @@ def catalogue(sources: Sources) -> list[Image]:
         )
     )
     images += node_images(sources)
+    images.append(wireguard_image(busybox))
     haproxy = Path("/usr/sbin/haproxy")
     libraries = {inside: host for inside, host in shared_libraries(haproxy).items()}
     images.append(
@@ -145,6 +146,20 @@ def catalogue(sources: Sources) -> list[Image]:
         )
     )
     return images
+
+
+WIREGUARD_BINARIES = (Path("/usr/bin/wireguard-go"), Path("/usr/bin/wg"), Path("/bin/ip"))
+
+
+def wireguard_image(busybox: Path) -> Image:
+    """The VPN server's (render/vpn.py): Debian's wireguard-go, wg and ip,
+    and a shell."""
+    return Image(
+        f"docker.io/oneinfra/wireguard:{config.WIREGUARD_GO_TAG}",
+        {**with_libraries(*WIREGUARD_BINARIES), "/bin/busybox": busybox},
+        ["/bin/sh"],
+        symlinks={f"/bin/{a}": "busybox" for a in ("sh", "sleep", "echo", "cat", "[")},
+    )
 
 
 def with_libraries(*binaries: Path) -> dict[str, Path]:

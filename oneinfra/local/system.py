@@ -214,12 +214,17 @@ def registry_answers() -> bool:
 # -- containerd per hypervisor ---------------------------------------------------------
 
 
-def containerd_config(root: Path, state: str, socket: str, certs: Path, cni: bool = False) -> str:
-    """A hypervisor's or a worker's containerd; a worker's runs pods on a
-    pod network (CNI), a hypervisor's on the host's network only."""
+def containerd_config(
+    root: Path, state: str, socket: str, certs: Path, cni: tuple[str, str] | None = None
+) -> str:
+    """A hypervisor's or a worker's containerd; `cni`: the plugins' and their
+    configuration's directories, for pods with networks of their own (a
+    worker's all, a hypervisor's VPN servers)."""
     cni_section = (
-        '\n  [plugins."io.containerd.grpc.v1.cri".cni]\n'
-        '    bin_dir = "/opt/cni/bin"\n    conf_dir = "/etc/cni/net.d"\n'
+        ""
+        if cni is None
+        else '\n  [plugins."io.containerd.grpc.v1.cri".cni]\n'
+        f'    bin_dir = "{cni[0]}"\n    conf_dir = "{cni[1]}"\n'
     )
     return f"""version = 2
 root = "{root / "root"}"
@@ -238,7 +243,7 @@ state = "{state}"
   sandbox_image = "registry.k8s.io/pause:{config.PAUSE_TAG}"
   # Without it every sandbox fails here: "failed to update /proc/self/oom_score_adj".
   restrict_oom_score_adj = true
-{cni_section if cni else ""}
+{cni_section}
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "{certs}"
 """
@@ -254,14 +259,53 @@ def mirrors(hv: config.Machine) -> None:
         )
 
 
-def containerd_up(hv: config.HypervisorSpec, state: dict[str, object]) -> None:
+HYPERVISOR_POD_SUBNET = "10.89.0.0/24"  # each hypervisor's own, in its own namespace
+
+
+def hypervisor_cni(hv: config.HypervisorSpec, plugins: list[Path]) -> tuple[str, str] | None:
+    """The plugins and a bridge network with host ports (portmap), for the
+    pods that have a network of their own (VPN servers); None without plugins."""
+    if not plugins:
+        return None
+    bin_dir, conf_dir = hv.root / "cni" / "bin", hv.root / "cni" / "net.d"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    for plugin in plugins:
+        target = bin_dir / plugin.name
+        if not target.exists():
+            shutil.copy2(plugin, target)
+    network = {
+        "cniVersion": "1.0.0",
+        "name": f"oneinfra-{hv.name}",  # host-local's leases, apart from other hypervisors'
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "oicni0",
+                "isGateway": True,
+                "ipMasq": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": HYPERVISOR_POD_SUBNET}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+    (conf_dir / "10-oneinfra.conflist").write_text(json.dumps(network, indent=2) + "\n")
+    return str(bin_dir), str(conf_dir)
+
+
+def containerd_up(
+    hv: config.HypervisorSpec, state: dict[str, object], cni_plugins: list[Path] | None = None
+) -> None:
     hv.root.mkdir(parents=True, exist_ok=True)
     hv.socket.parent.mkdir(parents=True, exist_ok=True)
     mirrors(hv)
     settings = hv.root / "config.toml"
     settings.write_text(
         containerd_config(hv.root, str(config.RUN / hv.name / "state"), str(hv.socket),
-                          hv.root / "certs.d")
+                          hv.root / "certs.d", hypervisor_cni(hv, cni_plugins or []))
     )  # fmt: skip
     start(
         f"containerd-{hv.name}",
@@ -390,7 +434,8 @@ def worker_up(worker: config.WorkerSpec, cni_plugins: list[Path], state: dict[st
     # Paths inside the worker: /run/containerd and the CNI directories are its own.
     settings.write_text(
         containerd_config(worker.root, "/run/containerd/state",
-                          "/run/containerd/containerd.sock", worker.root / "certs.d", cni=True)
+                          "/run/containerd/containerd.sock", worker.root / "certs.d",
+                          ("/opt/cni/bin", "/etc/cni/net.d"))
     )  # fmt: skip
     start(f"containerd-{worker.name}", in_worker(worker, "containerd", "--config", str(settings)),
           worker.root / "containerd.log", state)  # fmt: skip

@@ -12,9 +12,10 @@ PUBLIC: Final = "public"  # holds ingresses: reachable by users and workers
 PRIVATE: Final = "private"  # holds control planes
 HYPERVISOR_ROLES: tuple[HypervisorRole, ...] = get_args(HypervisorRole)
 
-ComponentRole = Literal["control-plane", "ingress"]
+ComponentRole = Literal["control-plane", "ingress", "vpn"]
 CONTROL_PLANE: Final = "control-plane"  # etcd, API server, controller manager, scheduler
 INGRESS: Final = "ingress"  # haproxy in front of the API servers
+VPN: Final = "vpn"  # the WireGuard server edge workers dial, beside the ingress
 
 PhaseName = Literal["pending", "running", "ready", "degraded", "failed", "deleted"]
 PENDING: Final = "pending"

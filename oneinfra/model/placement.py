@@ -14,9 +14,10 @@ from .kinds import ComponentRole, HypervisorRole
 from .state import PORT_NAMES, Hypervisor
 
 
-def free_ports(hypervisor: Hypervisor, count: int) -> list[int] | None:
-    """The lowest `count` free ports in the hypervisor's range, or None."""
-    used = hypervisor.used_ports()
+def free_ports(hypervisor: Hypervisor, count: int, taken: Iterable[int] = ()) -> list[int] | None:
+    """The lowest `count` free ports in the hypervisor's range, or None;
+    `taken`: decided already, not yet in the state."""
+    used = hypervisor.used_ports() | set(taken)
     low, high = hypervisor.port_range
     found: list[int] = []
     for port in range(low, high + 1):

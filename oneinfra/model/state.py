@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from .events import HypervisorTLS
-from .kinds import CONTROL_PLANE, INGRESS, ComponentRole, HypervisorRole
+from .kinds import CONTROL_PLANE, INGRESS, VPN, ComponentRole, HypervisorRole
 
 # A replica's ports for konnectivity's server (render/konnectivity.py): where
 # its cluster's agents connect (through the ingress), its admin and health.
@@ -20,6 +20,7 @@ KONNECTIVITY_PORTS = ("konnectivity", "konnectivity-admin", "konnectivity-health
 PORT_NAMES = {
     CONTROL_PLANE: ("apiserver", "etcd-client", "etcd-peer", *KONNECTIVITY_PORTS),
     INGRESS: ("apiserver", "konnectivity"),
+    VPN: ("vpn",),  # UDP: WireGuard's
 }
 
 
@@ -84,6 +85,9 @@ class Cluster(msgspec.Struct, gc=False):
 
     def ingress(self) -> Component | None:
         return self.components.get(INGRESS)
+
+    def vpn_server(self) -> Component | None:
+        return self.components.get(VPN)
 
 
 class Hypervisor(msgspec.Struct, gc=False):

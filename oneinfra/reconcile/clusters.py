@@ -26,6 +26,7 @@ from . import membership as mb
 from .in_cluster import InCluster
 from .phases import Phase
 from .shared import Shared
+from .vpn import VpnPeers
 from .workqueue import Wakeup
 
 log = logging.getLogger("oneinfra.reconciler")
@@ -56,6 +57,7 @@ class ClusterLoop:
         self.events = shared.events
         self._tls: dict[str, ssl.SSLContext] = {}  # probe contexts, by cluster id
         self.in_cluster = InCluster(shared)
+        self.vpn = VpnPeers(shared)
 
     async def run(self, name: str, cluster_id: str, wakeup: Wakeup) -> None:
         """Passes over the cluster until it is deleted; once it is ready, a
@@ -81,6 +83,8 @@ class ClusterLoop:
                     if cluster.scaled:
                         await self.reconcile_membership(cluster)
                     ready = await self.check_ready(cluster)
+                    if cluster.vpn is not None:
+                        await self.vpn.reconcile(cluster)
                     if ready and self.memberships.record(cluster_id).settled:
                         delay = self.options.resync
                     if ready and not await self.apply_inside(cluster):

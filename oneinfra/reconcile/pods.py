@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 
 from .. import render as bp
 from ..model import events as ev
-from ..model.kinds import INGRESS
+from ..model.kinds import INGRESS, VPN
 from ..model.state import Cluster, Component, FleetState
+from ..pki.sealing import unseal
 from ..storage.logreader import EventCache
 
 DataKey = Callable[[str], bytes]  # data key id -> the key
@@ -106,6 +107,9 @@ async def desired_pods(
         joining = None
         if component.role == INGRESS:
             key = (*ingress_key(state, cluster, component), data_dir, fleet)
+        elif component.role == VPN:
+            enabled = cluster.vpn.enabled_at if cluster.vpn else 0
+            key = (VPN, cluster.cluster_id, component.placed_at, enabled, data_dir, fleet)
         else:
             joining = membership(state, cluster, component, admissions)
             key = (*control_plane_key(state, cluster, component, joining), data_dir, fleet)
@@ -132,6 +136,11 @@ async def render(
 ) -> bp.PodSpec:
     if component.role == INGRESS:
         return bp.ingress(cluster, component, state.hypervisors, data_dir=data_dir)
+    if component.role == VPN:
+        assert cluster.vpn is not None, "a VPN server is placed with its VPN"
+        enabled = await events.get(cluster.vpn.enabled_at, ev.VpnEnabled)
+        private_key = unseal(enabled.server_private_key, data_key(cluster.key_id))
+        return bp.vpn_server(cluster, component, private_key, data_dir=data_dir)
     created = await events.get(cluster.created_at, ev.ClusterCreated)
     placed = await events.get(component.placed_at, ev.ComponentPlaced)
     issued = await events.get(cluster.apiserver_at, ev.ApiServerCertificateIssued)

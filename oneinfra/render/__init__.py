@@ -34,7 +34,9 @@ from .pods import (
     ContainerSpec,
     File,
     Mount,
+    Network,
     PodSpec,
+    PortMapping,
     component_directory,
     host,
     host_url,
@@ -42,6 +44,7 @@ from .pods import (
     member_name,
     spec_hash,
 )
+from .vpn import vpn_server
 
 __all__ = [
     "DATA_DIR",
@@ -62,6 +65,8 @@ __all__ = [
     "EtcdMembership",
     "File",
     "Mount",
+    "Network",
+    "PortMapping",
     "PodSpec",
     "component_directory",
     "control_plane",
@@ -73,4 +78,5 @@ __all__ = [
     "managed",
     "member_name",
     "spec_hash",
+    "vpn_server",
 ]

@@ -1,4 +1,5 @@
-"""A pod as pure data: one host-network sandbox per component, its
+"""A pod as pure data: one sandbox per component (on the host's network,
+or in a network namespace of its own with host ports mapped into it), its
 containers with their commands and mounts, the files they read, and the
 hashes that tell when a running pod is out of date (its spec: replace the
 pod; a container's files: restart that container).
@@ -51,6 +52,25 @@ class ContainerSpec(msgspec.Struct, frozen=True, gc=False):
     # the scheduler need it, and starting them earlier takes CPU from the API
     # server's own start (2 Go binaries instead of 4) and makes them exit.
     after_api: bool = False
+    capabilities: list[str] = msgspec.field(default_factory=list)  # added: NET_ADMIN
+    devices: list[str] = msgspec.field(default_factory=list)  # the host's, same path: /dev/net/tun
+
+
+class PortMapping(msgspec.Struct, frozen=True, gc=False):
+    """A host port led into a pod with a network of its own (CNI's portmap)."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "UDP"  # "TCP" | "UDP"
+
+
+class Network(msgspec.Struct, frozen=True, gc=False):
+    """A network namespace of the pod's own (the hypervisor's CNI makes it),
+    instead of the host's: what one cluster's pod sets up there (routes,
+    interfaces) meets no other cluster's."""
+
+    ports: list[PortMapping]
+    sysctls: dict[str, str] = msgspec.field(default_factory=dict)  # namespaced ones
 
 
 class PodSpec(msgspec.Struct, frozen=True, gc=False):
@@ -63,6 +83,7 @@ class PodSpec(msgspec.Struct, frozen=True, gc=False):
     # Why the pod may not be created yet (an etcd member not admitted to its
     # cluster); a pod that runs already is kept.
     blocked: str = ""
+    network: Network | None = None  # None: the host's
     # Derived, on creation: container name -> the hash of the files it reads.
     # Every pass compares them with the running containers' (pods are cached).
     files_hashes: dict[str, str] = msgspec.field(default_factory=dict)
@@ -101,10 +122,25 @@ def host_url(address: str, port: int) -> str:
     return f"https://[{address}]:{port}" if ":" in address else f"https://{address}:{port}"
 
 
-def spec_hash(containers: list[ContainerSpec]) -> str:
-    """Changes when what the pod runs changes (images, commands, mounts): the
-    pod is then replaced. Files have their own hash, per container."""
-    hashed = [msgspec.structs.replace(c, startup_args=[]) for c in containers]
+NEWER_FIELDS = ("capabilities", "devices")  # hashed only when set: older pods' hashes stay
+
+
+def hashed_form(container: ContainerSpec) -> dict[str, object]:
+    """The container as its spec hash sees it: without what only its first
+    start reads, and without newer fields left empty (msgpack encodes the
+    dict as it encodes the struct)."""
+    fields = msgspec.structs.asdict(msgspec.structs.replace(container, startup_args=[]))
+    return {k: v for k, v in fields.items() if k not in NEWER_FIELDS or v}
+
+
+def spec_hash(containers: list[ContainerSpec], network: Network | None = None) -> str:
+    """Changes when what the pod runs changes (images, commands, mounts, its
+    network): the pod is then replaced. Files have their own hash, per
+    container. (A host-network pod's hash is what it was before pods could
+    have networks of their own: upgrading replaces none.)"""
+    hashed: list[object] = [hashed_form(c) for c in containers]
+    if network is not None:
+        hashed.append(network)
     digest = hashlib.sha256(msgspec.msgpack.encode(hashed))
     return digest.hexdigest()[:16]
 
@@ -130,15 +166,17 @@ def pod(
     containers: list[ContainerSpec],
     files: list[File],
     blocked: str = "",
+    network: Network | None = None,
 ) -> PodSpec:
     return PodSpec(
         name=f"{cluster.cluster_id}-{component.name}",
         hypervisor=hypervisor,
         directory=directory,
-        labels=labels_for(cluster, component, spec_hash(containers), directory),
+        labels=labels_for(cluster, component, spec_hash(containers, network), directory),
         containers=containers,
         files=files,
         blocked=blocked,
+        network=network,
     )
 
 

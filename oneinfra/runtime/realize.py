@@ -176,6 +176,13 @@ def container_config(
     spec: bp.ContainerSpec, labels: dict[str, str], attempt: int = 0
 ) -> cri.ContainerConfig:
     """A blueprint's container as CRI takes it; its log is named after it."""
+    linux = None
+    if spec.capabilities:
+        linux = cri.LinuxContainerConfig(
+            security_context=cri.LinuxContainerSecurityContext(
+                capabilities=cri.Capability(add_capabilities=list(spec.capabilities))
+            )
+        )
     return cri.ContainerConfig(
         metadata=cri.ContainerMetadata(name=spec.name, attempt=attempt),
         image=cri.ImageSpec(image=spec.image),
@@ -184,13 +191,50 @@ def container_config(
             cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.readonly)
             for m in spec.mounts
         ],
+        devices=[
+            cri.Device(container_path=d, host_path=d, permissions="rwm") for d in spec.devices
+        ],
         labels=labels,
         log_path=f"{spec.name}.log",
+        linux=linux,
+    )
+
+
+PROTOCOLS = {"TCP": cri.Protocol.TCP, "UDP": cri.Protocol.UDP}
+
+
+def own_network_sandbox(
+    name: str, uid: str, labels: dict[str, str], log_directory: str, network: bp.Network
+) -> cri.PodSandboxConfig:
+    """A network namespace of the pod's own, made by the hypervisor's CNI,
+    with the host ports mapped into it (CNI's portmap)."""
+    return cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=name, namespace=NAMESPACE, uid=uid),
+        hostname=name[:63],
+        labels=labels,
+        log_directory=log_directory,
+        port_mappings=[
+            cri.PortMapping(
+                protocol=PROTOCOLS[p.protocol],
+                container_port=p.container_port,
+                host_port=p.host_port,
+            )
+            for p in network.ports
+        ],
+        linux=cri.LinuxPodSandboxConfig(
+            sysctls=dict(network.sysctls),
+            security_context=cri.LinuxSandboxSecurityContext(
+                namespace_options=cri.NamespaceOption(network=cri.NamespaceMode.POD)
+            ),
+        ),
     )
 
 
 def pod_sandbox_config(pod: bp.PodSpec) -> cri.PodSandboxConfig:
     digest = pod.labels[bp.LABEL_SPEC_HASH]
+    if pod.network is not None:
+        return own_network_sandbox(pod.name, digest, pod.labels, f"{pod.directory}/logs",
+                                   pod.network)  # fmt: skip
     return host_network_sandbox(pod.name, digest, pod.labels, f"{pod.directory}/logs")
 
 

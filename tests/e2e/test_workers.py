@@ -198,8 +198,12 @@ def test_three_workers_join_two_with_node_join_one_with_kubeadm_and_serve_pods_e
     # Who joined with which token, in the log and in `node list` (the
     # daemon's view: as of its latest pass, which the Nodes' watch rings).
     listed = eventually(
-        lambda: (found := daemon.json("node", "list", "work")) and len(found) == 3
-        and all(n["ready"] for n in found) and found,
+        lambda: (
+            (found := daemon.json("node", "list", "work"))
+            and len(found) == 3
+            and all(n["ready"] for n in found)
+            and found
+        ),
         "the three nodes listed, Ready",
     )
     assert {n["name"]: n["tokenId"] for n in listed} == tokens

@@ -165,3 +165,38 @@ def test_a_free_address_is_in_the_network_and_nobody_elses(prefix: int, taken: s
         assert found is None
     else:
         assert found in hosts and found not in used and found != str(network.network_address + 1)
+
+
+def test_the_vpn_server_is_placed_beside_the_ingress_on_a_port_of_its_own(fleet: Fleet) -> None:
+    fleet.run(cmd.CreateCluster(name="edge", vpn_enabled=True))
+    fleet.run(cmd.CreateCluster(name="plain"))
+    fleet.run(cmd.EnableVpn(cluster="plain"))
+
+    for name in ("edge", "plain"):
+        cluster = fleet.state.clusters[name]
+        server, ingress = cluster.vpn_server(), cluster.ingress()
+        assert server is not None and ingress is not None
+        assert (server.role, server.hypervisor) == ("vpn", ingress.hypervisor)
+        assert server.ports["vpn"] not in ingress.ports.values()
+    for hypervisor in fleet.state.hypervisors.values():  # no port given twice on any
+        used = [p for ports in hypervisor.placements.values() for p in ports]
+        assert len(used) == len(set(used)), hypervisor.name
+
+
+def test_deleting_a_vpn_cluster_frees_its_server_port(fleet: Fleet) -> None:
+    fleet.run(cmd.CreateCluster(name="edge", vpn_enabled=True))
+    fleet.run(cmd.DeleteCluster(name="edge"))
+    assert all(not h.placements for h in fleet.state.hypervisors.values())
+
+
+def test_no_port_left_for_the_vpn_server_is_refused_and_nothing_appended() -> None:
+    fleet = Fleet()
+    fleet.hypervisors(public=0)
+    fleet.run(cmd.RegisterHypervisor(name="public-0", endpoint="unix:///run/hv/public-0.sock",
+                                     role="public", ip_address="192.0.2.1",
+                                     port_range=(30000, 30001)))  # fmt: skip
+    fleet.run(cmd.CreateCluster(name="plain"))  # its ingress takes both ports
+    before = len(fleet.log)
+    with pytest.raises(DomainError, match=r"VPN server needs a free port.*30000-30001"):
+        fleet.run(cmd.EnableVpn(cluster="plain"))
+    assert len(fleet.log) == before

@@ -18,7 +18,7 @@ from ..placement import place
 from ..state import FleetState, component_index, etcd_member_name
 from ..versions import DEFAULT_VERSION, release
 from .context import Context, Decision, existing_cluster, new_id
-from .vpn import roomy, vpn_enabled
+from .vpn import roomy, server_placed, vpn_enabled
 
 MAX_REPLICAS = 7
 
@@ -110,6 +110,7 @@ def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Conte
     )
     if command.vpn_enabled:
         events.append(vpn_enabled(name, key_id, data_key, vpn, context))
+        events.append(server_placed(name, ingress_host, set(ingress_ports.values())))
     return Decision(events=events, new_keys={key_id: data_key})
 
 

@@ -12,7 +12,9 @@ from ...pki.sealing import NONCE_BYTES, seal
 from .. import commands as cmd
 from .. import events as ev
 from .. import validation
-from ..state import Cluster, FleetState
+from ..kinds import VPN
+from ..placement import free_ports
+from ..state import PORT_NAMES, Cluster, FleetState, Hypervisor
 from .context import Context, Decision, existing_cluster
 
 MIN_VPN_ADDRESSES = 4  # the network, the server, a peer, the broadcast
@@ -55,6 +57,24 @@ def vpn_enabled(
     )
 
 
+def server_placed(cluster: str, ingress_host: Hypervisor, taken: set[int]) -> ev.ComponentPlaced:
+    """The VPN server goes where the ingress is: on a public hypervisor, the
+    address workers already reach, with a UDP port of its range (`taken`:
+    those decided beside it, not yet in the state)."""
+    names = PORT_NAMES[VPN]
+    free = free_ports(ingress_host, len(names), taken)
+    if free is None:
+        low, high = ingress_host.port_range
+        raise DomainError(
+            f"cluster {shown(cluster)}'s VPN server needs a free port on hypervisor "
+            f"{shown(ingress_host.name)}, its ingress's, but its range {low}-{high} is exhausted"
+        )
+    ports = dict(zip(names, free, strict=True))
+    return ev.ComponentPlaced(
+        cluster=cluster, component=VPN, role=VPN, hypervisor=ingress_host.name, ports=ports
+    )
+
+
 def enable_vpn(state: FleetState, command: cmd.EnableVpn, context: Context) -> Decision:
     cluster = existing_cluster(state, command.cluster)
     cidr = command.vpn_cidr or cluster.vpn_cidr
@@ -66,8 +86,13 @@ def enable_vpn(state: FleetState, command: cmd.EnableVpn, context: Context) -> D
             )
         return Decision(events=[])  # already so: nothing to record
     network = vpn_network(cluster, cidr)
+    ingress = cluster.ingress()
+    if ingress is None:
+        raise DomainError(f"cluster {shown(cluster.name)} has no ingress for its VPN server")
+    placed = server_placed(cluster.name, state.hypervisors[ingress.hypervisor], set())
     data_key = context.data_keys.get(cluster.key_id)
-    return Decision(events=[vpn_enabled(cluster.name, cluster.key_id, data_key, network, context)])
+    enabled = vpn_enabled(cluster.name, cluster.key_id, data_key, network, context)
+    return Decision(events=[enabled, placed])
 
 
 def add_vpn_peer(state: FleetState, command: cmd.AddVpnPeer, context: Context) -> Decision:

@@ -4,6 +4,7 @@
 # This file has been @generated
 
 __all__ = (
+    "Capability",
     "Container",
     "ContainerConfig",
     "ContainerFilter",
@@ -15,6 +16,7 @@ __all__ = (
     "ContainerStatusResponse",
     "CreateContainerRequest",
     "CreateContainerResponse",
+    "Device",
     "ExecSyncRequest",
     "ExecSyncResponse",
     "Image",
@@ -45,6 +47,8 @@ __all__ = (
     "PodSandboxStatus",
     "PodSandboxStatusRequest",
     "PodSandboxStatusResponse",
+    "PortMapping",
+    "Protocol",
     "PullImageRequest",
     "PullImageResponse",
     "RemoveContainerRequest",
@@ -109,6 +113,24 @@ class PodSandboxState(betterproto2.Enum):
     SANDBOX_NOTREADY = 1
 
 
+class Protocol(betterproto2.Enum):
+    TCP = 0
+
+    UDP = 1
+
+    SCTP = 2
+
+
+@dataclass(eq=False, repr=False)
+class Capability(betterproto2.Message):
+    add_capabilities: "list[str]" = betterproto2.field(1, betterproto2.TYPE_STRING, repeated=True)
+
+    drop_capabilities: "list[str]" = betterproto2.field(2, betterproto2.TYPE_STRING, repeated=True)
+
+
+default_message_pool.register_message("runtime.v1", "Capability", Capability)
+
+
 @dataclass(eq=False, repr=False)
 class Container(betterproto2.Message):
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
@@ -162,6 +184,8 @@ class ContainerConfig(betterproto2.Message):
     envs: "list[KeyValue]" = betterproto2.field(6, betterproto2.TYPE_MESSAGE, repeated=True)
 
     mounts: "list[Mount]" = betterproto2.field(7, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    devices: "list[Device]" = betterproto2.field(8, betterproto2.TYPE_MESSAGE, repeated=True)
 
     labels: "dict[str, str]" = betterproto2.field(
         9,
@@ -330,6 +354,18 @@ default_message_pool.register_message(
 
 
 @dataclass(eq=False, repr=False)
+class Device(betterproto2.Message):
+    container_path: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    host_path: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    permissions: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("runtime.v1", "Device", Device)
+
+
+@dataclass(eq=False, repr=False)
 class ExecSyncRequest(betterproto2.Message):
     container_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
@@ -435,6 +471,10 @@ default_message_pool.register_message("runtime.v1", "LinuxContainerConfig", Linu
 
 @dataclass(eq=False, repr=False)
 class LinuxContainerSecurityContext(betterproto2.Message):
+    capabilities: "Capability | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
+
     privileged: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
 
     namespace_options: "NamespaceOption | None" = betterproto2.field(
@@ -604,6 +644,10 @@ class PodSandboxConfig(betterproto2.Message):
 
     log_directory: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
+    port_mappings: "list[PortMapping]" = betterproto2.field(
+        5, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
     labels: "dict[str, str]" = betterproto2.field(
         6,
         betterproto2.TYPE_MAP,
@@ -724,6 +768,22 @@ class PodSandboxStatusResponse(betterproto2.Message):
 default_message_pool.register_message(
     "runtime.v1", "PodSandboxStatusResponse", PodSandboxStatusResponse
 )
+
+
+@dataclass(eq=False, repr=False)
+class PortMapping(betterproto2.Message):
+    protocol: "Protocol" = betterproto2.field(
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: Protocol(0)
+    )
+
+    container_port: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
+
+    host_port: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
+
+    host_ip: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("runtime.v1", "PortMapping", PortMapping)
 
 
 @dataclass(eq=False, repr=False)

@@ -1,0 +1,85 @@
+"""A cluster's VPN server on real containerd: WireGuard in a pod with a
+network namespace of its own (the hypervisor's CNI), its UDP port mapped
+from the ingress's hypervisor, serving the key its events hold."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+import anyio
+import pytest
+
+from oneinfra.runtime.cri import HypervisorClient
+from oneinfra.runtime.wgctl import WireGuard
+from tests.oneinfra.daemon import Daemon
+
+from .fleet import WAIT, eventually, fleet
+from .test_clusters import containers_of, endpoint_of, running, stop_container
+
+__all__ = ["fleet"]  # the module's fixture
+
+pytestmark = pytest.mark.e2e
+
+
+def served(hypervisors: list[dict[str, Any]], cluster_id: str) -> tuple[str, str, str] | None:
+    """(hypervisor, container id, `wg show wg0 dump`'s first line) of the
+    cluster's running VPN server, or None."""
+    found = running(containers_of(hypervisors, cluster_id, "wireguard"))
+    if not found:
+        return None
+    ((hv, container),) = found
+
+    async def dump() -> str:
+        client = HypervisorClient(endpoint_of(hypervisors, hv), timeout=30)
+        try:
+            return await WireGuard(client, container.id).run("show", "wg0", "dump")
+        finally:
+            client.close()
+
+    try:
+        return hv, container.id, anyio.run(dump).splitlines()[0]
+    except Exception:
+        return None  # started, its interface not up yet
+
+
+def test_a_vpn_cluster_runs_its_wireguard_server_in_its_own_network_namespace(
+    fleet: tuple[Daemon, list[dict[str, Any]]],
+) -> None:
+    daemon, hypervisors = fleet
+    created = daemon.json(
+        "cluster", "create", "edge", "--vpn", "--wait", "--timeout", WAIT, timeout=240
+    )  # fmt: skip
+    assert created["status"]["ready"] is True
+    (server,) = [c for c in created["components"] if c["role"] == "vpn"]
+    (ingress,) = [c for c in created["components"] if c["role"] == "ingress"]
+    assert server["hypervisor"] == ingress["hypervisor"]  # where workers reach already
+    port = server["ports"]["vpn"]
+    assert port not in ingress["ports"].values()
+
+    history = daemon.cli("history", "--cluster", "edge").stdout
+    (public_key,) = re.findall(r'VpnEnabled .*server_public_key="([^"]+)"', history)
+    found = eventually(lambda: served(hypervisors, created["clusterId"]), "the VPN server")
+    hv, container_id, interface = found
+    assert hv == server["hypervisor"]
+    _, served_key, listen_port, *_ = interface.split("\t")
+    assert (served_key, listen_port) == (public_key, "51820")
+
+    # Its own network namespace: wg0 is not on the hypervisor's host network,
+    # and the hypervisor leads its UDP port into the pod (CNI's portmap).
+    netns = f"/run/netns/oilocal-{hv}"
+    links = subprocess.run(["nsenter", f"--net={netns}", "ip", "-o", "link"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert "eth0" in links.stdout and "wg0" not in links.stdout, links.stdout
+    rules = subprocess.run(["nsenter", f"--net={netns}", "iptables-save", "-t", "nat"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert re.search(rf"-p udp .*--dport {port}\b.*DNAT", rules.stdout), rules.stdout
+
+    # Killed, it comes back with the same key.
+    stop_container(hypervisors, hv, container_id)
+    again = eventually(
+        lambda: (s := served(hypervisors, created["clusterId"])) and s[1] != container_id and s,
+        "the VPN server back",
+    )
+    assert again[2].split("\t")[1] == public_key

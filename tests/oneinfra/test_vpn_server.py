@@ -1,0 +1,144 @@
+"""The VPN server's pod (render/vpn.py), how CRI is asked for it
+(runtime/realize.py), and how its peers are brought to the cluster's
+(reconcile/vpn.py, runtime/wgctl.py): pure, no hypervisor needed."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from oneinfra import render as bp
+from oneinfra.api.runtime import v1 as cri
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.pki import wireguard
+from oneinfra.pki.sealing import unseal
+from oneinfra.reconcile.vpn import desired_peers, peer_changes
+from oneinfra.runtime import realize
+from oneinfra.runtime.wgctl import ServedPeer, parse_dump
+
+from .harness import Fleet
+
+
+def key() -> str:
+    return wireguard.public_key(wireguard.new_private_key(os.urandom))
+
+
+@pytest.fixture
+def edge() -> Fleet:
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="edge", vpn_enabled=True, vpn_cidr="10.220.0.0/16"))
+    return fleet
+
+
+def server_pod(fleet: Fleet) -> bp.PodSpec:
+    cluster = fleet.state.clusters["edge"]
+    server = cluster.vpn_server()
+    assert server is not None
+    enabled = next(e for e in fleet.log if isinstance(e, ev.VpnEnabled))
+    private = unseal(enabled.server_private_key, fleet.keys[cluster.key_id])
+    return bp.vpn_server(cluster, server, private)
+
+
+def test_the_server_pod_has_its_own_network_its_port_mapped_and_its_key_0600(edge: Fleet) -> None:
+    pod = server_pod(edge)
+    server = edge.state.clusters["edge"].vpn_server()
+    assert server is not None and pod.network is not None
+    assert pod.network.ports == [bp.PortMapping(server.ports["vpn"], 51820, "UDP")]
+    assert pod.network.sysctls == {"net.ipv4.ip_forward": "1"}  # peer to peer
+    files = {f.path: f for f in pod.files}
+    assert files["server.key"].mode == 0o600
+    (container,) = pod.containers
+    assert container.capabilities == ["NET_ADMIN"] and container.devices == ["/dev/net/tun"]
+    script = files["start.sh"].content.decode()
+    # Kernel WireGuard when there, else userspace; the server's address on wg0.
+    assert "ip link add wg0 type wireguard" in script and "wireguard-go wg0" in script
+    assert "ip address add 10.220.0.1/16 dev wg0" in script
+
+
+def test_cri_is_asked_for_a_pod_network_namespace_with_the_udp_port(edge: Fleet) -> None:
+    pod = server_pod(edge)
+    sandbox = realize.pod_sandbox_config(pod)
+    assert sandbox.linux is not None and sandbox.linux.security_context is not None
+    options = sandbox.linux.security_context.namespace_options
+    assert options is not None and options.network == cri.NamespaceMode.POD
+    (mapping,) = sandbox.port_mappings
+    assert (mapping.protocol, mapping.container_port) == (cri.Protocol.UDP, 51820)
+    assert sandbox.linux.sysctls == {"net.ipv4.ip_forward": "1"}
+    config = realize.container_config(pod.containers[0], {})
+    assert config.linux is not None and config.linux.security_context is not None
+    capabilities = config.linux.security_context.capabilities
+    assert capabilities is not None and capabilities.add_capabilities == ["NET_ADMIN"]
+    assert [d.host_path for d in config.devices] == ["/dev/net/tun"]
+
+
+def test_host_network_pods_keep_the_spec_hash_they_had_before_pods_had_networks() -> None:
+    # A hash that changed would replace every running pod at the upgrade.
+    container = bp.ContainerSpec("a", "img", ["x"], [bp.Mount("/a", "/b")],
+                                 startup_args=["--q"], after_api=True)  # fmt: skip
+    assert bp.spec_hash([container]) == "c6d253aae2b6fe0b"
+    network = bp.Network([bp.PortMapping(30005, 51820)])
+    assert bp.spec_hash([container], network) != bp.spec_hash([container])
+
+
+def test_the_servers_peers_are_the_clusters_nodes(edge: Fleet) -> None:
+    keys = {node: key() for node in ("w0", "w1")}
+    for node, public in keys.items():
+        edge.run(cmd.AddVpnPeer(cluster="edge", node=node, public_key=public))
+    assert desired_peers(edge.state.clusters["edge"]) == {
+        keys["w0"]: "10.220.0.2",
+        keys["w1"]: "10.220.0.3",
+    }
+
+
+def served(public: str, *allowed: str) -> ServedPeer:
+    return ServedPeer(public, tuple(sorted(allowed)), "(none)", 0)
+
+
+def test_peer_changes_add_the_missing_fix_the_wrong_and_remove_the_rest() -> None:
+    a, b, c = sorted(key() for _ in range(3))
+    desired = {a: "10.220.0.2", b: "10.220.0.3"}
+    current = [served(a, "10.220.0.2/32"), served(b, "10.220.0.0/16"), served(c, "10.220.0.9/32")]
+    assert peer_changes(desired, current) == [
+        "peer", c, "remove", "peer", b, "allowed-ips", "10.220.0.3/32",
+    ]  # fmt: skip
+    assert peer_changes(desired, [served(a, "10.220.0.2/32"), served(b, "10.220.0.3/32")]) == []
+
+
+@given(st.sets(st.integers(2, 200), max_size=8), st.sets(st.integers(2, 200), max_size=8))
+def test_applying_the_changes_leaves_exactly_the_desired_peers(
+    wanted: set[int], there: set[int]
+) -> None:
+    keys = {i: f"{i:043d}=" for i in wanted | there}
+    desired = {keys[i]: f"10.220.0.{i}" for i in wanted}
+    current = {keys[i]: (f"10.220.1.{i}/32",) for i in there}  # all with a wrong address
+    arguments = peer_changes(desired, [served(k, *v) for k, v in current.items()])
+    while arguments:  # as `wg set` reads them
+        _, peer, verb, *rest = arguments
+        if verb == "remove":
+            current.pop(peer)
+            arguments = rest
+        else:
+            current[peer] = (rest[0],)
+            arguments = rest[1:]
+    assert current == {k: (f"{a}/32",) for k, a in desired.items()}
+
+
+def test_wg_dump_is_read_with_its_peers() -> None:
+    output = (
+        "PRIV=\tPUB=\t51820\toff\n"
+        "K1=\t(none)\t10.213.0.1:41000\t10.220.0.2/32\t1764800000\t10\t20\t0\n"
+        "K2=\t(none)\t(none)\t(none)\t0\t0\t0\toff\n"
+    )
+    public, peers = parse_dump(output)
+    assert public == "PUB="
+    assert peers == [
+        ServedPeer("K1=", ("10.220.0.2/32",), "10.213.0.1:41000", 1764800000),
+        ServedPeer("K2=", (), "(none)", 0),
+    ]
+    with pytest.raises(ValueError, match="not the output"):
+        parse_dump("")
