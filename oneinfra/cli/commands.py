@@ -198,6 +198,17 @@ async def cluster_scale(stub: FleetStub, args: argparse.Namespace) -> None:
     show_clusters([reply], args.output, single=True)
 
 
+@handles("cluster", "enable-vpn")
+async def cluster_enable_vpn(stub: FleetStub, args: argparse.Namespace) -> None:
+    request = api.EnableVpnRequest(name=args.name)
+    if args.vpn_cidr is not None:
+        request.vpn_cidr = args.vpn_cidr
+    reply = await stub.EnableVpn(request)
+    if args.wait:
+        reply = await wait_ready(stub, args.name, args.timeout, reply.control_plane_replicas)
+    show_clusters([reply], args.output, single=True)
+
+
 @handles("cluster", "delete")
 async def cluster_delete(stub: FleetStub, args: argparse.Namespace) -> None:
     cluster_id = ""

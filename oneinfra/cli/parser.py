@@ -252,6 +252,14 @@ def clusters(parser: argparse.ArgumentParser) -> None:
         "--control-plane-replicas", type=count, required=True, metavar="N", help="1, 3, 5 or 7"
     )
     waits(scale, "ready with its new replicas")
+    vpn = cl.add(
+        "enable-vpn", "start the cluster's VPN for edge workers (its server, beside the ingress)"
+    )
+    named(vpn, "cluster")
+    vpn.add_argument(
+        "--vpn-cidr", metavar="CIDR", help="the VPN's network (default: the cluster's)"
+    )
+    waits(vpn, "ready with its VPN server")
     delete = cl.add("delete", "delete a cluster and its keys (its history stays)")
     named(delete, "cluster")
     waits(delete, "gone from every hypervisor")

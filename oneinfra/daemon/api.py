@@ -167,6 +167,11 @@ class FleetServer(fleet_grpc.FleetBase):
         )
         return await self.get_cluster(api.NameRequest(name=message.name))
 
+    async def enable_vpn(self, message: api.EnableVpnRequest) -> api.Cluster:
+        vpn_cidr = message.vpn_cidr if message.HasField("vpn_cidr") else None
+        await self._run(cmd.EnableVpn(cluster=message.name, vpn_cidr=vpn_cidr))
+        return await self.get_cluster(api.NameRequest(name=message.name))
+
     async def delete_cluster(self, message: api.NameRequest) -> api.CommandReply:
         return api.CommandReply(position=await self._run(cmd.DeleteCluster(name=message.name)))
 
@@ -393,6 +398,9 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def ScaleCluster(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.scale_cluster)
+
+    async def EnableVpn(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.enable_vpn)
 
     async def DeleteCluster(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.delete_cluster)

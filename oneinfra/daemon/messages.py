@@ -155,7 +155,28 @@ def cluster_view(
             for c in components
         ],
         status=status_view(cluster, status),
+        **vpn_view(cluster, state),
     )
+
+
+def vpn_view(cluster: Cluster, state: FleetState) -> dict[str, Any]:
+    vpn, server = cluster.vpn, cluster.vpn_server()
+    if vpn is None:
+        return {}
+    endpoint = ""
+    if server is not None:
+        address = state.hypervisors[server.hypervisor].ip_address
+        endpoint = (
+            f"[{address}]:{server.ports['vpn']}"
+            if ":" in address
+            else f"{address}:{server.ports['vpn']}"
+        )
+    return {
+        "vpn_server_address": vpn.server_address,
+        "vpn_server_public_key": vpn.server_public_key,
+        "vpn_endpoint": endpoint,
+        "vpn_peers": len(vpn.peers),
+    }
 
 
 def timestamp(unix: float) -> str:

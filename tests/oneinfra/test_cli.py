@@ -214,3 +214,24 @@ def test_join_tokens_from_the_command_line(empty: Daemon) -> None:
     assert (
         empty.cli("cluster", "token", "create", "prod", "--ttl", "5s", check=False).returncode == 1
     )
+
+
+def test_the_vpn_enabled_on_a_running_cluster_from_the_command_line(empty: Daemon) -> None:
+    empty.add_hypervisors(private=1)
+    empty.cli("cluster", "create", "shop")
+    assert empty.json("cluster", "show", "shop")["vpnServerPublicKey"] == ""
+    refused = empty.cli("cluster", "enable-vpn", "shop", "--vpn-cidr", "10.96.0.0/24", check=False)
+    assert refused.returncode == 1 and "overlap" in refused.stderr, refused.stderr
+    shown = json.loads(empty.cli("cluster", "enable-vpn", "shop", "-o", "json").stdout)
+    assert (shown["vpnEnabled"], shown["vpnServerAddress"], shown["vpnPeers"]) == (
+        True, "10.220.0.1", 0,
+    )  # fmt: skip
+    (server,) = [c for c in shown["components"] if c["role"] == "vpn"]
+    assert shown["vpnEndpoint"] == f"192.0.2.1:{server['ports']['vpn']}"
+    assert len(shown["vpnServerPublicKey"]) == 44
+    again = empty.cli("cluster", "enable-vpn", "shop", "-o", "json")
+    assert json.loads(again.stdout)["vpnServerPublicKey"] == shown["vpnServerPublicKey"]
+    moved = empty.cli("cluster", "enable-vpn", "shop", "--vpn-cidr", "10.221.0.0/16", check=False)
+    assert moved.returncode == 1 and "cannot change" in moved.stderr, moved.stderr
+    history = empty.cli("history", "--cluster", "shop").stdout
+    assert history.count("VpnEnabled") == 1

@@ -35,6 +35,10 @@ class FleetBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def EnableVpn(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.EnableVpnRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def DeleteCluster(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply]') -> None:
         pass
 
@@ -128,6 +132,12 @@ class FleetBase(abc.ABC):
                 self.ScaleCluster,
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.ScaleClusterRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+            ),
+            '/oneinfra.v1.Fleet/EnableVpn': grpclib.const.Handler(
+                self.EnableVpn,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.EnableVpnRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
             ),
             '/oneinfra.v1.Fleet/DeleteCluster': grpclib.const.Handler(
@@ -260,6 +270,12 @@ class FleetStub:
             channel,
             '/oneinfra.v1.Fleet/ScaleCluster',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.ScaleClusterRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+        )
+        self.EnableVpn = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/EnableVpn',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.EnableVpnRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
         )
         self.DeleteCluster = grpclib.client.UnaryUnaryMethod(

@@ -131,6 +131,14 @@ class CreateClusterRequest(_message.Message):
     vpn_cidr: str
     def __init__(self, name: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ...) -> None: ...
 
+class EnableVpnRequest(_message.Message):
+    __slots__ = ("name", "vpn_cidr")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VPN_CIDR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    vpn_cidr: str
+    def __init__(self, name: _Optional[str] = ..., vpn_cidr: _Optional[str] = ...) -> None: ...
+
 class ScaleClusterRequest(_message.Message):
     __slots__ = ("name", "control_plane_replicas")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -209,7 +217,7 @@ class ClusterProgress(_message.Message):
     def __init__(self, cluster: _Optional[_Union[Cluster, _Mapping]] = ..., gone: _Optional[bool] = ..., remaining: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status")
+    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status", "vpn_server_address", "vpn_server_public_key", "vpn_endpoint", "vpn_peers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     KUBERNETES_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +231,10 @@ class Cluster(_message.Message):
     API_SERVER_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    VPN_SERVER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VPN_SERVER_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    VPN_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    VPN_PEERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster_id: str
     kubernetes_version: str
@@ -236,7 +248,11 @@ class Cluster(_message.Message):
     api_server_endpoint: str
     components: _containers.RepeatedCompositeFieldContainer[Component]
     status: ClusterStatus
-    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ...) -> None: ...
+    vpn_server_address: str
+    vpn_server_public_key: str
+    vpn_endpoint: str
+    vpn_peers: int
+    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ..., vpn_server_address: _Optional[str] = ..., vpn_server_public_key: _Optional[str] = ..., vpn_endpoint: _Optional[str] = ..., vpn_peers: _Optional[int] = ...) -> None: ...
 
 class ClusterList(_message.Message):
     __slots__ = ("clusters",)
