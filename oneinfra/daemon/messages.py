@@ -13,7 +13,7 @@ from ..model import commands as cmd
 from ..model import events as ev
 from ..model.decider.joins import expired
 from ..model.kinds import READY, RUNNING
-from ..model.state import Cluster, FleetState, Hypervisor, api_server_endpoint
+from ..model.state import Cluster, FleetState, Hypervisor, api_server_endpoint, vpn_endpoint
 from ..reconcile.board import ClusterStatus
 from ..reconcile.phases import UNOBSERVED
 
@@ -160,17 +160,10 @@ def cluster_view(
 
 
 def vpn_view(cluster: Cluster, state: FleetState) -> dict[str, Any]:
-    vpn, server = cluster.vpn, cluster.vpn_server()
+    vpn = cluster.vpn
     if vpn is None:
         return {}
-    endpoint = ""
-    if server is not None:
-        address = state.hypervisors[server.hypervisor].ip_address
-        endpoint = (
-            f"[{address}]:{server.ports['vpn']}"
-            if ":" in address
-            else f"{address}:{server.ports['vpn']}"
-        )
+    endpoint = vpn_endpoint(cluster, state.hypervisors) or ""
     return {
         "vpn_server_address": vpn.server_address,
         "vpn_server_public_key": vpn.server_public_key,

@@ -135,3 +135,12 @@ def api_server_endpoint(cluster: Cluster, hypervisors: dict[str, Hypervisor]) ->
     if ":" in host:
         host = f"[{host}]"
     return f"https://{host}:{ingress.ports['apiserver']}"
+
+
+def vpn_endpoint(cluster: Cluster, hypervisors: dict[str, Hypervisor]) -> str | None:
+    """Where workers send the VPN's packets: host:port (UDP) of its server."""
+    server = cluster.vpn_server()
+    if server is None:
+        return None
+    host = hypervisors[server.hypervisor].ip_address
+    return f"[{host}]:{server.ports['vpn']}" if ":" in host else f"{host}:{server.ports['vpn']}"

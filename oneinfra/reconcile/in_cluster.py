@@ -18,7 +18,7 @@ import httpx
 from ..errors import KubeError
 from ..model import events as ev
 from ..model.decider.joins import expired, parse_rfc3339, rfc3339
-from ..model.state import Cluster, api_server_endpoint
+from ..model.state import Cluster, api_server_endpoint, vpn_endpoint
 from ..pki.csr import node_of, requested_names, serving_refusal
 from ..pki.sealing import unseal
 from ..render.addons import addons
@@ -66,7 +66,13 @@ class InCluster:
         pki = (await self.shared.events.get(cluster.created_at, ev.ClusterCreated)).pki
         tokens = await self.live_tokens(cluster, dt.datetime.now(dt.UTC))
         manifests = [
-            *bootstrap_objects(cluster, endpoint, pki.ca.certificate, tokens),
+            *bootstrap_objects(
+                cluster,
+                endpoint,
+                pki.ca.certificate,
+                tokens,
+                vpn_endpoint(cluster, self.shared.fleet.state.hypervisors),
+            ),
             *addons(cluster, endpoint),
         ]
         api = self._apis.get(cluster.cluster_id)

@@ -165,6 +165,16 @@ def ingress_address(endpoint: str) -> tuple[str, str]:
     return host, port
 
 
+def vpn_interface(cluster: Cluster) -> list[str]:
+    """With the VPN: flannel's vxlan goes over the interface that reaches
+    the VPN's server (wg0, on a worker that joined through it), so that
+    nodes at different sites, each behind its NAT, reach each other's pods
+    through the server; a node without the VPN keeps its default route's."""
+    if cluster.vpn is None:
+        return []
+    return [f"--iface-can-reach={cluster.vpn.server_address}"]
+
+
 def network(cluster: Cluster, endpoint: str) -> list[Manifest]:
     """flannel's kube-flannel.yml, in kube-system, its API the ingress."""
     net_conf = {"Network": cluster.pod_cidr, "EnableNFTables": True,
@@ -176,7 +186,12 @@ def network(cluster: Cluster, endpoint: str) -> list[Manifest]:
             {
                 "name": "flanneld",
                 "image": f"docker.io/flannel/flannel:{FLANNEL_VERSION}",
-                "command": ["/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr"],
+                "command": [
+                    "/opt/bin/flanneld",
+                    "--ip-masq",
+                    "--kube-subnet-mgr",
+                    *vpn_interface(cluster),
+                ],
                 "env": [
                     env_field("POD_NAME", "metadata.name"),
                     env_field("POD_NAMESPACE", "metadata.namespace"),

@@ -208,8 +208,41 @@ def kubelet_config(cluster: Cluster) -> Manifest:
     }
 
 
+VPN_INFO = "oneinfra-vpn"  # kube-public: what a joining worker needs of the VPN
+VPN_PEER_SIGNER = "oneinfra.io/vpn-peer"  # a worker's CSR for its peer: key in, address out
+VPN_PUBLIC_KEY_ANNOTATION = "vpn.oneinfra.io/public-key"
+
+
+def vpn_info(cluster: Cluster, vpn_endpoint: str) -> list[Manifest]:
+    """The VPN's server (its public key, its endpoint, its address) and how
+    a worker asks for a peer, readable by those who join and by nodes."""
+    vpn = cluster.vpn
+    if vpn is None:
+        return []
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(VPN_INFO, "kube-public"),
+            "data": {
+                "endpoint": vpn_endpoint,
+                "serverPublicKey": vpn.server_public_key,
+                "serverAddress": vpn.server_address,
+                "network": vpn.cidr,
+                "peerSigner": VPN_PEER_SIGNER,
+                "publicKeyAnnotation": VPN_PUBLIC_KEY_ANNOTATION,
+            },
+        },
+        *reader("kube-public", "oneinfra:vpn-info", VPN_INFO, subjects(BOOTSTRAPPERS, NODES)),
+    ]
+
+
 def bootstrap_objects(
-    cluster: Cluster, endpoint: str, ca_pem: str, tokens: list[LiveToken]
+    cluster: Cluster,
+    endpoint: str,
+    ca_pem: str,
+    tokens: list[LiveToken],
+    vpn_endpoint: str | None = None,
 ) -> list[Manifest]:
     """Everything, in the order it is applied (what reads comes after what is read)."""
     return [
@@ -217,5 +250,6 @@ def bootstrap_objects(
         kubeadm_config(cluster, endpoint),
         kubelet_config(cluster),
         *rbac(),
+        *(vpn_info(cluster, vpn_endpoint) if vpn_endpoint else []),
         *(token_secret(t) for t in sorted(tokens, key=lambda t: t.token_id)),
     ]

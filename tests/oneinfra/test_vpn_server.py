@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -142,3 +143,59 @@ def test_wg_dump_is_read_with_its_peers() -> None:
     ]
     with pytest.raises(ValueError, match="not the output"):
         parse_dump("")
+
+
+def daemon_set(manifests: list[Any]) -> Any:
+    return next(o for o in manifests if o["kind"] == "DaemonSet")
+
+
+def test_a_vpn_cluster_tells_joining_workers_its_server_and_routes_flannel_over_it(
+    edge: Fleet,
+) -> None:
+    from oneinfra.model.state import vpn_endpoint
+    from oneinfra.render.addons import network
+    from oneinfra.render.bootstrap import BOOTSTRAPPERS, NODES, bootstrap_objects
+
+    cluster = edge.state.clusters["edge"]
+    endpoint = vpn_endpoint(cluster, edge.state.hypervisors)
+    server = cluster.vpn_server()
+    assert server is not None and endpoint == f"192.0.2.1:{server.ports['vpn']}"
+    ca = edge.created("edge").pki.ca.certificate
+    rendered = bootstrap_objects(cluster, "https://192.0.2.1:30000", ca, [], endpoint)
+    found = {(o["kind"], o["metadata"]["name"]): o for o in rendered}
+    info = found[("ConfigMap", "oneinfra-vpn")]
+    assert info["metadata"]["namespace"] == "kube-public"
+    assert info["data"] == {
+        "endpoint": endpoint,
+        "serverPublicKey": cluster.vpn.server_public_key if cluster.vpn else "",
+        "serverAddress": "10.220.0.1",
+        "network": "10.220.0.0/16",
+        "peerSigner": "oneinfra.io/vpn-peer",
+        "publicKeyAnnotation": "vpn.oneinfra.io/public-key",
+    }
+    binding = found[("RoleBinding", "oneinfra:vpn-info")]
+    assert {s["name"] for s in binding["subjects"]} == {BOOTSTRAPPERS, NODES}
+    flannel = next(
+        o for o in network(cluster, "https://192.0.2.1:30000") if o["kind"] == "DaemonSet"
+    )
+    (flanneld,) = [c for c in flannel["spec"]["template"]["spec"]["containers"]
+                   if c["name"] == "flanneld"]  # fmt: skip
+    assert "--iface-can-reach=10.220.0.1" in flanneld["command"]
+
+
+def test_a_cluster_without_vpn_renders_no_vpn_info_and_flannel_as_before() -> None:
+    from oneinfra.render.addons import network
+    from oneinfra.render.bootstrap import bootstrap_objects
+
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="plain"))
+    cluster = fleet.state.clusters["plain"]
+    ca = fleet.created("plain").pki.ca.certificate
+    names = [o["metadata"]["name"] for o in bootstrap_objects(cluster, "https://h:1", ca, [])]
+    assert "oneinfra-vpn" not in names
+    flannel = next(
+        o for o in network(cluster, "https://192.0.2.1:30000") if o["kind"] == "DaemonSet"
+    )
+    (flanneld, *_) = flannel["spec"]["template"]["spec"]["containers"]
+    assert flanneld["command"] == ["/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr"]
