@@ -4,8 +4,10 @@ from the ingress's hypervisor, serving the key its events hold."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -15,7 +17,7 @@ from oneinfra.runtime.cri import HypervisorClient
 from oneinfra.runtime.wgctl import WireGuard
 from tests.oneinfra.daemon import Daemon
 
-from .fleet import WAIT, eventually, fleet
+from .fleet import WAIT, create, eventually, fleet, kubeconfig, kubectl
 from .test_clusters import containers_of, endpoint_of, running, stop_container
 
 __all__ = ["fleet"]  # the module's fixture
@@ -45,7 +47,7 @@ def served(hypervisors: list[dict[str, Any]], cluster_id: str) -> tuple[str, str
 
 
 def test_a_vpn_cluster_runs_its_wireguard_server_in_its_own_network_namespace(
-    fleet: tuple[Daemon, list[dict[str, Any]]],
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     daemon, hypervisors = fleet
     created = daemon.json(
@@ -83,3 +85,32 @@ def test_a_vpn_cluster_runs_its_wireguard_server_in_its_own_network_namespace(
         "the VPN server back",
     )
     assert again[2].split("\t")[1] == public_key
+
+    # Joining workers find the server in the cluster (kube-public/oneinfra-vpn).
+    config_file = kubeconfig(daemon, "edge", tmp_path)
+    info = eventually(
+        lambda: (got := kubectl(config_file, "-n", "kube-public", "get", "configmap",
+                                "oneinfra-vpn", "-o", "json", check=False)).returncode == 0
+        and json.loads(got.stdout)["data"],
+        "the VPN's ConfigMap",
+    )  # fmt: skip
+    shown = daemon.json("cluster", "show", "edge")
+    assert info["endpoint"] == shown["vpnEndpoint"] == f"{ingress_address(shown)}:{port}"
+    assert info["serverPublicKey"] == shown["vpnServerPublicKey"] == public_key
+
+
+def ingress_address(cluster: dict[str, Any]) -> str:
+    return str(cluster["apiServerEndpoint"]).removeprefix("https://").rsplit(":", 1)[0]
+
+
+def test_the_vpn_enabled_on_a_running_cluster_starts_its_server(
+    fleet: tuple[Daemon, list[dict[str, Any]]],
+) -> None:
+    daemon, hypervisors = fleet
+    created = create(daemon, "later")
+    assert not [c for c in created["components"] if c["role"] == "vpn"]
+    enabled = daemon.json("cluster", "enable-vpn", "later", "--wait", "--timeout", WAIT,
+                          timeout=240)  # fmt: skip
+    assert enabled["status"]["ready"] is True
+    found = eventually(lambda: served(hypervisors, created["clusterId"]), "the VPN server")
+    assert found[2].split("\t")[1] == enabled["vpnServerPublicKey"]
