@@ -127,14 +127,17 @@ def placement_key(cluster: str, component: str) -> str:
     return f"{cluster}/{component}"
 
 
+def host_port(host: str, port: int) -> str:
+    """host:port, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def api_server_endpoint(cluster: Cluster, hypervisors: dict[str, Hypervisor]) -> str | None:
     ingress = cluster.ingress()
     if ingress is None:
         return None
     host = hypervisors[ingress.hypervisor].ip_address
-    if ":" in host:
-        host = f"[{host}]"
-    return f"https://{host}:{ingress.ports['apiserver']}"
+    return "https://" + host_port(host, ingress.ports["apiserver"])
 
 
 def vpn_endpoint(cluster: Cluster, hypervisors: dict[str, Hypervisor]) -> str | None:
@@ -142,5 +145,4 @@ def vpn_endpoint(cluster: Cluster, hypervisors: dict[str, Hypervisor]) -> str | 
     server = cluster.vpn_server()
     if server is None:
         return None
-    host = hypervisors[server.hypervisor].ip_address
-    return f"[{host}]:{server.ports['vpn']}" if ":" in host else f"{host}:{server.ports['vpn']}"
+    return host_port(hypervisors[server.hypervisor].ip_address, server.ports["vpn"])

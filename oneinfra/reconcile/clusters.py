@@ -48,6 +48,7 @@ async def apply_step(etcd: Etcd, step: mb.Step) -> None:
 
 class ClusterLoop:
     def __init__(self, shared: Shared) -> None:
+        self.shared = shared
         self.fleet = shared.fleet
         self.options = shared.options
         self.board = shared.board
@@ -143,16 +144,9 @@ class ClusterLoop:
         members first: where etcdctl can run."""
         found = []
         for component in sorted(cluster.control_planes(), key=lambda c: not c.founding):
-            health = self.board.hypervisors.get(component.hypervisor)
-            client = self.connections.clients.get(component.hypervisor)
-            if health is None or client is None or not health.reachable:
-                continue
-            for pod in health.observed:
-                if pod.key != (cluster.cluster_id, component.name):
-                    continue
-                for container in pod.containers:
-                    if container.role == "etcd" and container.running:
-                        found.append(Etcd(client, container.id, component.ports["etcd-client"]))
+            running = self.shared.running_container(cluster, component, "etcd")
+            if running is not None:
+                found.append(Etcd(*running, component.ports["etcd-client"]))
         return found
 
     async def reconcile_membership(self, cluster: Cluster) -> None:

@@ -12,11 +12,11 @@ import logging
 
 from ..errors import CRIError
 from ..model.state import Cluster
+from ..render.vpn import CONTAINER
 from ..runtime.wgctl import ServedPeer, WireGuard
 from .shared import Shared
 
 log = logging.getLogger("oneinfra.reconciler")
-SERVER_CONTAINER = "wireguard"  # render/vpn.py's container
 
 
 def peer_changes(desired: dict[str, str], served: list[ServedPeer]) -> list[str]:
@@ -45,19 +45,8 @@ class VpnPeers:
     def server(self, cluster: Cluster) -> WireGuard | None:
         """The cluster's running VPN server container, as last observed."""
         component = cluster.vpn_server()
-        if component is None:
-            return None
-        health = self.shared.board.hypervisors.get(component.hypervisor)
-        client = self.shared.connections.clients.get(component.hypervisor)
-        if health is None or client is None or not health.reachable:
-            return None
-        for pod in health.observed:
-            if pod.key != (cluster.cluster_id, component.name):
-                continue
-            for container in pod.containers:
-                if container.role == SERVER_CONTAINER and container.running:
-                    return WireGuard(client, container.id)
-        return None
+        found = component and self.shared.running_container(cluster, component, CONTAINER)
+        return WireGuard(*found) if found else None
 
     async def reconcile(self, cluster: Cluster) -> str:
         """What was done, in a few words; '' when there is no server to ask."""

@@ -32,6 +32,7 @@ INTERFACE = "wg0"
 LISTEN_PORT = 51820  # inside the pod; the host's port is the one placed
 MTU = 1420  # WireGuard's usual: 1500 less its overhead over IPv6
 CONFIG_DIRECTORY = "/etc/wireguard"
+CONTAINER = "wireguard"  # the server's container: `wg` runs in it
 PORT = "vpn"  # the component's port name
 
 
@@ -78,7 +79,7 @@ def vpn_server(
         File("start.sh", start_script(vpn.server_address, prefix).encode(), 0o755),
     ]
     container = ContainerSpec(
-        name="wireguard",
+        name=CONTAINER,
         image=image,
         command=["/bin/sh", f"{CONFIG_DIRECTORY}/start.sh"],
         mounts=[Mount(CONFIG_DIRECTORY, directory)],

@@ -235,3 +235,5 @@ def test_the_vpn_enabled_on_a_running_cluster_from_the_command_line(empty: Daemo
     assert moved.returncode == 1 and "cannot change" in moved.stderr, moved.stderr
     history = empty.cli("history", "--cluster", "shop").stdout
     assert history.count("VpnEnabled") == 1
+    unknown = empty.cli("cluster", "enable-vpn", "nowhere", check=False)
+    assert unknown.returncode == 1 and "nowhere" in unknown.stderr, unknown.stderr
