@@ -291,10 +291,14 @@ async def node_list(stub: FleetStub, args: argparse.Namespace) -> None:
         print(f"cluster {args.name} has no nodes: 'oneinfra cluster join-command "
               f"{args.name}' says how workers join", file=sys.stderr)  # fmt: skip
     else:
+        vpn = any(n.vpn_address for n in listed.nodes)
         table(
-            ["NAME", "READY", "VERSION", "ADDRESS", "JOINED", "TOKEN"],
+            ["NAME", "READY", "VERSION", "ADDRESS", "JOINED", "TOKEN",
+             *(["VPN HANDSHAKE", "VPN FROM"] if vpn else [])],
             [[n.name, "yes" if n.ready else "no", n.version, n.address, n.joined_at or "-",
-              n.token_id or "-"] for n in listed.nodes],
+              n.token_id or "-",
+              *([n.vpn_last_handshake or "never", n.vpn_endpoint or "-"] if vpn else [])]
+             for n in listed.nodes],
         )  # fmt: skip
 
 

@@ -22,7 +22,9 @@ def run_local(args: argparse.Namespace) -> int:
     try:
         if args.action == "up":
             binaries = Path(args.binaries) if args.binaries else None
-            show(up(args.public, args.private, binaries, workers=args.workers), args.output)
+            machines = up(args.public, args.private, binaries, workers=args.workers,
+                          behind_nat=args.behind_nat)  # fmt: skip
+            show(machines, args.output)
         elif args.action == "join":
             flags = [args.endpoint, "--token", args.token]
             for digest in args.ca_cert_hash:

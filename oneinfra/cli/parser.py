@@ -307,6 +307,14 @@ def nodes(parser: argparse.ArgumentParser) -> None:
         "--foreground", action="store_true",
         help="exec the kubelet here instead of a systemd unit (where systemd does not run)",
     )  # fmt: skip
+    join.add_argument(
+        "--vpn", action="store_true",
+        help="refuse a cluster without a VPN (one that has it is joined over it anyway)",
+    )  # fmt: skip
+    join.add_argument(
+        "--vpn-timeout", type=duration, default=60, metavar="DURATION",
+        help="how long to wait for the daemon to grant this worker's VPN key (default 60s)",
+    )  # fmt: skip
     for target in (join, no.add("reset", "remove what 'node join' wrote", client=False)):
         machine_options(target)
     named(no.add("list", "a cluster's nodes: Ready, version, address, when and by which token "
@@ -377,6 +385,10 @@ def local(parser: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--workers", type=count, default=0, metavar="N",
         help="worker machines to join clusters to ('local join'; default 0)",
+    )  # fmt: skip
+    up.add_argument(
+        "--behind-nat", type=count, default=0, metavar="N",
+        help="of the workers, the last N each behind a NAT of its own (a site: edge workers)",
     )  # fmt: skip
     up.add_argument(
         "--binaries", metavar="DIR",

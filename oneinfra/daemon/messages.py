@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -105,8 +106,45 @@ def nodes_view(
         nodes.append(api.NodeInfo(
             name=node.name, ready=node.ready, version=node.version, address=node.address,
             joined_at=joined.at if joined else "", token_id=joined.token_id if joined else "",
+            **peer_view(cluster, status, node.name),
         ))  # fmt: skip
     return api.NodeList(nodes=nodes, observed=True)
+
+
+def peer_view(cluster: Cluster, status: ClusterStatus, node: str) -> dict[str, Any]:
+    peer = cluster.vpn.peers.get(node) if cluster.vpn else None
+    if peer is None:
+        return {}
+    served = (status.vpn_peers or {}).get(peer.public_key)
+    if served is None:
+        return {"vpn_address": peer.address}
+    return {
+        "vpn_address": peer.address,
+        "vpn_last_handshake": timestamp(served.latest_handshake),
+        "vpn_received_bytes": served.received,
+        "vpn_sent_bytes": served.sent,
+        "vpn_endpoint": "" if served.endpoint == "(none)" else served.endpoint,
+    }
+
+
+STALE_HANDSHAKE = 300  # seconds: WireGuard shakes hands every 2 min while a peer is up
+
+
+def stale_peers(cluster: Cluster, status: ClusterStatus, now: float) -> list[str]:
+    """The nodes whose tunnel is down, each with why, as far as the server says."""
+    if cluster.vpn is None or status.vpn_peers is None:
+        return []
+    stale = []
+    for node, peer in sorted(cluster.vpn.peers.items()):
+        served = status.vpn_peers.get(peer.public_key)
+        if served is None:
+            stale.append(f"{node}: not on the server yet")
+        elif not served.latest_handshake:
+            stale.append(f"{node}: never connected (does it reach the VPN's endpoint?)")
+        elif now - served.latest_handshake > STALE_HANDSHAKE:
+            ago = int(now - served.latest_handshake)
+            stale.append(f"{node}: no handshake for {ago} s (its worker is down, or cut off)")
+    return stale
 
 
 def hypervisor_view(hypervisor: Hypervisor) -> api.Hypervisor:
@@ -216,6 +254,16 @@ def status_view(cluster: Cluster, status: ClusterStatus | None) -> api.ClusterSt
                 status=str(status.inside.phase == READY),
                 reason="bootstrap objects applied" if status.inside.phase == READY else "failed",
                 message=status.inside.reason,
+            )
+        )
+    if cluster.vpn is not None and status.vpn_peers is not None:
+        stale = stale_peers(cluster, status, time.time())
+        conditions.append(
+            api.Condition(
+                type="VpnPeersConnected",
+                status=str(not stale),
+                reason=f"{len(cluster.vpn.peers) - len(stale)} of {len(cluster.vpn.peers)} peers",
+                message="; ".join(stale[:10]),
             )
         )
     if status.etcd:

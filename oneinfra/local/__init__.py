@@ -33,15 +33,19 @@ def up(
     binaries: Path | None = None,
     reporter: Reporter | None = None,
     workers: int = 0,
+    behind_nat: int = 0,
 ) -> list[dict[str, Any]]:
     """Bring up (or keep) `public` + `private` hypervisors and `workers`
-    worker machines (no kubelet yet: `join` starts it); returns them all."""
+    worker machines (no kubelet yet: `join` starts it), the last `behind_nat`
+    of them each behind a NAT of its own; returns them all."""
     reporter = reporter or Reporter()
     system.require_root_linux()
     system.install_packages(reporter)
     found = sources.from_directory(binaries, reporter) if binaries else sources.built(reporter)
     hypervisors = config.hypervisors(public, private)
-    machines = config.workers(workers)
+    if behind_nat > workers:
+        raise LocalError(f"{behind_nat} workers behind NAT, of {workers} workers in all?")
+    machines = config.workers(workers, behind_nat)
     if machines and not found.cni_plugins:
         raise LocalError("workers need the CNI plugins: build them (leave out --binaries)")
     state = system.load_state()
@@ -66,6 +70,7 @@ def up(
     state["hypervisors"] = [hv.name for hv in hypervisors]
     state["layout"] = {"public": public, "private": private}
     state["workers"] = workers
+    state["behind_nat"] = behind_nat
     system.save_state(state)
     return status()
 
@@ -77,7 +82,7 @@ def status() -> list[dict[str, Any]]:
     layout = state.get("layout") or {"public": 0, "private": 0}
     machines: list[config.Machine] = [
         *config.hypervisors(**layout),  # type: ignore[arg-type]
-        *config.workers(workers_of(state)),
+        *workers_in(state),
     ]
     pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
     return [
@@ -94,9 +99,11 @@ def status() -> list[dict[str, Any]]:
     ]
 
 
-def workers_of(state: dict[str, object]) -> int:
-    count = state.get("workers", 0)
-    return count if isinstance(count, int) else 0
+def workers_in(state: dict[str, object]) -> list[config.WorkerSpec]:
+    count, behind_nat = state.get("workers", 0), state.get("behind_nat", 0)
+    return config.workers(
+        count if isinstance(count, int) else 0, behind_nat if isinstance(behind_nat, int) else 0
+    )
 
 
 def down() -> None:
@@ -105,7 +112,7 @@ def down() -> None:
     state = system.load_state()
     layout = state.get("layout") or {"public": 1, "private": 3}
     hypervisors = config.hypervisors(**layout)  # type: ignore[arg-type]
-    machines = config.workers(workers_of(state))
+    machines = workers_in(state)
     for worker in machines:
         system.worker_down(worker, state)
     for hv in hypervisors:
@@ -117,9 +124,7 @@ def down() -> None:
 
 
 def worker(name: str) -> config.WorkerSpec:
-    found = next(
-        (w for w in config.workers(workers_of(system.load_state())) if w.name == name), None
-    )
+    found = next((w for w in workers_in(system.load_state()) if w.name == name), None)
     if found is None:
         raise LocalError(
             f"no local worker {name!r} runs; 'oneinfra local up --workers N' starts them"

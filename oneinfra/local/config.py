@@ -101,16 +101,38 @@ NODE_PATHS = (
     "/opt/cni/bin",
     "/run/containerd",
     "/run/flannel",
+    "/run/wireguard",  # wireguard-go's control sockets: each worker its own
     "/var/log/pods",
     "/var/log/containers",
 )
 
 
+# A worker behind NAT sits on a site's LAN of its own, behind a router that
+# masquerades: every site has the same LAN (overlapping ranges, as homes and
+# shops do), nothing outside can open a connection to it, and it reaches
+# only what the router's public address reaches.
+SITE_LAN = "192.168.77"
+# What `node join` names a worker's tunnel (render.vpn.WORKER_INTERFACE; the
+# CLI's local commands import no render code).
+VPN_INTERFACE = "oivpn0"
+SITE_PREFIX_LENGTH = 24
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     name: str
-    address: str
+    address: str  # on the bridge; a NATed worker's on its site's LAN
     role: str = "worker"
+    router: str | None = None  # a NATed worker's router's address on the bridge
+
+    @property
+    def site(self) -> str:
+        """The router's namespace, for a NATed worker."""
+        return f"oilocal-site-{self.name}"
+
+    @property
+    def router_veth(self) -> str:
+        return f"ois-{self.name[-5:]}"
 
     @property
     def netns(self) -> str:
@@ -142,8 +164,14 @@ class WorkerSpec:
         return f"/oneinfra-local-{self.name}"
 
 
-def workers(count: int) -> list[WorkerSpec]:
-    return [WorkerSpec(f"w{i}", f"{SUBNET_PREFIX}.{30 + i}") for i in range(count)]
+def workers(count: int, behind_nat: int = 0) -> list[WorkerSpec]:
+    """`count` workers, the last `behind_nat` of them each at a site of its own."""
+    direct = count - behind_nat
+    return [
+        WorkerSpec(f"w{i}", f"{SUBNET_PREFIX}.{30 + i}") if i < direct
+        else WorkerSpec(f"w{i}", f"{SITE_LAN}.2", router=f"{SUBNET_PREFIX}.{40 + i}")
+        for i in range(count)
+    ]  # fmt: skip
 
 
 Machine = HypervisorSpec | WorkerSpec  # what has a namespace, an address and a containerd

@@ -142,6 +142,9 @@ def network_up(hypervisors: Sequence[config.Machine]) -> None:
         )
     run("ip", "link", "set", config.BRIDGE, "up")
     for hv in hypervisors:
+        if isinstance(hv, config.WorkerSpec) and hv.router is not None:
+            site_up(hv, hv.router)
+            continue
         if not netns_exists(hv.netns):
             run("ip", "netns", "add", hv.netns)
         if not link_exists(hv.veth):
@@ -174,8 +177,64 @@ def network_up(hypervisors: Sequence[config.Machine]) -> None:
         run("ip", "-n", hv.netns, "route", "replace", "default", "via", config.HOST_ADDRESS)
 
 
+SITE_RULES = """\
+add table ip oneinfra_site
+delete table ip oneinfra_site
+table ip oneinfra_site {
+    chain forward {
+        type filter hook forward priority 0; policy drop;
+        ct state established,related accept
+        iifname "lan0" oifname "eth0" accept
+    }
+    chain postrouting {
+        type nat hook postrouting priority 100;
+        oifname "eth0" masquerade
+    }
+}
+"""
+
+
+def site_up(worker: config.WorkerSpec, router: str) -> None:
+    """A site behind NAT: its router on the bridge (at `router`), the worker
+    on the router's LAN only. The router masquerades what leaves and lets
+    in only the answers: nobody outside opens a connection to the worker."""
+    site = worker.site
+    if not netns_exists(site):
+        run("ip", "netns", "add", site)
+    if not link_exists(worker.router_veth):
+        run("ip", "link", "add", worker.router_veth, "type", "veth", "peer", "name", "eth0",
+            "netns", site)  # fmt: skip
+        run("ip", "-n", site, "addr", "add", f"{router}/{config.PREFIX_LENGTH}", "dev", "eth0")
+    run("ip", "link", "set", worker.router_veth, "master", config.BRIDGE, "up")
+    for link in ("lo", "eth0"):
+        run("ip", "-n", site, "link", "set", link, "up")
+    run("ip", "-n", site, "route", "replace", "default", "via", config.HOST_ADDRESS)
+    if not netns_exists(worker.netns):
+        run("ip", "netns", "add", worker.netns)
+    lan = f"{config.SITE_PREFIX_LENGTH}"
+    if run("ip", "-n", site, "link", "show", "lan0", check=False).returncode != 0:
+        run("ip", "-n", site, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
+            "netns", worker.netns)  # fmt: skip
+        run("ip", "-n", site, "addr", "add", f"{config.SITE_LAN}.1/{lan}", "dev", "lan0")
+        run("ip", "-n", worker.netns, "addr", "add", f"{worker.address}/{lan}", "dev", "eth0")
+    run("ip", "-n", site, "link", "set", "lan0", "up")
+    for link in ("lo", "eth0"):
+        run("ip", "-n", worker.netns, "link", "set", link, "up")
+    run("ip", "-n", worker.netns, "route", "replace", "default", "via", f"{config.SITE_LAN}.1")
+    run("nsenter", f"--net=/run/netns/{site}", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    rules = config.STATE / f"site-{worker.name}.nft"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_text(SITE_RULES)
+    run("nsenter", f"--net=/run/netns/{site}", "nft", "-f", str(rules))
+
+
 def network_down(hypervisors: Sequence[config.Machine]) -> None:
     for hv in hypervisors:
+        if isinstance(hv, config.WorkerSpec) and hv.router is not None:
+            if link_exists(hv.router_veth):
+                run("ip", "link", "del", hv.router_veth)
+            if netns_exists(hv.site):
+                run("ip", "netns", "del", hv.site)
         if link_exists(hv.veth):
             run("ip", "link", "del", hv.veth)
         if netns_exists(hv.netns):
@@ -465,9 +524,11 @@ def host_mount_points_down(state: dict[str, object]) -> None:
 
 def worker_leave(worker: config.WorkerSpec, state: dict[str, object]) -> None:
     """Back to a machine that never joined: the kubelet stopped, its pods
-    removed, the volumes it mounted unmounted, the node's files gone."""
+    removed, the volumes it mounted unmounted, the node's files gone, its
+    VPN tunnel down (wireguard-go ends with its interface)."""
     stop(f"kubelet-{worker.name}", state)
     crictl(worker, "rmp", "--all", "--force", check=False)
+    run("ip", "-n", worker.netns, "link", "del", config.VPN_INTERFACE, check=False)
     pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
     containerd = pids.get(f"containerd-{worker.name}")
     if containerd is not None and alive(containerd):
@@ -477,7 +538,7 @@ def worker_leave(worker: config.WorkerSpec, state: dict[str, object]) -> None:
         for mount_point in sorted(kubelet_mounts, key=len, reverse=True):
             run(*in_worker(worker, "umount", "--lazy", mount_point), check=False)
     for path in ("/etc/kubernetes", "/var/lib/kubelet", "/etc/cni/net.d", "/run/flannel",
-                 "/var/log/pods", "/var/log/containers"):  # fmt: skip
+                 "/run/wireguard", "/var/log/pods", "/var/log/containers"):  # fmt: skip
         for child in worker.own(path).iterdir():
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)

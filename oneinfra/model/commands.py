@@ -103,11 +103,14 @@ class EnableVpn(Command, frozen=True):
 
 
 class AddVpnPeer(Command, frozen=True):
-    """A worker joining over the VPN hands in its public key for a node name."""
+    """A worker joining over the VPN hands in its public key for a node name.
+    With `certify_key` (a PEM public key, its request's), the decision's reply
+    is the peer's certificate: its node and address, signed by the cluster CA."""
 
     cluster: str
     node: str
     public_key: str
+    certify_key: str = ""
 
 
 FleetCommand = (

@@ -57,6 +57,8 @@ def run_node(args: argparse.Namespace) -> int:
             kubelet=kubelet_binary(args.kubelet),
             foreground=args.foreground,
             discovery_timeout=args.discovery_timeout,
+            require_vpn=args.vpn,
+            peer_timeout=args.vpn_timeout,
         )
         join.join(request, say)
     except JoinError as error:

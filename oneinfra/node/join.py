@@ -4,7 +4,10 @@ the kubelet."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import os
+import secrets
 import shutil
 import ssl
 import subprocess
@@ -16,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from .. import cgroups
 from ..errors import JoinError
-from . import discovery, kubelet
+from ..pki import wireguard
+from . import discovery, kubelet, vpn
 from .discovery import Discovered, Token
 from .kubelet import NodeSettings
+from .vpn import VpnInfo
 
 TIMEOUT = 10.0
 STARTING = "oneinfra node join: starting the kubelet"  # its last word before the exec
@@ -37,6 +43,8 @@ class JoinRequest:
     kubelet: Path
     foreground: bool
     discovery_timeout: float = 60.0
+    require_vpn: bool = False  # the VPN is joined when the cluster has one; this refuses without
+    peer_timeout: float = 60.0  # for the daemon to answer the VPN peer's request
 
 
 def base_url(endpoint: str) -> str:
@@ -123,6 +131,103 @@ def ready(node: Any) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+VPN_INFO_URL = "/api/v1/namespaces/kube-public/configmaps/oneinfra-vpn"
+CSR_URL = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+VPN_TOOLS = ("ip", "wg")  # iproute2, wireguard-tools
+VPN_UNIT = "oneinfra-vpn.service"
+
+
+def vpn_files(settings: NodeSettings) -> tuple[Path, Path, Path]:
+    """The worker's end of the VPN: its private key, its certificate, the
+    script that brings the tunnel up."""
+    directory = settings.config_dir / "oneinfra-vpn"
+    return directory / "private.key", directory / "peer.crt", directory / "up.sh"
+
+
+def cluster_vpn(found: Discovered, token: Token) -> VpnInfo | None:
+    """The cluster's VPN, read with the token; None when it has none."""
+    with trusted_client(found, token) as client:
+        try:
+            reply = client.get(VPN_INFO_URL)
+        except httpx.HTTPError as error:
+            raise JoinError(f"cannot reach the cluster for its VPN: {error}") from None
+    if reply.status_code == 404:
+        return None
+    if reply.status_code != 200:
+        raise JoinError(f"the cluster answered {reply.status_code} for its VPN's ConfigMap")
+    return vpn.vpn_info(reply.json().get("data"))
+
+
+def check_vpn_tools() -> None:
+    missing = [t for t in VPN_TOOLS if shutil.which(t) is None]
+    if not Path("/sys/module/wireguard").exists() and shutil.which("wireguard-go") is None:
+        missing.append("wireguard-go (this kernel has no WireGuard)")
+    if missing:
+        raise JoinError(
+            f"the cluster's workers join its VPN, and this machine lacks {', '.join(missing)}: "
+            "install iproute2, wireguard-tools and, without kernel WireGuard, wireguard-go"
+        )
+
+
+@dataclass(frozen=True)
+class Peer:
+    private_key: bytes
+    address: str
+    certificate: str
+
+
+def register_peer(found: Discovered, token: Token, node: str, info: VpnInfo,
+                  timeout: float) -> Peer:  # fmt: skip
+    """A new key pair; its public half filed with the token for this node;
+    the address the daemon grants it, from the certificate it signs."""
+    private = wireguard.new_private_key(secrets.token_bytes)
+    public = wireguard.public_key(private)
+    name = f"oneinfra-vpn-{node[:200]}-{secrets.token_hex(4)}"
+    request = vpn.signing_request(name, node, public, info, ec.generate_private_key(ec.SECP256R1()))
+    deadline = time.monotonic() + timeout
+    with trusted_client(found, token) as client:
+        try:
+            filed = client.post(CSR_URL, json=request)
+        except httpx.HTTPError as error:
+            raise JoinError(f"cannot file the VPN peer request: {error}") from None
+        if filed.status_code not in (200, 201):
+            raise JoinError(f"the cluster refused the VPN peer request: {message_of(filed)}")
+        while True:
+            csr = get(client, f"{CSR_URL}/{name}", "the VPN peer request")
+            address = vpn.answer(csr, found.ca_pem, node, info)
+            if address is not None:
+                certificate = csr["status"]["certificate"]
+                return Peer(private, address, base64_text(certificate))
+            if time.monotonic() > deadline:
+                raise JoinError(
+                    f"the daemon did not answer the VPN peer request {name} in {timeout:.0f} s: "
+                    "does oneinfra's daemon run, and reach the cluster?"
+                )
+            time.sleep(0.5)
+
+
+def base64_text(value: str) -> str:
+    return base64.b64decode(value).decode()
+
+
+def message_of(reply: httpx.Response) -> str:
+    try:
+        return str(reply.json().get("message") or reply.status_code)
+    except ValueError:
+        return str(reply.status_code)
+
+
+def vpn_up(script: Path) -> None:
+    done = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise JoinError(f"the VPN tunnel did not come up: {done.stderr.strip() or done.stdout}")
+
+
+def vpn_down() -> None:
+    if shutil.which("ip") is not None:
+        subprocess.run(["ip", "link", "del", vpn.INTERFACE], capture_output=True, check=False)
+
+
 def check_machine(settings: NodeSettings, binary: Path) -> None:
     if os.geteuid() != 0:
         raise JoinError("joining a node needs root (the kubelet's files, cgroups, the CRI socket)")
@@ -165,10 +270,13 @@ def write_all(contents: dict[Path, str]) -> None:
 
 
 def reset(settings: NodeSettings) -> list[Path]:
-    """Remove what `join` wrote and what the kubelet made of it; the files gone."""
+    """Remove what `join` wrote and what the kubelet made of it, the VPN's
+    tunnel and key too; the files gone."""
+    vpn_down()
     gone = []
     for path in (settings.ca_file, settings.bootstrap_kubeconfig, settings.kubeconfig,
-                 settings.config_file, SYSTEMD_UNITS / kubelet.UNIT_NAME):  # fmt: skip
+                 settings.config_file, SYSTEMD_UNITS / kubelet.UNIT_NAME,
+                 SYSTEMD_UNITS / VPN_UNIT, *vpn_files(settings)):  # fmt: skip
         if path.exists():
             path.unlink()
             gone.append(path)
@@ -186,7 +294,30 @@ def join(request: JoinRequest, say: Callable[[str], None]) -> None:
                      request.discovery_timeout)  # fmt: skip
     say(f"cluster-info verified: {found.server}, CA pinned")
     config = cluster_kubelet_config(found, request.token, settings.node_name)
-    write_all(files(found, request.token, config, settings))
+    info = cluster_vpn(found, request.token)
+    if info is None and request.require_vpn:
+        raise JoinError("the cluster has no VPN: 'oneinfra cluster enable-vpn' it, or join without")
+    contents = {}
+    if info is not None:
+        check_vpn_tools()
+        peer = register_peer(found, request.token, settings.node_name, info,
+                             request.peer_timeout)  # fmt: skip
+        say(f"VPN peer {peer.address} of {info.network}, server {info.endpoint}")
+        settings = dataclasses.replace(settings, node_ip=peer.address)
+        key_file, certificate_file, script = vpn_files(settings)
+        contents = {
+            key_file: wireguard.encode(peer.private_key) + "\n",
+            certificate_file: peer.certificate,
+            script: vpn.tunnel_script(info, peer.address, key_file),
+        }
+    write_all({**files(found, request.token, config, settings), **contents})
+    if info is not None:
+        try:
+            vpn_up(vpn_files(settings)[2])
+        except JoinError:
+            reset(settings)
+            raise
+        say(f"VPN tunnel {vpn.INTERFACE} up: the kubelet registers at {settings.node_ip}")
     if settings.cgroup_root is not None and settings.cgroup_v1:
         cgroups.make_root(settings.cgroup_root)
     command = kubelet.kubelet_command(request.kubelet, settings)
@@ -195,7 +326,7 @@ def join(request: JoinRequest, say: Callable[[str], None]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(command[0], command)
-    start_unit(command, settings)
+    start_unit(command, settings, vpn_files(settings)[2] if info is not None else None)
     say(f"the kubelet runs as {kubelet.UNIT_NAME}: node {settings.node_name} joins as it starts")
 
 
@@ -203,12 +334,16 @@ def systemd_runs() -> bool:
     return Path("/run/systemd/system").is_dir()
 
 
-def start_unit(command: list[str], settings: NodeSettings) -> None:
+def start_unit(command: list[str], settings: NodeSettings, vpn_script: Path | None) -> None:
+    """The kubelet as a unit, after the VPN's when there is one (a boot
+    brings the tunnel up first)."""
     if not systemd_runs():
         reset(settings)
         raise JoinError("systemd does not run here: give --foreground to run the kubelet in it")
+    if vpn_script is not None:
+        (SYSTEMD_UNITS / VPN_UNIT).write_text(kubelet.vpn_unit(vpn_script, vpn.INTERFACE))
     unit = SYSTEMD_UNITS / kubelet.UNIT_NAME
-    unit.write_text(kubelet.systemd_unit(command))
+    unit.write_text(kubelet.systemd_unit(command, VPN_UNIT if vpn_script is not None else None))
     for args in (["daemon-reload"], ["enable", "--now", kubelet.UNIT_NAME]):
         done = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
         if done.returncode != 0:

@@ -116,16 +116,34 @@ def kubelet_command(kubelet: Path, settings: NodeSettings) -> list[str]:
 UNIT_NAME = "oneinfra-kubelet.service"
 
 
-def systemd_unit(command: list[str]) -> str:
+def systemd_unit(command: list[str], after: str | None = None) -> str:
+    wants = " ".join(["network-online.target", "containerd.service", *([after] if after else [])])
     return (
         "[Unit]\n"
         "Description=kubelet, joined to its cluster by oneinfra node join\n"
-        "Wants=network-online.target containerd.service\n"
-        "After=network-online.target containerd.service\n\n"
+        f"Wants={wants}\n"
+        f"After={wants}\n\n"
         "[Service]\n"
         f"ExecStart={shlex.join(command)}\n"
         "Restart=always\n"
         "RestartSec=5\n\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def vpn_unit(script: Path, interface: str) -> str:
+    """The tunnel, brought up at boot before the kubelet, down when stopped."""
+    return (
+        "[Unit]\n"
+        "Description=this worker's end of its cluster's VPN (oneinfra node join)\n"
+        "Wants=network-online.target\n"
+        "After=network-online.target\n\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "RemainAfterExit=yes\n"
+        f"ExecStart=/bin/sh {shlex.quote(str(script))}\n"
+        f"ExecStop=/bin/sh -c 'ip link del {interface}'\n\n"
         "[Install]\n"
         "WantedBy=multi-user.target\n"
     )

@@ -14,12 +14,16 @@ import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..errors import shown
 
 NODE_PREFIX = "system:node:"
 NODES = "system:nodes"
+BOOTSTRAPPERS = "system:bootstrappers"
+PEER_USAGES = ["ipsec tunnel"]  # a VPN peer's request: it authenticates nobody to the API
+IPSEC_TUNNEL = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.6")  # id-kp-ipsecTunnel, its EKU
 SERVING_USAGES = {"digital signature", "key encipherment", "server auth"}
 NAME_TYPES = {"Hostname", "InternalDNS", "ExternalDNS"}
 ADDRESS_TYPES = {"InternalIP", "ExternalIP"}
@@ -99,3 +103,44 @@ def requested_names(request_pem: bytes) -> list[str]:
         return []
     return [str(v) for v in (*sans.get_values_for_type(x509.DNSName),
                              *sans.get_values_for_type(x509.IPAddress))]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PeerRequest:
+    """A worker's request to be a peer of its cluster's VPN (signer
+    oneinfra.io/vpn-peer): its public key in an annotation, its node in CN."""
+
+    name: str
+    request_pem: bytes
+    username: str
+    groups: list[str]
+    usages: list[str]
+    public_key: str  # the annotation's, '' without one
+
+
+def peer_node(csr: PeerRequest) -> tuple[str, ec.EllipticCurvePublicKey] | str:
+    """The node the request is for and its key to certify; or why it is
+    refused, in a line. A bootstrapping worker (a join token's user) may ask
+    for any node, as it may for its kubelet's first certificate; a node only
+    for itself."""
+    try:
+        request = x509.load_pem_x509_csr(csr.request_pem)
+    except ValueError:
+        return "the request is not a PEM certificate request"
+    if not request.is_signature_valid:
+        return "the request's signature does not hold"
+    names = [a.value for a in request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    node = node_of(str(names[0])) if len(names) == 1 and len(request.subject) == 1 else None
+    if not node:
+        return f"its subject is {shown(request.subject.rfc4514_string())}, not CN=system:node:NAME"
+    asker = node_of(csr.username)
+    if not (BOOTSTRAPPERS in csr.groups or (NODES in csr.groups and asker == node)):
+        return f"asked by {shown(csr.username)}, neither a joining worker nor node {node} itself"
+    if csr.usages != PEER_USAGES:
+        return f"usages {sorted(csr.usages)} are not a VPN peer's ({PEER_USAGES[0]!r} only)"
+    if not csr.public_key:
+        return "it carries no WireGuard public key (its vpn.oneinfra.io/public-key annotation)"
+    key = request.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return "its key is not an elliptic-curve key"
+    return node, key

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import x509
 from .certlist import CA, CAS, ClusterPKI, KeyPair, Leaf, Scope, leaf, leaves
+from .csr import IPSEC_TUNNEL, NODE_PREFIX
 from .sealing import NONCE_BYTES, SealedKey, seal, unseal
 
 
@@ -101,6 +102,17 @@ class Issuer:
         server, _ = self.issue(leaf("etcd_server"), etcd_ca, common_name=member, sans=sans)
         peer, _ = self.issue(leaf("etcd_peer"), etcd_ca, common_name=member, sans=sans)
         return server, peer
+
+    def vpn_peer(
+        self, ca: OpenCA, node_key: ec.EllipticCurvePublicKey, node: str, address: str
+    ) -> str:
+        """A worker's VPN peer certificate: its node and its VPN address,
+        vouched for by the cluster's CA; good for no TLS (id-kp-ipsecTunnel)."""
+        certificate = x509.issue_leaf(
+            ca.certificate, ca.key, node_key, common_name=f"{NODE_PREFIX}{node}",
+            usages=[IPSEC_TUNNEL], sans=[address], now=self.now, entropy=self.entropy,
+        )  # fmt: skip
+        return x509.cert_pem(certificate)
 
     def apiserver_serving(self, ca: OpenCA, sans: Sequence[str]) -> KeyPair:
         serving, _ = self.issue(leaf("serving"), ca, sans=sans)

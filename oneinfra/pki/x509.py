@@ -144,7 +144,7 @@ def issue_ca(
 def issue_leaf(
     issuer: x509.Certificate,
     issuer_key: ec.EllipticCurvePrivateKey,
-    key: ec.EllipticCurvePrivateKey,
+    key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey,
     *,
     common_name: str,
     organizations: Sequence[str] = (),
@@ -158,7 +158,7 @@ def issue_leaf(
         builder(
             distinguished_name(common_name, organizations),
             issuer.subject,
-            key.public_key(),
+            key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key,
             ca=False,
             now=now,
             validity=validity,

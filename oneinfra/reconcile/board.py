@@ -23,6 +23,7 @@ from ..model import events as ev
 from ..model.kinds import DELETED, READY, PhaseName
 from ..render.labels import LABEL_ROLE, WRITER_ROLE
 from ..runtime.kube import NodeView
+from ..runtime.wgctl import ServedPeer
 from . import plan as pl
 from .phases import UNOBSERVED, Phase, cluster_phase, component_phase
 from .plan import Key
@@ -64,6 +65,7 @@ class ClusterStatus:
     etcd: str = ""  # what its etcd membership waits for, if anything
     inside: Phase | None = None  # what was applied inside the cluster, or why not
     nodes: list[NodeView] = field(default_factory=list)  # as last observed inside
+    vpn_peers: dict[str, ServedPeer] | None = None  # by public key, as its VPN server said last
     since: float = 0.0  # when the phase last changed (Unix time)
 
 
@@ -263,6 +265,11 @@ class StatusBoard:
             ):
                 self.joins.pop((cluster_id, subject[2]), None)
                 self._record(subject, LEFT, ev.NodeLeft(name, cluster_id, subject[2], at))
+        self._notify()
+
+    @locked
+    def vpn_observed(self, name: str, cluster_id: str, served: list[ServedPeer]) -> None:
+        self.cluster(name, cluster_id).vpn_peers = {p.public_key: p for p in served}
         self._notify()
 
     @locked

@@ -10,6 +10,8 @@ from typing import Protocol
 
 from eventstore import EventStore
 
+from ..model import commands as cmd
+from ..model.decider.context import Decision
 from ..model.state import FleetState
 from ..runtime.cri import DEFAULT_TIMEOUT
 from ..runtime.probe import readyz
@@ -23,6 +25,11 @@ Probe = Callable[[str, ssl.SSLContext], Awaitable[str | None]]  # endpoint, TLS 
 
 class DataKeys(Protocol):
     def get(self, key_id: str) -> bytes: ...
+
+
+class Executed(Protocol):
+    @property
+    def decision(self) -> Decision: ...
 
 
 class Fleet(Protocol):
@@ -39,6 +46,10 @@ class Fleet(Protocol):
 
     async def wait_position(self, position: int) -> None:
         """Returns once the state has folded the log up to `position`."""
+
+    async def execute(self, command: cmd.Command) -> Executed:
+        """Decided and appended as the daemon itself (no actor): what a
+        cluster asks of it (a worker's VPN key). Raises DomainError."""
 
 
 @dataclass

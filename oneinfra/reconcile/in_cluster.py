@@ -25,6 +25,7 @@ from ..render.addons import addons
 from ..render.bootstrap import LiveToken, bootstrap_objects
 from ..runtime.kube import ClusterAPI, NodeView, join_tokens, pending_serving
 from .shared import Shared
+from .vpn import answer_peer_requests
 
 log = logging.getLogger("oneinfra.reconciler")
 WATCH_RETRY = 5.0  # seconds before a broken watch starts again
@@ -105,6 +106,7 @@ class InCluster:
         board.nodes_observed(cluster.name, cluster.cluster_id, nodes, join_tokens(csrs), now)
         addresses = {n.name: n.addresses for n in nodes}
         objects = {c.metadata.name: c for c in csrs if c.metadata and c.metadata.name}
+        peers = await answer_peer_requests(self.shared, cluster, api, csrs)
         pending = pending_serving(csrs)
         for request in pending:
             node = node_of(request.username) or request.username
@@ -121,7 +123,7 @@ class InCluster:
                 message = f"oneinfra: {refusal}"
             await api.decide(objects[request.name], refusal is None, message)
             board.csr_decided(event)
-        return bool(pending) or not all(n.ready for n in nodes)
+        return bool(pending) or bool(peers) or not all(n.ready for n in nodes)
 
     async def watch(self, cluster_id: str, ring: Callable[[], None]) -> None:
         """Forever: a pass rung as nodes or CSRs change (a node joining, a

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import CRIError
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from lightkube.resources.certificates_v1 import CertificateSigningRequest
+
+from ..errors import CRIError, DomainError
+from ..model import commands as cmd
 from ..model.state import Cluster
+from ..pki.csr import peer_node
 from ..render.vpn import CONTAINER
+from ..runtime.kube import ClusterAPI, pending_peers
 from ..runtime.wgctl import ServedPeer, WireGuard
 from .shared import Shared
 
@@ -57,6 +63,7 @@ class VpnPeers:
             public_key, served = await server.peers()
             if cluster.vpn is not None and public_key != cluster.vpn.server_public_key:
                 return f"the VPN server runs with another key ({public_key}): not its cluster's"
+            self.shared.board.vpn_observed(cluster.name, cluster.cluster_id, served)
             changes = peer_changes(desired_peers(cluster), served)
             await server.set(changes)
         except CRIError as error:
@@ -64,3 +71,38 @@ class VpnPeers:
             return f"VPN peers: {error}"
         count = sum(1 for a in changes if a == "peer")
         return f"VPN: {len(desired_peers(cluster))} peer(s), {count} changed" if count else ""
+
+
+async def answer_peer_requests(
+    shared: Shared, cluster: Cluster, api: ClusterAPI, csrs: list[CertificateSigningRequest]
+) -> int:
+    """Workers' requests to be peers (node join over the VPN): each decided
+    as a command of the daemon's own, so a key that is not one, or another
+    node's, is refused with the decider's words and nothing is appended; a
+    peer granted gets its certificate, its address in it. How many were
+    answered."""
+    objects = {c.metadata.name: c for c in csrs if c.metadata and c.metadata.name}
+    pending = pending_peers(csrs)
+    for request in pending:
+        found = peer_node(request)
+        certificate = None
+        if isinstance(found, str):
+            refusal: str | None = found
+        else:
+            node, key = found
+            pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+            command = cmd.AddVpnPeer(cluster=cluster.name, node=node,
+                                     public_key=request.public_key, certify_key=pem)  # fmt: skip
+            try:
+                certificate = (await shared.fleet.execute(command)).decision.reply
+                refusal = None
+            except DomainError as error:
+                refusal = str(error)
+        if refusal is not None:
+            log.warning("cluster %s: VPN peer request %s refused: %s",
+                        cluster.name, request.name, refusal)  # fmt: skip
+        decided = await api.decide(objects[request.name], refusal is None,
+                                   f"oneinfra: {refusal or 'a peer of the VPN'}")  # fmt: skip
+        if certificate is not None:
+            await api.issue(decided, certificate)
+    return len(pending)

@@ -29,6 +29,8 @@ from .pods import (
 
 IMAGE = "docker.io/oneinfra/wireguard:0.0.20220316"  # wireguard-go's version, with wg and ip
 INTERFACE = "wg0"
+# A worker's end: not wg0, which a worker may have a tunnel of its own by.
+WORKER_INTERFACE = "oivpn0"
 LISTEN_PORT = 51820  # inside the pod; the host's port is the one placed
 MTU = 1420  # WireGuard's usual: 1500 less its overhead over IPv6
 CONFIG_DIRECTORY = "/etc/wireguard"

@@ -24,11 +24,13 @@ from lightkube.models.certificates_v1 import CertificateSigningRequestCondition
 from lightkube.resources.certificates_v1 import (
     CertificateSigningRequest,
     CertificateSigningRequestApproval,
+    CertificateSigningRequestStatus,
 )
 from lightkube.resources.core_v1 import Node, Secret
 
 from ..errors import KubeError
-from ..pki.csr import ServingRequest, common_name, node_of
+from ..pki.csr import PeerRequest, ServingRequest, common_name, node_of
+from ..render.bootstrap import VPN_PEER_SIGNER, VPN_PUBLIC_KEY_ANNOTATION
 from ..render.labels import LABEL_MANAGED_BY, MANAGED
 
 FIELD_MANAGER = "oneinfra"
@@ -82,6 +84,22 @@ def pending_serving(csrs: Iterable[CertificateSigningRequest]) -> list[ServingRe
         )
         for c in csrs
         if c.metadata and c.spec.signerName == SERVING_SIGNER and not decided(c)
+    ]  # fmt: skip
+
+
+def pending_peers(csrs: Iterable[CertificateSigningRequest]) -> list[PeerRequest]:
+    """Workers' requests to be VPN peers, not decided yet."""
+    return [
+        PeerRequest(
+            name=c.metadata.name or "",
+            request_pem=base64.b64decode(c.spec.request),
+            username=c.spec.username or "",
+            groups=list(c.spec.groups or []),
+            usages=list(c.spec.usages or []),
+            public_key=(c.metadata.annotations or {}).get(VPN_PUBLIC_KEY_ANNOTATION, ""),
+        )
+        for c in csrs
+        if c.metadata and c.spec.signerName == VPN_PEER_SIGNER and not decided(c)
     ]  # fmt: skip
 
 
@@ -175,8 +193,10 @@ class ClusterAPI:
         except ApiError as error:
             raise KubeError(f"listing CSRs: {error.status.message}") from None
 
-    async def decide(self, csr: CertificateSigningRequest, approve: bool, message: str) -> None:
-        """Approve or deny, on the CSR's approval subresource."""
+    async def decide(
+        self, csr: CertificateSigningRequest, approve: bool, message: str
+    ) -> CertificateSigningRequest:
+        """Approve or deny, on the CSR's approval subresource; the CSR as it is then."""
         condition = CertificateSigningRequestCondition(
             type="Approved" if approve else "Denied",
             status="True",
@@ -187,9 +207,23 @@ class ClusterAPI:
         csr.status.conditions = [*(csr.status.conditions or []), condition]
         approval = CertificateSigningRequestApproval.from_dict(csr.to_dict())  # type: ignore[no-untyped-call]
         try:
-            await self.client.replace(approval, csr.metadata.name)
+            decided = await self.client.replace(approval, csr.metadata.name)
         except ApiError as error:
             raise KubeError(f"deciding CSR {csr.metadata.name}: {error.status.message}") from None
+        as_decided: CertificateSigningRequest = CertificateSigningRequest.from_dict(  # type: ignore[no-untyped-call]
+            decided.to_dict()
+        )
+        return as_decided
+
+    async def issue(self, csr: CertificateSigningRequest, certificate_pem: str) -> None:
+        """The signer's part: the certificate, on an approved CSR's status."""
+        assert csr.status is not None and csr.metadata is not None
+        csr.status.certificate = base64.b64encode(certificate_pem.encode()).decode()
+        status = CertificateSigningRequestStatus.from_dict(csr.to_dict())  # type: ignore[no-untyped-call]
+        try:
+            await self.client.replace(status, csr.metadata.name)
+        except ApiError as error:
+            raise KubeError(f"signing CSR {csr.metadata.name}: {error.status.message}") from None
 
     async def watch_nodes_and_requests(self, ring: Callable[[], None]) -> None:
         """Until a watch ends: `ring` at every change of a Node or a CSR."""

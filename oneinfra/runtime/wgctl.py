@@ -17,6 +17,8 @@ class ServedPeer(msgspec.Struct, frozen=True, gc=False):
     allowed_ips: tuple[str, ...]
     endpoint: str  # where its packets came from last ("(none)" before any)
     latest_handshake: int  # seconds since the epoch; 0: never
+    received: int = 0  # bytes, since the server started
+    sent: int = 0
 
 
 def parse_dump(output: str) -> tuple[str, list[ServedPeer]]:
@@ -30,7 +32,8 @@ def parse_dump(output: str) -> tuple[str, list[ServedPeer]]:
         if len(fields) < 5:
             raise ValueError(f"a peer line of 'wg show dump' with {len(fields)} fields")
         allowed = () if fields[3] == "(none)" else tuple(sorted(fields[3].split(",")))
-        peers.append(ServedPeer(fields[0], allowed, fields[2], int(fields[4])))
+        received, sent = (int(f) for f in fields[5:7]) if len(fields) >= 7 else (0, 0)
+        peers.append(ServedPeer(fields[0], allowed, fields[2], int(fields[4]), received, sent))
     return lines[0][1], peers
 
 

@@ -138,7 +138,7 @@ def test_wg_dump_is_read_with_its_peers() -> None:
     public, peers = parse_dump(output)
     assert public == "PUB="
     assert peers == [
-        ServedPeer("K1=", ("10.220.0.2/32",), "10.213.0.1:41000", 1764800000),
+        ServedPeer("K1=", ("10.220.0.2/32",), "10.213.0.1:41000", 1764800000, 10, 20),
         ServedPeer("K2=", (), "(none)", 0),
     ]
     with pytest.raises(ValueError, match="not the output"):

@@ -51,7 +51,9 @@ def pki_needed(state: FleetState, command: cmd.Command) -> dict[str, int]:
     name = None
     if isinstance(command, cmd.ScaleCluster):
         name = command.name
-    elif isinstance(command, cmd.IssueKubeconfig):
+    elif isinstance(command, cmd.IssueKubeconfig) or (
+        isinstance(command, cmd.AddVpnPeer) and command.certify_key
+    ):
         name = command.cluster
     cluster = state.clusters.get(name) if name is not None else None
     return {cluster.name: cluster.created_at} if cluster is not None else {}

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ...errors import DomainError, shown
 from ...pki import wireguard
 from ...pki.sealing import NONCE_BYTES, seal
@@ -115,8 +118,8 @@ def add_vpn_peer(state: FleetState, command: cmd.AddVpnPeer, context: Context) -
     for node, peer in vpn.peers.items():
         if peer.public_key != key:
             continue
-        if node == command.node:
-            return Decision(events=[])  # the same join again: its address stays
+        if node == command.node:  # the same join again: its address stays
+            return Decision(events=[], reply=certified(cluster, command, peer.address, context))
         raise DomainError(
             f"public key {key} belongs to node {shown(node)} of cluster "
             f"{shown(cluster.name)} already; each worker makes its own key"
@@ -138,7 +141,25 @@ def add_vpn_peer(state: FleetState, command: cmd.AddVpnPeer, context: Context) -
         )
     events.append(ev.VpnPeerAdded(cluster=cluster.name, node=command.node, address=address,
                                   public_key=key))  # fmt: skip
-    return Decision(events=events)
+    return Decision(events=events, reply=certified(cluster, command, address, context))
+
+
+def certified(
+    cluster: Cluster, command: cmd.AddVpnPeer, address: str, context: Context
+) -> str | None:
+    """The peer's certificate when the command asks for one: what the worker
+    learns its address from, vouched for by the CA it pinned at join."""
+    if not command.certify_key:
+        return None
+    try:
+        key = serialization.load_pem_public_key(command.certify_key.encode())
+    except ValueError:
+        raise DomainError("the key to certify is not a PEM public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise DomainError("the key to certify is not an elliptic-curve key")
+    issuer = context.issuer(cluster.key_id)
+    ca = issuer.open_ca(context.pki[cluster.name].ca)
+    return issuer.vpn_peer(ca, key, command.node, address)
 
 
 def free_address(cidr: str, server: str, taken: set[str]) -> str | None:

@@ -419,20 +419,30 @@ class JoinTokenList(_message.Message):
     def __init__(self, tokens: _Optional[_Iterable[_Union[JoinTokenInfo, _Mapping]]] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("name", "ready", "version", "address", "joined_at", "token_id")
+    __slots__ = ("name", "ready", "version", "address", "joined_at", "token_id", "vpn_address", "vpn_last_handshake", "vpn_received_bytes", "vpn_sent_bytes", "vpn_endpoint")
     NAME_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     JOINED_AT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    VPN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VPN_LAST_HANDSHAKE_FIELD_NUMBER: _ClassVar[int]
+    VPN_RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    VPN_SENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    VPN_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     name: str
     ready: bool
     version: str
     address: str
     joined_at: str
     token_id: str
-    def __init__(self, name: _Optional[str] = ..., ready: _Optional[bool] = ..., version: _Optional[str] = ..., address: _Optional[str] = ..., joined_at: _Optional[str] = ..., token_id: _Optional[str] = ...) -> None: ...
+    vpn_address: str
+    vpn_last_handshake: str
+    vpn_received_bytes: int
+    vpn_sent_bytes: int
+    vpn_endpoint: str
+    def __init__(self, name: _Optional[str] = ..., ready: _Optional[bool] = ..., version: _Optional[str] = ..., address: _Optional[str] = ..., joined_at: _Optional[str] = ..., token_id: _Optional[str] = ..., vpn_address: _Optional[str] = ..., vpn_last_handshake: _Optional[str] = ..., vpn_received_bytes: _Optional[int] = ..., vpn_sent_bytes: _Optional[int] = ..., vpn_endpoint: _Optional[str] = ...) -> None: ...
 
 class NodeList(_message.Message):
     __slots__ = ("nodes", "observed")
