@@ -116,6 +116,7 @@ class PeerRequest:
     groups: list[str]
     usages: list[str]
     public_key: str  # the annotation's, '' without one
+    approved: bool = False  # approved, its certificate not on it yet (a pass cut short)
 
 
 def peer_node(csr: PeerRequest) -> tuple[str, ec.EllipticCurvePublicKey] | str:

@@ -101,8 +101,10 @@ async def answer_peer_requests(
         if refusal is not None:
             log.warning("cluster %s: VPN peer request %s refused: %s",
                         cluster.name, request.name, refusal)  # fmt: skip
-        decided = await api.decide(objects[request.name], refusal is None,
-                                   f"oneinfra: {refusal or 'a peer of the VPN'}")  # fmt: skip
+        decided = objects[request.name]
+        if not request.approved:
+            decided = await api.decide(decided, refusal is None,
+                                       f"oneinfra: {refusal or 'a peer of the VPN'}")  # fmt: skip
         if certificate is not None:
             await api.issue(decided, certificate)
     return len(pending)

@@ -87,8 +87,15 @@ def pending_serving(csrs: Iterable[CertificateSigningRequest]) -> list[ServingRe
     ]  # fmt: skip
 
 
+def approved_unsigned(csr: CertificateSigningRequest) -> bool:
+    conditions = csr.status.conditions if csr.status else None
+    approved = any(c.type == "Approved" for c in conditions or [])
+    return approved and not (csr.status and csr.status.certificate)
+
+
 def pending_peers(csrs: Iterable[CertificateSigningRequest]) -> list[PeerRequest]:
-    """Workers' requests to be VPN peers, not decided yet."""
+    """Workers' requests to be VPN peers not answered yet: undecided, or
+    approved by a pass that did not get to sign."""
     return [
         PeerRequest(
             name=c.metadata.name or "",
@@ -97,9 +104,11 @@ def pending_peers(csrs: Iterable[CertificateSigningRequest]) -> list[PeerRequest
             groups=list(c.spec.groups or []),
             usages=list(c.spec.usages or []),
             public_key=(c.metadata.annotations or {}).get(VPN_PUBLIC_KEY_ANNOTATION, ""),
+            approved=approved_unsigned(c),
         )
         for c in csrs
-        if c.metadata and c.spec.signerName == VPN_PEER_SIGNER and not decided(c)
+        if c.metadata and c.spec.signerName == VPN_PEER_SIGNER
+        and (not decided(c) or approved_unsigned(c))
     ]  # fmt: skip
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).parents[2]
-WORKERS = 3  # two join with `oneinfra node join`, one with stock `kubeadm join`
+WORKERS = 5  # test_workers: w0-w2 join directly; test_vpn_workers: w2 and, behind NAT, w3, w4
+BEHIND_NAT = 2
 
 
 def cannot_run() -> str | None:
@@ -54,6 +55,8 @@ def local_up(request: pytest.FixtureRequest) -> subprocess.CompletedProcess[str]
                 "up",
                 "--workers",
                 str(WORKERS),
+                "--behind-nat",
+                str(BEHIND_NAT),
                 "-o",
                 "json",
             ],

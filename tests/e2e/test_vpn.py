@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from oneinfra.runtime.cri import HypervisorClient
-from oneinfra.runtime.wgctl import WireGuard
+from oneinfra.runtime.wgctl import ServedPeer, WireGuard, parse_dump
 from tests.oneinfra.daemon import Daemon
 
 from .fleet import WAIT, create, eventually, fleet, kubeconfig, kubectl
@@ -27,7 +27,21 @@ pytestmark = pytest.mark.e2e
 
 def served(hypervisors: list[dict[str, Any]], cluster_id: str) -> tuple[str, str, str] | None:
     """(hypervisor, container id, `wg show wg0 dump`'s first line) of the
-    cluster's running VPN server, or None."""
+    cluster's running VPN server, or None: also while its key is not set
+    (start.sh makes wg0, then sets its key and port)."""
+    found = dumped(hypervisors, cluster_id)
+    if found is None or found[2].split("\t")[1] == "(none)":
+        return None
+    return found[0], found[1], found[2].splitlines()[0]
+
+
+def served_peers(hypervisors: list[dict[str, Any]], cluster_id: str) -> list[ServedPeer]:
+    """The peers the cluster's running VPN server has; none while it is not up."""
+    found = dumped(hypervisors, cluster_id)
+    return [] if found is None else parse_dump(found[2])[1]
+
+
+def dumped(hypervisors: list[dict[str, Any]], cluster_id: str) -> tuple[str, str, str] | None:
     found = running(containers_of(hypervisors, cluster_id, "wireguard"))
     if not found:
         return None
@@ -41,7 +55,7 @@ def served(hypervisors: list[dict[str, Any]], cluster_id: str) -> tuple[str, str
             client.close()
 
     try:
-        return hv, container.id, anyio.run(dump).splitlines()[0]
+        return hv, container.id, anyio.run(dump)
     except Exception:
         return None  # started, its interface not up yet
 

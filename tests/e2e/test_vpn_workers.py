@@ -1,0 +1,184 @@
+"""Edge workers over the VPN, on real containerd: two workers each behind a
+NAT of its own (sites on the same private range, routers that masquerade
+and let nothing in) and one reachable directly join a VPN cluster with
+`oneinfra node join`, which brings each one's tunnel up first. From the
+control plane's kubectl, logs, exec and port-forward reach pods on the
+NATed workers; their pods reach each other and a Service across the sites;
+a removed node's key is gone from the server."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oneinfra.local import config
+from tests.oneinfra.daemon import Daemon
+
+from .fleet import KUBECTL, WAIT, eventually, fleet, kubeconfig, kubectl
+from .test_clusters import stop_container
+from .test_vpn import served, served_peers
+from .test_workers import http_get, join, local, new_token, nodes
+
+__all__ = ["fleet"]  # the module's fixture
+
+pytestmark = pytest.mark.e2e
+
+DIRECT, SITE_A, SITE_B = "w2", "w3", "w4"  # conftest: the last two workers are behind NAT
+
+PODS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web-NODE, labels: {app: web-NODE}}
+spec:
+  nodeName: NODE
+  containers:
+  - name: web
+    image: docker.io/library/busybox:1.35
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html &&
+               echo serving on NODE && exec httpd -f -v -p 8080 -h /www"]
+    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-NODE}
+spec:
+  selector: {app: web-NODE}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def worker_spec(name: str) -> config.WorkerSpec:
+    (found,) = [w for w in config.workers(5, behind_nat=2) if w.name == name]
+    return found
+
+
+def opens(netns: str, address: str, port: int) -> bool:
+    """Whether a TCP connection from `netns` to address:port is made."""
+    attempt = f"import socket; socket.create_connection(({address!r}, {port}), timeout=2)"
+    done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", attempt],
+                          capture_output=True, check=False)  # fmt: skip
+    return done.returncode == 0
+
+
+def test_workers_behind_two_nats_join_over_the_vpn_and_everything_reaches_them(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    daemon, hypervisors = fleet
+    created = daemon.json("cluster", "create", "edge-w", "--vpn", "--wait", "--timeout", WAIT,
+                          timeout=240)  # fmt: skip
+    config_file = kubeconfig(daemon, "edge-w", tmp_path)
+    try:
+        for worker in (SITE_A, SITE_B, DIRECT):
+            endpoint, token, ca_hash = new_token(daemon, "edge-w")
+            joined = join(worker, endpoint, token, ca_hash)
+            assert joined.returncode == 0, joined.stderr
+        everyone = {SITE_A: True, SITE_B: True, DIRECT: True}
+        eventually(lambda: nodes(config_file) == everyone, "the three workers Ready")
+
+        # Each registered with its VPN address, granted at join and recorded.
+        shown = daemon.json("cluster", "show", "edge-w")
+        network = ipaddress.ip_network(shown["vpnCidr"])
+        listed = json.loads(kubectl(config_file, "get", "nodes", "-o", "json").stdout)["items"]
+        internal = {
+            n["metadata"]["name"]: next(a["address"] for a in n["status"]["addresses"]
+                                        if a["type"] == "InternalIP")
+            for n in listed
+        }  # fmt: skip
+        assert all(ipaddress.ip_address(a) in network for a in internal.values()), internal
+        history = daemon.cli("history", "--cluster", "edge-w").stdout
+        for node, address in internal.items():
+            assert re.search(rf'VpnPeerAdded .*node="{node}" address="{address}"', history)
+        server = eventually(lambda: len(served_peers(hypervisors, created["clusterId"])) == 3
+                            and served_peers(hypervisors, created["clusterId"]),
+                            "three peers on the VPN server")  # fmt: skip
+        assert all(p.latest_handshake > 0 for p in server), server
+
+        # The sites are NATed for real: the same LAN address at both, and
+        # nothing outside opens a connection to a worker behind its router.
+        a, b = worker_spec(SITE_A), worker_spec(SITE_B)
+        assert a.address == b.address and a.router and b.router
+        public = config.hypervisors()[0].netns
+        assert not opens(public, a.router, 10250)
+        assert not opens(public, a.address, 10250)
+
+        manifest = tmp_path / "pods.yaml"
+        manifest.write_text("\n---\n".join(PODS.replace("NODE", n) for n in everyone))
+        kubectl(config_file, "apply", "-f", str(manifest))
+        for node in everyone:
+            kubectl(config_file, "wait", "--for=condition=Ready", f"pod/web-{node}",
+                    "--timeout=120s")  # fmt: skip
+
+        # logs and exec, from the control plane, on each NATed worker's pod.
+        for node in (SITE_A, SITE_B):
+            logs = eventually(lambda n=node: kubectl(config_file, "logs", f"web-{n}",
+                                                     check=False).stdout,
+                              f"kubectl logs on {node}", seconds=60)  # fmt: skip
+            assert f"serving on {node}" in logs
+            assert kubectl(config_file, "exec", f"web-{node}", "--", "hostname").stdout.strip() \
+                == f"web-{node}"  # fmt: skip
+
+        # Pod to pod between the two sites, and a Service whose endpoint is
+        # at the other site, by its DNS name.
+        def fetch(source: str, target: str) -> str:
+            request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {target}"
+            return str(kubectl(config_file, "exec", f"web-{source}", "--", "sh", "-c", request,
+                               check=False).stdout)  # fmt: skip
+
+        pods = json.loads(kubectl(config_file, "get", "pods", "-o", "json").stdout)["items"]
+        ip_of = {p["spec"]["nodeName"]: p["status"]["podIP"] for p in pods}
+        assert f"web-{SITE_B}" in eventually(lambda: fetch(SITE_A, f"{ip_of[SITE_B]} 8080"),
+                                             "pod to pod across the sites")  # fmt: skip
+        assert f"web-{SITE_A}" in eventually(
+            lambda: fetch(SITE_B, f"web-{SITE_A}.default.svc.cluster.local 80"),
+            "a Service at the other site, by name",
+        )
+
+        # port-forward to a NATed worker's pod.
+        forward = subprocess.Popen(
+            [KUBECTL, "--kubeconfig", str(config_file), "port-forward", f"pod/web-{SITE_A}",
+             ":8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert forward.stdout is not None
+            port = re.search(r"127\.0\.0\.1:(\d+)", forward.stdout.readline())
+            assert port
+            forwarded = http_get(f"http://127.0.0.1:{port[1]}/")
+            assert forwarded is not None and forwarded.text.strip() == f"web-{SITE_A}"
+        finally:
+            forward.terminate()
+            forward.wait(10)
+
+        # The VPN server's container killed: back with its peers, which shake
+        # hands with it again, and the sites reach each other again.
+        hv, container_id, _ = served(hypervisors, created["clusterId"]) or ("", "", "")
+        killed_at = time.time()
+        stop_container(hypervisors, hv, container_id)
+        eventually(lambda: (peers := served_peers(hypervisors, created["clusterId"]))
+                   and len(peers) == 3 and all(p.latest_handshake >= killed_at for p in peers),
+                   "the peers back on a new VPN server", seconds=180)  # fmt: skip
+        assert f"web-{SITE_B}" in eventually(lambda: fetch(SITE_A, f"{ip_of[SITE_B]} 8080"),
+                                             "pod to pod again")  # fmt: skip
+
+        # A removed node's key leaves the server at once.
+        removed_key = next(p.public_key for p in server
+                           if p.allowed_ips == (f"{internal[SITE_B]}/32",))  # fmt: skip
+        left = local("leave", SITE_B)
+        assert left.returncode == 0, left.stderr
+        daemon.cli("node", "remove", "edge-w", SITE_B)
+        eventually(lambda: removed_key not in {p.public_key for p in
+                                               served_peers(hypervisors, created["clusterId"])},
+                   "the removed node's peer gone from the server", seconds=60)  # fmt: skip
+        assert re.search(rf'VpnPeerRemoved .*node="{SITE_B}"',
+                         daemon.cli("history", "--cluster", "edge-w").stdout)  # fmt: skip
+    finally:
+        for worker in (SITE_A, SITE_B, DIRECT):
+            local("leave", worker)
+        daemon.cli("cluster", "delete", "edge-w", check=False)
