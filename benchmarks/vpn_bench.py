@@ -127,6 +127,7 @@ def bare_hub_up(keys: dict[str, tuple[str, str]]) -> None:
 def bare_hub_down() -> None:
     for site in SITES:
         sh(*in_worker(site, "ip", "link", "del", f"oibench-{site}"), check=False)
+    sh("ip", "-n", HUB_NETNS, "link", "del", "oibench-hub", check=False)  # wireguard-go ends
     sh("ip", "link", "del", HUB_VETH, check=False)
     sh("ip", "netns", "del", HUB_NETNS, check=False)
 
@@ -166,36 +167,44 @@ def through_pods(kubeconfig: Path, size_mb: int, runs: int) -> tuple[list[float]
     path.write_text(manifest)
     kubectl(kubeconfig, "apply", "-f", str(path))
     for node in SITES:
-        kubectl(kubeconfig, "wait", "--for=condition=Ready", f"pod/bench-{node}", "--timeout=300s")
+        try:
+            kubectl(kubeconfig, "wait", "--for=condition=Ready", f"pod/bench-{node}",
+                    "--timeout=300s")  # fmt: skip
+        except RuntimeError:
+            print(kubectl(kubeconfig, "describe", "pod", f"bench-{node}", check=False),
+                  file=sys.stderr)  # fmt: skip
+            raise
     target = kubectl(kubeconfig, "get", "pod", f"bench-{SITES[1]}", "-o",
                      "jsonpath={.status.podIP}")  # fmt: skip
     source = f"bench-{SITES[0]}"
     rates, latencies = [], []
     for _ in range(runs):
-        took = real_seconds(kubectl(kubeconfig, "exec", source, "--", "time", "wget", "-q",
+        took = real_seconds(kubectl(kubeconfig, "exec", source, "--", "busybox", "time", "wget",
+                                    "-q",
                                     "-O", "/dev/null", f"http://{target}:8080/big"))  # fmt: skip
         rates.append(size_mb / took)
-        latencies.append(ping_ms(kubectl(kubeconfig, "exec", source, "--", "ping", "-c", "20",
+        latencies.append(ping_ms(kubectl(kubeconfig, "exec", source, "--", "busybox", "ping",
+                                         "-c", "20",
                                          "-i", "0.2", target)))  # fmt: skip
     return rates, latencies
 
 
-def vpn_server_pid(cluster_id: str) -> int:
-    """The VPN server's wireguard-go, found by its container's cgroup."""
+def vpn_server_pid() -> int:
+    """The VPN server's wireguard-go (the only cluster's): the one on wg0,
+    where workers' are on oivpn0 and the bare tunnel's on oibench-*."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            command = (proc / "cmdline").read_bytes().split(b"\0")[0]
-            cgroup = (proc / "cgroup").read_text()
+            command = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if command.endswith(b"wireguard-go") and cluster_id in cgroup:
+        if command[0].endswith(b"wireguard-go") and command[1:2] == [b"wg0"]:
             return int(proc.name)
     raise RuntimeError("no wireguard-go of the cluster's VPN server runs")
 
 
-def many_peers(socket: Path, count: int, steady: float, cluster_id: str) -> None:
+def many_peers(socket: Path, count: int, steady: float) -> None:
     """`count` peers registered as workers do, each a live interface with
     keepalive in a namespace of its own workers' site (w0's); the server's CPU."""
     words = oneinfra(socket, "cluster", "join-command", "bench").splitlines()[0].split()
@@ -237,7 +246,7 @@ def many_peers(socket: Path, count: int, steady: float, cluster_id: str) -> None
             interfaces.append(netns)
         emit("vpn_peers_joined", time.monotonic() - started, "s", peers=count)
         time.sleep(30)  # every peer's first handshake and keepalive under way
-        pid = vpn_server_pid(cluster_id)
+        pid = vpn_server_pid()
         before, at = cpu_seconds(pid), time.monotonic()
         time.sleep(steady)
         used = cpu_seconds(pid) - before
@@ -268,8 +277,7 @@ def main() -> None:
                 oneinfra(socket, "hypervisor", "add", hv["name"], "--endpoint", hv["endpoint"],
                          "--ip-address", hv["address"], f"--{hv['role']}",
                          "--data-dir", hv["dataDir"])  # fmt: skip
-            created = json.loads(oneinfra(socket, "cluster", "create", "bench", "--vpn", "--wait",
-                                          "--timeout", "5m", "-o", "json"))  # fmt: skip
+            oneinfra(socket, "cluster", "create", "bench", "--vpn", "--wait", "--timeout", "5m")
             kubeconfig = root / "admin.conf"
             kubeconfig.write_text(oneinfra(socket, "cluster", "kubeconfig", "bench"))
             client = api_client(kubeconfig.read_text())
@@ -295,8 +303,8 @@ def main() -> None:
                 timed_join(node)
 
             keys = {name: new_keys() for name in ("hub", *SITES)}
-            bare_hub_up(keys)
             try:
+                bare_hub_up(keys)
                 pod_rates, pod_latencies = through_pods(kubeconfig, args.size_mb, args.runs)
                 bare_rates, bare_latencies = through_bare(args.size_mb, args.runs)
             finally:
@@ -312,7 +320,7 @@ def main() -> None:
             emit("bare_wireguard_go_latency", bare, "ms")
             emit("pod_to_pod_over_bare_latency", ours / bare, "ratio")
 
-            many_peers(socket, args.peers, args.steady, created["clusterId"])
+            many_peers(socket, args.peers, args.steady)
             for node in SITES:
                 oneinfra(socket, "local", "leave", node)
             oneinfra(socket, "cluster", "delete", "bench", "--wait", "--timeout", "5m")

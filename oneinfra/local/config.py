@@ -115,6 +115,7 @@ SITE_LAN = "192.168.77"
 # What `node join` names a worker's tunnel (render.vpn.WORKER_INTERFACE; the
 # CLI's local commands import no render code).
 VPN_INTERFACE = "oivpn0"
+NODE_LINKS = ("cni0", "flannel.1")  # render.addons.NODE_LINKS: the pod network's on a node
 SITE_PREFIX_LENGTH = 24
 
 

@@ -505,8 +505,10 @@ def worker_up(worker: config.WorkerSpec, cni_plugins: list[Path], state: dict[st
 
 
 def worker_down(worker: config.WorkerSpec, state: dict[str, object]) -> None:
-    """Its kubelet, its pods, its containerd; then its mounts."""
+    """Its kubelet, its pods, its containerd, its VPN tunnel (wireguard-go
+    would outlive the namespace); then its mounts."""
     stop(f"kubelet-{worker.name}", state)
+    run("ip", "-n", worker.netns, "link", "del", config.VPN_INTERFACE, check=False)
     containerd_down(worker, state)
     if str(worker.mount_namespace) in mount_points():
         run("umount", str(worker.mount_namespace), check=False)
@@ -525,10 +527,12 @@ def host_mount_points_down(state: dict[str, object]) -> None:
 def worker_leave(worker: config.WorkerSpec, state: dict[str, object]) -> None:
     """Back to a machine that never joined: the kubelet stopped, its pods
     removed, the volumes it mounted unmounted, the node's files gone, its
-    VPN tunnel down (wireguard-go ends with its interface)."""
+    VPN tunnel (wireguard-go ends with its interface) and its pod network's
+    links removed: it may join again with another pod CIDR."""
     stop(f"kubelet-{worker.name}", state)
     crictl(worker, "rmp", "--all", "--force", check=False)
-    run("ip", "-n", worker.netns, "link", "del", config.VPN_INTERFACE, check=False)
+    for link in (config.VPN_INTERFACE, *config.NODE_LINKS):
+        run("ip", "-n", worker.netns, "link", "del", link, check=False)
     pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
     containerd = pids.get(f"containerd-{worker.name}")
     if containerd is not None and alive(containerd):

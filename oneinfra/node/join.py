@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .. import cgroups
 from ..errors import JoinError
 from ..pki import wireguard
+from ..render.addons import NODE_LINKS
 from . import discovery, kubelet, vpn
 from .discovery import Discovered, Token
 from .kubelet import NodeSettings
@@ -223,9 +224,11 @@ def vpn_up(script: Path) -> None:
         raise JoinError(f"the VPN tunnel did not come up: {done.stderr.strip() or done.stdout}")
 
 
-def vpn_down() -> None:
+def links_down() -> None:
+    """The VPN's tunnel (wireguard-go ends with it) and the pod network's links."""
     if shutil.which("ip") is not None:
-        subprocess.run(["ip", "link", "del", vpn.INTERFACE], capture_output=True, check=False)
+        for link in (vpn.INTERFACE, *NODE_LINKS):
+            subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
 
 
 def check_machine(settings: NodeSettings, binary: Path) -> None:
@@ -271,8 +274,8 @@ def write_all(contents: dict[Path, str]) -> None:
 
 def reset(settings: NodeSettings) -> list[Path]:
     """Remove what `join` wrote and what the kubelet made of it, the VPN's
-    tunnel and key too; the files gone."""
-    vpn_down()
+    tunnel and key and the pod network's links too; the files gone."""
+    links_down()
     gone = []
     for path in (settings.ca_file, settings.bootstrap_kubeconfig, settings.kubeconfig,
                  settings.config_file, SYSTEMD_UNITS / kubelet.UNIT_NAME,

@@ -42,6 +42,7 @@ class VpnInfo:
     network: str
     signer: str
     public_key_annotation: str
+    pod_network: str = ""  # the cluster's pod CIDR, routed through the tunnel
 
 
 def vpn_info(data: Any) -> VpnInfo:
@@ -61,6 +62,11 @@ def vpn_info(data: Any) -> VpnInfo:
         raise JoinError(f"the cluster's oneinfra-vpn ConfigMap: {error}") from None
     if server not in network:
         raise JoinError(f"the VPN server's address {server} is not in its network {network}")
+    pod_network = data.get("podNetwork") or ""
+    try:
+        pods = str(ipaddress.ip_network(pod_network)) if pod_network else ""
+    except ValueError as error:
+        raise JoinError(f"the cluster's oneinfra-vpn ConfigMap: {error}") from None
     key = wireguard.parsed_public_key(data["serverPublicKey"])
     if key is None:
         raise JoinError(f"the VPN server's key {shown(data['serverPublicKey'])} is not one")
@@ -71,6 +77,7 @@ def vpn_info(data: Any) -> VpnInfo:
         network=str(network),
         signer=data["peerSigner"],
         public_key_annotation=data["publicKeyAnnotation"],
+        pod_network=pods,
     )
 
 
@@ -137,9 +144,11 @@ def answer(csr: Any, ca_pem: str, node: str, info: VpnInfo) -> str | None:
 def tunnel_script(info: VpnInfo, address: str, key_file: Path) -> str:
     """Idempotent: the interface made anew (kernel WireGuard where the host
     has it, else wireguard-go), the server its only peer, routing the whole
-    VPN network (the other nodes are reached through it)."""
+    VPN network and the pod network (other nodes and their pods are reached
+    through it; this node's own pods stay on its bridge, a narrower route)."""
     prefix = ipaddress.ip_network(info.network).prefixlen
     q = shlex.quote
+    routed = ",".join([info.network, *([info.pod_network] if info.pod_network else [])])
     return "\n".join(
         [
             "#!/bin/sh",
@@ -150,10 +159,11 @@ def tunnel_script(info: VpnInfo, address: str, key_file: Path) -> str:
             f"  wireguard-go {INTERFACE}  # no kernel WireGuard: userspace, it forks",
             "fi",
             f"wg set {INTERFACE} private-key {q(str(key_file))} peer {info.server_public_key} "
-            f"endpoint {q(info.endpoint)} allowed-ips {info.network} "
+            f"endpoint {q(info.endpoint)} allowed-ips {routed} "
             f"persistent-keepalive {KEEPALIVE}",
             f"ip addr add {address}/{prefix} dev {INTERFACE}",
             f"ip link set {INTERFACE} mtu {MTU} up",
+            *([f"ip route replace {info.pod_network} dev {INTERFACE}"] if info.pod_network else []),
             "",
         ]
     )

@@ -8,7 +8,9 @@ container killed) gets its peers back at the next pass.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lightkube.resources.certificates_v1 import CertificateSigningRequest
@@ -18,30 +20,50 @@ from ..model import commands as cmd
 from ..model.state import Cluster
 from ..pki.csr import peer_node
 from ..render.vpn import CONTAINER
-from ..runtime.kube import ClusterAPI, pending_peers
+from ..runtime.kube import ClusterAPI, NodeView, pending_peers
 from ..runtime.wgctl import ServedPeer, WireGuard
 from .shared import Shared
 
 log = logging.getLogger("oneinfra.reconciler")
 
 
-def peer_changes(desired: dict[str, str], served: list[ServedPeer]) -> list[str]:
+def peer_changes(desired: dict[str, tuple[str, ...]], served: list[ServedPeer]) -> list[str]:
     """`wg set` arguments from the served peers to the desired ones (public
-    key -> its address): each peer routes its own address only."""
+    key -> the networks it routes, sorted)."""
     arguments: list[str] = []
     current = {p.public_key: p.allowed_ips for p in served}
     for key in sorted(current.keys() - desired.keys()):
         arguments += ["peer", key, "remove"]
-    for key, address in sorted(desired.items()):
-        wanted = (f"{address}/32",)
+    for key, wanted in sorted(desired.items()):
         if current.get(key) != wanted:
-            arguments += ["peer", key, "allowed-ips", wanted[0]]
+            arguments += ["peer", key, "allowed-ips", ",".join(wanted)]
     return arguments
 
 
-def desired_peers(cluster: Cluster) -> dict[str, str]:
+def desired_peers(cluster: Cluster, nodes: Sequence[NodeView] = ()) -> dict[str, tuple[str, ...]]:
+    """Each node's peer routes its own address and, once its Node has one,
+    its pod CIDR: the pod network between nodes is the server's routing, no
+    encapsulation over the tunnel. A pod CIDR outside the cluster's, or one
+    another node has already, is left out (WireGuard would move it)."""
     vpn = cluster.vpn
-    return {} if vpn is None else {p.public_key: p.address for p in vpn.peers.values()}
+    if vpn is None:
+        return {}
+    pods = ipaddress.ip_network(cluster.pod_cidr)
+    cidrs: dict[str, str] = {}
+    claimed: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for node in sorted(nodes, key=lambda n: n.name):
+        try:
+            cidr = ipaddress.ip_network(node.pod_cidr)
+        except ValueError:
+            continue
+        inside = cidr.version == pods.version and cidr.subnet_of(pods)  # type: ignore[arg-type]
+        if inside and not any(cidr.overlaps(c) for c in claimed):
+            claimed.append(cidr)
+            cidrs[node.name] = str(cidr)
+    return {
+        peer.public_key: tuple(sorted([f"{peer.address}/32", *([cidrs[n]] if n in cidrs else [])]))
+        for n, peer in vpn.peers.items()
+    }
 
 
 class VpnPeers:
@@ -64,13 +86,15 @@ class VpnPeers:
             if cluster.vpn is not None and public_key != cluster.vpn.server_public_key:
                 return f"the VPN server runs with another key ({public_key}): not its cluster's"
             self.shared.board.vpn_observed(cluster.name, cluster.cluster_id, served)
-            changes = peer_changes(desired_peers(cluster), served)
+            status = self.shared.board.clusters.get(cluster.cluster_id)
+            desired = desired_peers(cluster, status.nodes if status else [])
+            changes = peer_changes(desired, served)
             await server.set(changes)
         except CRIError as error:
             log.warning("cluster %s's VPN peers: %s", cluster.name, error)
             return f"VPN peers: {error}"
         count = sum(1 for a in changes if a == "peer")
-        return f"VPN: {len(desired_peers(cluster))} peer(s), {count} changed" if count else ""
+        return f"VPN: {len(desired)} peer(s), {count} changed" if count else ""
 
 
 async def answer_peer_requests(

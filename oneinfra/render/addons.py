@@ -160,16 +160,21 @@ done
 """
 
 
+# The links the pod network makes on a node (the CNI bridge above, flannel's
+# VXLAN device): `node reset` removes them, or a node that joins again with
+# another pod CIDR finds the bridge with its old address and no pod starts.
+NODE_LINKS = ("cni0", "flannel.1")
+
+
 def ingress_address(endpoint: str) -> tuple[str, str]:
     host, _, port = endpoint.removeprefix("https://").rpartition(":")
     return host, port
 
 
 def vpn_interface(cluster: Cluster) -> list[str]:
-    """With the VPN: flannel's vxlan goes over the interface that reaches
-    the VPN's server (wg0, on a worker that joined through it), so that
-    nodes at different sites, each behind its NAT, reach each other's pods
-    through the server; a node without the VPN keeps its default route's."""
+    """With the VPN: flannel takes the interface that reaches the VPN's
+    server (the tunnel, on a worker that joined through it): its address is
+    the node's, its MTU the pods'."""
     if cluster.vpn is None:
         return []
     return [f"--iface-can-reach={cluster.vpn.server_address}"]
@@ -177,8 +182,12 @@ def vpn_interface(cluster: Cluster) -> list[str]:
 
 def network(cluster: Cluster, endpoint: str) -> list[Manifest]:
     """flannel's kube-flannel.yml, in kube-system, its API the ingress."""
+    # With the VPN, flannel only hands out nodes' pod CIDRs ("alloc"): the
+    # VPN server routes them, each as its node's peer's allowed IPs, so pods
+    # at two sites reach each other with no VXLAN inside the tunnel.
+    backend = "alloc" if cluster.vpn is not None else "vxlan"
     net_conf = {"Network": cluster.pod_cidr, "EnableNFTables": True,
-                "Backend": {"Type": "vxlan"}}  # fmt: skip
+                "Backend": {"Type": backend}}  # fmt: skip
     host, port = ingress_address(endpoint)
     pod = {
         "serviceAccountName": "flannel",

@@ -229,6 +229,7 @@ def vpn_info(cluster: Cluster, vpn_endpoint: str) -> list[Manifest]:
                 "serverPublicKey": vpn.server_public_key,
                 "serverAddress": vpn.server_address,
                 "network": vpn.cidr,
+                "podNetwork": cluster.pod_cidr,  # routed through the tunnel
                 "peerSigner": VPN_PEER_SIGNER,
                 "publicKeyAnnotation": VPN_PUBLIC_KEY_ANNOTATION,
             },

@@ -38,9 +38,10 @@ CONTAINER = "wireguard"  # the server's container: `wg` runs in it
 PORT = "vpn"  # the component's port name
 
 
-def start_script(address: str, prefix: int) -> str:
-    """The interface, kernel or userspace, then its key, port and address;
-    the script stays as long as the interface is served."""
+def start_script(address: str, prefix: int, pod_cidr: str) -> str:
+    """The interface, kernel or userspace, then its key, port and address,
+    and the cluster's pod network routed into it (each node's part is its
+    peer's allowed IPs); the script stays as long as the interface is served."""
     return "\n".join(
         [
             "set -eu",
@@ -56,6 +57,7 @@ def start_script(address: str, prefix: int) -> str:
             f" private-key {CONFIG_DIRECTORY}/server.key",
             f"ip address add {address}/{prefix} dev {INTERFACE}",
             f"ip link set {INTERFACE} mtu {MTU} up",
+            f"ip route replace {pod_cidr} dev {INTERFACE}",
             f"echo 'serving {address}/{prefix} on UDP {LISTEN_PORT}'",
             # Peers come from the reconciler; this stays while the tunnel does.
             'if [ -n "$served" ]; then wait "$served"; else exec sleep 2147483647; fi',
@@ -78,7 +80,9 @@ def vpn_server(
     directory = component_directory(cluster, component, data_dir)
     files = [
         File("server.key", private_key.strip() + b"\n", 0o600),
-        File("start.sh", start_script(vpn.server_address, prefix).encode(), 0o755),
+        File(
+            "start.sh", start_script(vpn.server_address, prefix, cluster.pod_cidr).encode(), 0o755
+        ),
     ]
     container = ContainerSpec(
         name=CONTAINER,

@@ -48,6 +48,7 @@ class NodeView:
     address: str  # its InternalIP, else its first address
     addresses: list[tuple[str, str]]  # (type, address), as the Node's status says
     created: str  # RFC 3339
+    pod_cidr: str = ""  # its spec.podCIDR, once the controller manager gave it one
 
 
 def node_view(node: Node) -> NodeView:
@@ -65,6 +66,7 @@ def node_view(node: Node) -> NodeView:
         address=(internal or [a for _, a in addresses] or [""])[0],
         addresses=addresses,
         created=created.isoformat() if isinstance(created, dt.datetime) else "",
+        pod_cidr=(node.spec.podCIDR or "") if node.spec else "",
     )
 
 

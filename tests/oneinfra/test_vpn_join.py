@@ -182,15 +182,21 @@ def test_a_key_to_certify_that_is_not_one_is_refused_and_nothing_appended() -> N
 
 
 def test_the_tunnel_routes_the_vpn_network_to_the_server_and_keeps_nat_open() -> None:
-    script = vpn.tunnel_script(info(), "10.220.0.7", Path("/etc/kubernetes/oneinfra-vpn/key"))
-    assert f"peer {SERVER_KEY} endpoint 192.0.2.1:30001 allowed-ips 10.220.0.0/16" in script
+    with_pods = vpn.VpnInfo(**{**info().__dict__, "pod_network": "10.244.0.0/16"})
+    script = vpn.tunnel_script(with_pods, "10.220.0.7", Path("/etc/kubernetes/oneinfra-vpn/k"))
+    assert (f"peer {SERVER_KEY} endpoint 192.0.2.1:30001 "
+            "allowed-ips 10.220.0.0/16,10.244.0.0/16") in script  # fmt: skip
+    assert "ip route replace 10.244.0.0/16 dev oivpn0" in script
     assert "persistent-keepalive 25" in script
     assert "ip addr add 10.220.0.7/16 dev oivpn0" in script
     assert "wireguard-go oivpn0" in script  # where the kernel has no WireGuard
 
 
-def test_the_local_workers_and_the_node_name_the_tunnel_alike() -> None:
+def test_the_local_workers_and_the_node_name_the_tunnel_and_links_alike() -> None:
+    from oneinfra.render.addons import NODE_LINKS
+
     assert config.VPN_INTERFACE == render_vpn.WORKER_INTERFACE == vpn.INTERFACE
+    assert config.NODE_LINKS == NODE_LINKS
 
 
 def test_local_workers_behind_nat_share_a_lan_range_each_behind_its_own_router() -> None:

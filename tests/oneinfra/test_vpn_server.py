@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -19,6 +20,7 @@ from oneinfra.pki import wireguard
 from oneinfra.pki.sealing import unseal
 from oneinfra.reconcile.vpn import desired_peers, peer_changes
 from oneinfra.runtime import realize
+from oneinfra.runtime.kube import NodeView
 from oneinfra.runtime.wgctl import ServedPeer, parse_dump
 
 from .harness import Fleet
@@ -59,6 +61,7 @@ def test_the_server_pod_has_its_own_network_its_port_mapped_and_its_key_0600(edg
     # Kernel WireGuard when there, else userspace; the server's address on wg0.
     assert "ip link add wg0 type wireguard" in script and "wireguard-go wg0" in script
     assert "ip address add 10.220.0.1/16 dev wg0" in script
+    assert "ip route replace 10.244.0.0/16 dev wg0" in script  # nodes' pods: peers' allowed IPs
 
 
 def test_cri_is_asked_for_a_pod_network_namespace_with_the_udp_port(edge: Fleet) -> None:
@@ -91,8 +94,30 @@ def test_the_servers_peers_are_the_clusters_nodes(edge: Fleet) -> None:
     for node, public in keys.items():
         edge.run(cmd.AddVpnPeer(cluster="edge", node=node, public_key=public))
     assert desired_peers(edge.state.clusters["edge"]) == {
-        keys["w0"]: "10.220.0.2",
-        keys["w1"]: "10.220.0.3",
+        keys["w0"]: ("10.220.0.2/32",),
+        keys["w1"]: ("10.220.0.3/32",),
+    }
+
+
+def node(name: str, pod_cidr: str) -> NodeView:
+    return NodeView(name, True, "v1.37.2", "", [], "", pod_cidr)
+
+
+def test_each_peer_routes_its_nodes_pod_cidr_once_it_has_one(edge: Fleet) -> None:
+    keys = {n: key() for n in ("w0", "w1", "w2", "w3")}
+    for name, public in keys.items():
+        edge.run(cmd.AddVpnPeer(cluster="edge", node=name, public_key=public))
+    nodes = [
+        node("w0", "10.244.0.0/24"),
+        node("w1", "10.244.0.0/25"),  # overlaps w0's: WireGuard would take it from w0
+        node("w2", "192.168.0.0/24"),  # not of the cluster's pod network
+        node("w3", ""),  # no pod CIDR yet
+    ]
+    assert desired_peers(edge.state.clusters["edge"], nodes) == {
+        keys["w0"]: ("10.220.0.2/32", "10.244.0.0/24"),
+        keys["w1"]: ("10.220.0.3/32",),
+        keys["w2"]: ("10.220.0.4/32",),
+        keys["w3"]: ("10.220.0.5/32",),
     }
 
 
@@ -102,12 +127,13 @@ def served(public: str, *allowed: str) -> ServedPeer:
 
 def test_peer_changes_add_the_missing_fix_the_wrong_and_remove_the_rest() -> None:
     a, b, c = sorted(key() for _ in range(3))
-    desired = {a: "10.220.0.2", b: "10.220.0.3"}
+    desired = {a: ("10.220.0.2/32",), b: ("10.220.0.3/32", "10.244.1.0/24")}
     current = [served(a, "10.220.0.2/32"), served(b, "10.220.0.0/16"), served(c, "10.220.0.9/32")]
     assert peer_changes(desired, current) == [
-        "peer", c, "remove", "peer", b, "allowed-ips", "10.220.0.3/32",
+        "peer", c, "remove", "peer", b, "allowed-ips", "10.220.0.3/32,10.244.1.0/24",
     ]  # fmt: skip
-    assert peer_changes(desired, [served(a, "10.220.0.2/32"), served(b, "10.220.0.3/32")]) == []
+    settled = [served(a, "10.220.0.2/32"), served(b, "10.220.0.3/32", "10.244.1.0/24")]
+    assert peer_changes(desired, settled) == []
 
 
 @given(st.sets(st.integers(2, 200), max_size=8), st.sets(st.integers(2, 200), max_size=8))
@@ -115,8 +141,10 @@ def test_applying_the_changes_leaves_exactly_the_desired_peers(
     wanted: set[int], there: set[int]
 ) -> None:
     keys = {i: f"{i:043d}=" for i in wanted | there}
-    desired = {keys[i]: f"10.220.0.{i}" for i in wanted}
-    current = {keys[i]: (f"10.220.1.{i}/32",) for i in there}  # all with a wrong address
+    desired: dict[str, tuple[str, ...]] = {keys[i]: (f"10.220.0.{i}/32",) for i in wanted}
+    current: dict[str, tuple[str, ...]] = {
+        keys[i]: (f"10.220.1.{i}/32",) for i in there
+    }  # all with a wrong address
     arguments = peer_changes(desired, [served(k, *v) for k, v in current.items()])
     while arguments:  # as `wg set` reads them
         _, peer, verb, *rest = arguments
@@ -124,9 +152,9 @@ def test_applying_the_changes_leaves_exactly_the_desired_peers(
             current.pop(peer)
             arguments = rest
         else:
-            current[peer] = (rest[0],)
+            current[peer] = tuple(rest[0].split(","))
             arguments = rest[1:]
-    assert current == {k: (f"{a}/32",) for k, a in desired.items()}
+    assert current == desired
 
 
 def test_wg_dump_is_read_with_its_peers() -> None:
@@ -170,6 +198,7 @@ def test_a_vpn_cluster_tells_joining_workers_its_server_and_routes_flannel_over_
         "serverPublicKey": cluster.vpn.server_public_key if cluster.vpn else "",
         "serverAddress": "10.220.0.1",
         "network": "10.220.0.0/16",
+        "podNetwork": "10.244.0.0/16",
         "peerSigner": "oneinfra.io/vpn-peer",
         "publicKeyAnnotation": "vpn.oneinfra.io/public-key",
     }
@@ -181,6 +210,10 @@ def test_a_vpn_cluster_tells_joining_workers_its_server_and_routes_flannel_over_
     (flanneld,) = [c for c in flannel["spec"]["template"]["spec"]["containers"]
                    if c["name"] == "flanneld"]  # fmt: skip
     assert "--iface-can-reach=10.220.0.1" in flanneld["command"]
+    (conf,) = [o for o in network(cluster, "https://192.0.2.1:30000")
+               if o["metadata"]["name"] == "kube-flannel-cfg"]  # fmt: skip
+    # Only the pod CIDRs from flannel: the server routes them, no VXLAN in the tunnel.
+    assert json.loads(conf["data"]["net-conf.json"])["Backend"] == {"Type": "alloc"}
 
 
 def test_a_cluster_without_vpn_renders_no_vpn_info_and_flannel_as_before() -> None:
@@ -199,3 +232,6 @@ def test_a_cluster_without_vpn_renders_no_vpn_info_and_flannel_as_before() -> No
     )
     (flanneld, *_) = flannel["spec"]["template"]["spec"]["containers"]
     assert flanneld["command"] == ["/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr"]
+    (conf,) = [o for o in network(cluster, "https://192.0.2.1:30000")
+               if o["metadata"]["name"] == "kube-flannel-cfg"]  # fmt: skip
+    assert json.loads(conf["data"]["net-conf.json"])["Backend"] == {"Type": "vxlan"}
