@@ -50,7 +50,7 @@ spec:
     image: docker.io/library/busybox:1.35
     command: ["sh", "-c", "mkdir -p /www && dd if=/dev/zero of=/www/big bs=1048576 count={size}
                && exec httpd -f -p 8080 -h /www"]
-    readinessProbe: {{exec: {{command: [test, -s, /www/big]}}, periodSeconds: 1}}
+    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}  # httpd: after dd
 """
 
 
@@ -213,7 +213,7 @@ def many_peers(socket: Path, count: int, steady: float) -> None:
     info = join.cluster_vpn(found, token)
     assert info is not None
     started = time.monotonic()
-    interfaces = []
+    interfaces: list[tuple[str, str]] = []
     key_dir = Path(tempfile.mkdtemp(prefix="oneinfra-vpn-bench-"))
     try:
         for i in range(count):
@@ -223,6 +223,7 @@ def many_peers(socket: Path, count: int, steady: float) -> None:
             key.write_text(wireguard.encode(peer.private_key))
             netns = f"oibench-p{i}"
             sh("ip", "netns", "add", netns)
+            interfaces.append((netns, interface))
             inside = ["nsenter", f"--net=/run/netns/{netns}"]
             # Each peer a machine behind w0's router: its LAN, its NAT.
             sh("ip", "link", "add", f"oibv{i}", "type", "veth", "peer", "name", "eth0",
@@ -243,7 +244,6 @@ def many_peers(socket: Path, count: int, steady: float) -> None:
             sh(*inside, "ip", "addr", "add", f"{peer.address}/16", "dev", interface)
             sh(*inside, "ip", "link", "set", interface, "up")
             sh(*inside, "ping", "-c", "1", "-W", "5", info.server_address, check=False)
-            interfaces.append(netns)
         emit("vpn_peers_joined", time.monotonic() - started, "s", peers=count)
         time.sleep(30)  # every peer's first handshake and keepalive under way
         pid = vpn_server_pid()
@@ -253,7 +253,8 @@ def many_peers(socket: Path, count: int, steady: float) -> None:
         emit("vpn_server_cpu_steady", used / (time.monotonic() - at) * 100, "percent-of-a-core",
              peers=count + len(SITES), seconds=steady)  # fmt: skip
     finally:
-        for netns in interfaces:
+        for netns, interface in interfaces:
+            sh("ip", "-n", netns, "link", "del", interface, check=False)  # wireguard-go ends
             sh("ip", "netns", "del", netns, check=False)
 
 

@@ -65,6 +65,7 @@ class ClusterStatus:
     etcd: str = ""  # what its etcd membership waits for, if anything
     inside: Phase | None = None  # what was applied inside the cluster, or why not
     nodes: list[NodeView] = field(default_factory=list)  # as last observed inside
+    nodes_seen: bool = False  # whether `nodes` was observed at all since the daemon started
     vpn_peers: dict[str, ServedPeer] | None = None  # by public key, as its VPN server said last
     since: float = 0.0  # when the phase last changed (Unix time)
 
@@ -248,7 +249,7 @@ class StatusBoard:
         """The cluster's Nodes: a new one recorded as joined (by the token
         its client CSR names, if still there), one gone as left."""
         status = self.cluster(name, cluster_id)
-        status.nodes = nodes
+        status.nodes, status.nodes_seen = nodes, True
         seen = {n.name for n in nodes}
         for node in nodes:
             joined = ev.NodeJoined(cluster=name, cluster_id=cluster_id, node=node.name,

@@ -87,7 +87,12 @@ class VpnPeers:
                 return f"the VPN server runs with another key ({public_key}): not its cluster's"
             self.shared.board.vpn_observed(cluster.name, cluster.cluster_id, served)
             status = self.shared.board.clusters.get(cluster.cluster_id)
-            desired = desired_peers(cluster, status.nodes if status else [])
+            if status is None or not status.nodes_seen:
+                # Just started: the nodes' pod CIDRs are not known yet, and a
+                # change now would take them from the peers (a pod network
+                # cut until the next pass). The server keeps what it serves.
+                return ""
+            desired = desired_peers(cluster, status.nodes)
             changes = peer_changes(desired, served)
             await server.set(changes)
         except CRIError as error:

@@ -235,3 +235,44 @@ def test_a_cluster_without_vpn_renders_no_vpn_info_and_flannel_as_before() -> No
     (conf,) = [o for o in network(cluster, "https://192.0.2.1:30000")
                if o["metadata"]["name"] == "kube-flannel-cfg"]  # fmt: skip
     assert json.loads(conf["data"]["net-conf.json"])["Backend"] == {"Type": "vxlan"}
+
+
+class RecordingServer:
+    """A VPN server that serves `peers` and records each `wg set`."""
+
+    def __init__(self, public_key: str, peers: list[ServedPeer]) -> None:
+        self.public_key, self.served, self.sets = public_key, peers, []  # type: ignore[var-annotated]
+
+    async def peers(self) -> tuple[str, list[ServedPeer]]:
+        return self.public_key, self.served
+
+    async def set(self, arguments: list[str]) -> None:
+        self.sets.append(arguments)
+
+
+def test_a_restarted_daemon_changes_no_peer_before_it_has_seen_the_nodes(edge: Fleet) -> None:
+    import anyio
+
+    from oneinfra.reconcile.board import StatusBoard
+    from oneinfra.reconcile.vpn import VpnPeers
+
+    public = key()
+    edge.run(cmd.AddVpnPeer(cluster="edge", node="w0", public_key=public))
+    cluster = edge.state.clusters["edge"]
+    assert cluster.vpn is not None
+    # As served before the restart: the peer routes its node's pods too.
+    server = RecordingServer(cluster.vpn.server_public_key,
+                             [served(public, "10.220.0.2/32", "10.244.3.0/24")])  # fmt: skip
+    board = StatusBoard()
+    shared: Any = type("Shared", (), {"board": board})()
+    peers = VpnPeers(shared)
+    peers.server = lambda _cluster: server  # type: ignore[method-assign, assignment, return-value]
+
+    assert anyio.run(peers.reconcile, cluster) == ""
+    assert server.sets == []  # nothing taken from the peer while the nodes are unknown
+    board.nodes_observed("edge", cluster.cluster_id, [node("w0", "10.244.3.0/24")], {}, "")
+    anyio.run(peers.reconcile, cluster)
+    assert server.sets == [[]]  # seen: already as desired
+    board.nodes_observed("edge", cluster.cluster_id, [node("w0", "10.244.4.0/24")], {}, "")
+    anyio.run(peers.reconcile, cluster)
+    assert server.sets[-1] == ["peer", public, "allowed-ips", "10.220.0.2/32,10.244.4.0/24"]
