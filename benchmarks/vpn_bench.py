@@ -12,6 +12,7 @@ behind a NAT of its own (oneinfra local up --behind-nat 2; as root):
   interface with keepalive; then the VPN server's CPU while steady.
 
     .venv/bin/python benchmarks/vpn_bench.py [--runs 5] [--size-mb 200] [--peers 50]
+        [--steady 60] [--peers-only]
 """
 
 from __future__ import annotations
@@ -247,6 +248,9 @@ def many_peers(socket: Path, count: int, steady: float) -> None:
         emit("vpn_peers_joined", time.monotonic() - started, "s", peers=count)
         time.sleep(30)  # every peer's first handshake and keepalive under way
         pid = vpn_server_pid()
+        shaken = sh("nsenter", "-t", str(pid), "-n", "-m", "wg", "show", "wg0", "latest-handshakes")
+        live = sum(1 for line in shaken.splitlines() if line.split()[-1] != "0")
+        emit("vpn_peers_with_a_handshake", live, "peers", registered=count + len(SITES))
         before, at = cpu_seconds(pid), time.monotonic()
         time.sleep(steady)
         used = cpu_seconds(pid) - before
@@ -258,12 +262,34 @@ def many_peers(socket: Path, count: int, steady: float) -> None:
             sh("ip", "netns", "del", netns, check=False)
 
 
+def network_figures(kubeconfig: Path, size_mb: int, runs: int) -> None:
+    """Ours and the bare tunnel's, side by side in one run."""
+    keys = {name: new_keys() for name in ("hub", *SITES)}
+    try:
+        bare_hub_up(keys)
+        pod_rates, pod_latencies = through_pods(kubeconfig, size_mb, runs)
+        bare_rates, bare_latencies = through_bare(size_mb, runs)
+    finally:
+        bare_hub_down()
+    ours, bare = statistics.median(pod_rates), statistics.median(bare_rates)
+    emit("pod_to_pod_across_nats_throughput", ours, "MB/s",
+         runs=[round(r, 1) for r in pod_rates])  # fmt: skip
+    emit("bare_wireguard_go_throughput", bare, "MB/s",
+         runs=[round(r, 1) for r in bare_rates])  # fmt: skip
+    emit("pod_to_pod_over_bare_throughput", ours / bare, "ratio")
+    ours, bare = statistics.median(pod_latencies), statistics.median(bare_latencies)
+    emit("pod_to_pod_across_nats_latency", ours, "ms")
+    emit("bare_wireguard_go_latency", bare, "ms")
+    emit("pod_to_pod_over_bare_latency", ours / bare, "ratio")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--peers", type=int, default=50)
     parser.add_argument("--steady", type=float, default=60.0)
+    parser.add_argument("--peers-only", action="store_true", help="only the many peers' part")
     args = parser.parse_args()
     local = [sys.executable, "-m", "oneinfra", "local"]
     subprocess.run([*local, "down"], check=True, capture_output=True)
@@ -294,33 +320,18 @@ def main() -> None:
                 return time.monotonic() - started
 
             joins = []
-            for _ in range(args.runs):
+            for _ in range(0 if args.peers_only else args.runs):
                 joins.append(timed_join(SITES[0]))
                 oneinfra(socket, "local", "leave", SITES[0])
                 oneinfra(socket, "node", "remove", "bench", SITES[0])
-            emit("node_join_over_vpn_to_ready", statistics.median(joins), "s",
-                 runs=[round(t, 2) for t in joins])  # fmt: skip
+            if joins:
+                emit("node_join_over_vpn_to_ready", statistics.median(joins), "s",
+                     runs=[round(t, 2) for t in joins])  # fmt: skip
             for node in SITES:
                 timed_join(node)
 
-            keys = {name: new_keys() for name in ("hub", *SITES)}
-            try:
-                bare_hub_up(keys)
-                pod_rates, pod_latencies = through_pods(kubeconfig, args.size_mb, args.runs)
-                bare_rates, bare_latencies = through_bare(args.size_mb, args.runs)
-            finally:
-                bare_hub_down()
-            ours, bare = statistics.median(pod_rates), statistics.median(bare_rates)
-            emit("pod_to_pod_across_nats_throughput", ours, "MB/s",
-                 runs=[round(r, 1) for r in pod_rates])  # fmt: skip
-            emit("bare_wireguard_go_throughput", bare, "MB/s",
-                 runs=[round(r, 1) for r in bare_rates])  # fmt: skip
-            emit("pod_to_pod_over_bare_throughput", ours / bare, "ratio")
-            ours, bare = statistics.median(pod_latencies), statistics.median(bare_latencies)
-            emit("pod_to_pod_across_nats_latency", ours, "ms")
-            emit("bare_wireguard_go_latency", bare, "ms")
-            emit("pod_to_pod_over_bare_latency", ours / bare, "ratio")
-
+            if not args.peers_only:
+                network_figures(kubeconfig, args.size_mb, args.runs)
             many_peers(socket, args.peers, args.steady)
             for node in SITES:
                 oneinfra(socket, "local", "leave", node)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -18,14 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from oneinfra.local import config
+from oneinfra.node import discovery
+from oneinfra.node import join as node_join
+from oneinfra.node import vpn as node_vpn
 from tests.oneinfra.daemon import Daemon
 
 from .fleet import KUBECTL, WAIT, eventually, fleet, kubeconfig, kubectl
 from .test_clusters import stop_container
 from .test_vpn import served, served_peers
-from .test_workers import http_get, join, local, new_token, nodes
+from .test_workers import http_get, join, local, new_token, nodes, webhook_is_called
 
 __all__ = ["fleet"]  # the module's fixture
 
@@ -66,6 +71,24 @@ def opens(netns: str, address: str, port: int) -> bool:
     done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", attempt],
                           capture_output=True, check=False)  # fmt: skip
     return done.returncode == 0
+
+
+def file_peer_request(found: Any, token: Any, info: Any, public_key: str) -> str:
+    """A peer request for node 'intruder' with `public_key`, filed with the
+    token as `node join` files it; the daemon's refusal."""
+    name = f"oneinfra-vpn-test-{secrets.token_hex(4)}"
+    request = node_vpn.signing_request(name, "intruder", public_key, info,
+                                       ec.generate_private_key(ec.SECP256R1()))  # fmt: skip
+    with node_join.trusted_client(found, token) as client:
+        assert client.post(node_join.CSR_URL, json=request).status_code == 201
+        for _ in range(120):
+            csr = client.get(f"{node_join.CSR_URL}/{name}").json()
+            try:
+                node_vpn.answer(csr, found.ca_pem, "intruder", info)
+            except node_vpn.Denied as denied:
+                return str(denied)
+            time.sleep(0.5)
+    raise AssertionError(f"the peer request {name} was not refused")
 
 
 def test_workers_behind_two_nats_join_over_the_vpn_and_everything_reaches_them(
@@ -162,6 +185,24 @@ def test_workers_behind_two_nats_join_over_the_vpn_and_everything_reaches_them(
         finally:
             forward.terminate()
             forward.wait(10)
+
+        # A malformed key, or one another node has, filed as a joining worker
+        # files it: refused in the CSR with why, nothing appended.
+        endpoint, token_text, ca_hash = new_token(daemon, "edge-w")
+        bootstrap = discovery.parse_token(token_text)
+        found = node_join.discover(endpoint, bootstrap, [ca_hash], 60)
+        info = node_join.cluster_vpn(found, bootstrap)
+        assert info is not None
+        taken = next(p.public_key for p in server if f"{internal[SITE_A]}/32" in p.allowed_ips)
+        before = daemon.cli("history", "--cluster", "edge-w").stdout.count("VpnPeer")
+        for public_key, said in (("not-a-key", "is not a WireGuard public key"),
+                                 (taken, "belongs to node")):  # fmt: skip
+            refusal = file_peer_request(found, bootstrap, info, public_key)
+            assert said in refusal, refusal
+        assert daemon.cli("history", "--cluster", "edge-w").stdout.count("VpnPeer") == before
+
+        # An admission webhook served by a pod on a NATed worker is called.
+        webhook_is_called(config_file, tmp_path, SITE_B)
 
         # The VPN server's container killed: back with its peers, which shake
         # hands with it again, and the sites reach each other again.

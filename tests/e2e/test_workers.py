@@ -353,7 +353,7 @@ spec:
   template:
     metadata: {labels: {app: webhook}}
     spec:
-      nodeSelector: {kubernetes.io/hostname: w1}
+      nodeSelector: {kubernetes.io/hostname: NODE}
       containers:
       - name: webhook
         image: registry.k8s.io/e2e-test-images/agnhost:AGNHOST
@@ -433,10 +433,16 @@ def test_an_admission_webhook_served_by_a_pod_on_a_worker_is_called(
     config_file = cluster.config
     everyone = {"w0": True, "w1": True, "w2": True}
     eventually(lambda: nodes(config_file) == everyone, "the workers Ready")
+    webhook_is_called(config_file, tmp_path, "w1")
+
+
+def webhook_is_called(config_file: Path, tmp_path: Path, node: str) -> None:
+    """An admission webhook served by a pod on `node`, called by the API
+    server (through konnectivity) and refusing, and asked nothing elsewhere."""
     ca, cert, key = webhook_certificate("webhook.webhook.svc")
     served = tmp_path / "webhook.yaml"
     served.write_text(WEBHOOK.replace("CERT", b64(cert)).replace("KEY", b64(key))
-                      .replace("AGNHOST", config.AGNHOST_TAG))  # fmt: skip
+                      .replace("AGNHOST", config.AGNHOST_TAG).replace("NODE", node))  # fmt: skip
     kubectl(config_file, "apply", "-f", str(served))
     kubectl(config_file, "-n", "webhook", "rollout", "status", "deploy/webhook",
             "--timeout=120s")  # fmt: skip
@@ -444,7 +450,7 @@ def test_an_admission_webhook_served_by_a_pod_on_a_worker_is_called(
     deny.write_text(DENY.replace("CA", b64(ca)))
     kubectl(config_file, "apply", "-f", str(deny))
     try:
-        # The API server calls the pod on w1 (at its endpoint, through
+        # The API server calls the pod on the node (at its endpoint, through
         # konnectivity), which says no: the webhook's own words come back.
         def refused() -> str | None:
             made = kubectl(config_file, "-n", "guarded", "create", "configmap", "probe",
