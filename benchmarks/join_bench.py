@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -102,24 +103,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def local_up(*flags: str) -> list[dict[str, Any]]:
+    """The local hypervisors brought down, then up with `flags`: the machines."""
+    local = [sys.executable, "-m", "oneinfra", "local"]
+    subprocess.run([*local, "down"], check=True, capture_output=True)
+    up = [*local, "up", *flags, "-o", "json"]
+    found: list[dict[str, Any]] = json.loads(
+        subprocess.run(up, check=True, stdout=subprocess.PIPE, text=True).stdout
+    )
+    return found
+
+
+def add_hypervisors(socket: Path, machines: list[dict[str, Any]]) -> None:
+    for hv in (m for m in machines if m["role"] != "worker"):
+        oneinfra(socket, "hypervisor", "add", hv["name"], "--endpoint", hv["endpoint"],
+                 "--ip-address", hv["address"], f"--{hv['role']}",
+                 "--data-dir", hv["dataDir"])  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steady", type=float, default=60.0, help="seconds of steady CPU")
     args = parser.parse_args()
-    local = [sys.executable, "-m", "oneinfra", "local"]
-    subprocess.run([*local, "down"], check=True, capture_output=True)
-    up = [*local, "up", "--workers", str(WORKERS), "-o", "json"]
-    machines = json.loads(subprocess.run(up, check=True, stdout=subprocess.PIPE, text=True).stdout)
+    machines = local_up("--workers", str(WORKERS))
     with tempfile.TemporaryDirectory(prefix="oneinfra-join-bench-") as tmp:
         root = Path(tmp)
         socket = root / "oneinfra.sock"
         daemon = start_daemon(root)
         try:
-            for hv in (m for m in machines if m["role"] != "worker"):
-                oneinfra(socket, "hypervisor", "add", hv["name"], "--endpoint", hv["endpoint"],
-                         "--ip-address", hv["address"], f"--{hv['role']}",
-                         "--data-dir", hv["dataDir"])  # fmt: skip
+            add_hypervisors(socket, machines)
             oneinfra(socket, "cluster", "create", "bench", "--wait", "--timeout", "5m")
             client = api_client(oneinfra(socket, "cluster", "kubeconfig", "bench"))
             ours, theirs = [], []

@@ -18,7 +18,6 @@ behind a NAT of its own (oneinfra local up --behind-nat 2; as root):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -30,7 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.join_bench import api_client, cpu_seconds, emit, oneinfra, ready
+from benchmarks.join_bench import (
+    add_hypervisors,
+    api_client,
+    cpu_seconds,
+    emit,
+    local_up,
+    oneinfra,
+    ready,
+)
 from benchmarks.time_to_ready import start_daemon
 from oneinfra.local import config
 from oneinfra.node import discovery, join
@@ -291,19 +298,13 @@ def main() -> None:
     parser.add_argument("--steady", type=float, default=60.0)
     parser.add_argument("--peers-only", action="store_true", help="only the many peers' part")
     args = parser.parse_args()
-    local = [sys.executable, "-m", "oneinfra", "local"]
-    subprocess.run([*local, "down"], check=True, capture_output=True)
-    up = [*local, "up", "--workers", str(len(SITES)), "--behind-nat", str(len(SITES)), "-o", "json"]
-    machines = json.loads(subprocess.run(up, check=True, stdout=subprocess.PIPE, text=True).stdout)
+    machines = local_up("--workers", str(len(SITES)), "--behind-nat", str(len(SITES)))
     with tempfile.TemporaryDirectory(prefix="oneinfra-vpn-bench-") as tmp:
         root = Path(tmp)
         socket = root / "oneinfra.sock"
         daemon = start_daemon(root)
         try:
-            for hv in (m for m in machines if m["role"] != "worker"):
-                oneinfra(socket, "hypervisor", "add", hv["name"], "--endpoint", hv["endpoint"],
-                         "--ip-address", hv["address"], f"--{hv['role']}",
-                         "--data-dir", hv["dataDir"])  # fmt: skip
+            add_hypervisors(socket, machines)
             oneinfra(socket, "cluster", "create", "bench", "--vpn", "--wait", "--timeout", "5m")
             kubeconfig = root / "admin.conf"
             kubeconfig.write_text(oneinfra(socket, "cluster", "kubeconfig", "bench"))

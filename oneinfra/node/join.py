@@ -146,13 +146,14 @@ def vpn_files(settings: NodeSettings) -> tuple[Path, Path, Path]:
 
 
 def cluster_vpn(found: Discovered, token: Token) -> VpnInfo | None:
-    """The cluster's VPN, read with the token; None when it has none."""
+    """The cluster's VPN, read with the token; None when it has none (the
+    ConfigMap absent, and so the Role that lets joining workers read it)."""
     with trusted_client(found, token) as client:
         try:
             reply = client.get(VPN_INFO_URL)
         except httpx.HTTPError as error:
             raise JoinError(f"cannot reach the cluster for its VPN: {error}") from None
-    if reply.status_code == 404:
+    if reply.status_code in (403, 404):
         return None
     if reply.status_code != 200:
         raise JoinError(f"the cluster answered {reply.status_code} for its VPN's ConfigMap")

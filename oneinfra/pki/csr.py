@@ -55,12 +55,9 @@ def serving_refusal(
         return f"no Node {shown(node)} is registered"
     if not set(csr.usages) <= SERVING_USAGES or "server auth" not in csr.usages:
         return f"usages {sorted(csr.usages)} are not a serving certificate's"
-    try:
-        request = x509.load_pem_x509_csr(csr.request_pem)
-    except ValueError:
-        return "the request is not a PEM certificate request"
-    if not request.is_signature_valid:
-        return "the request's signature does not hold"
+    request = signed_request(csr.request_pem)
+    if isinstance(request, str):
+        return request
     subject = request.subject
     common_names = [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     organizations = [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
@@ -82,6 +79,17 @@ def serving_refusal(
     if foreign:
         return f"it names {', '.join(shown(f) for f in foreign[:3])}, not node {node}'s own"
     return None
+
+
+def signed_request(pem: bytes) -> x509.CertificateSigningRequest | str:
+    """The request, or why it is not one whose signature holds."""
+    try:
+        request = x509.load_pem_x509_csr(pem)
+    except ValueError:
+        return "the request is not a PEM certificate request"
+    if not request.is_signature_valid:
+        return "the request's signature does not hold"
+    return request
 
 
 def common_name(request_pem: bytes) -> str | None:
@@ -124,12 +132,9 @@ def peer_node(csr: PeerRequest) -> tuple[str, ec.EllipticCurvePublicKey] | str:
     refused, in a line. A bootstrapping worker (a join token's user) may ask
     for any node, as it may for its kubelet's first certificate; a node only
     for itself."""
-    try:
-        request = x509.load_pem_x509_csr(csr.request_pem)
-    except ValueError:
-        return "the request is not a PEM certificate request"
-    if not request.is_signature_valid:
-        return "the request's signature does not hold"
+    request = signed_request(csr.request_pem)
+    if isinstance(request, str):
+        return request
     names = [a.value for a in request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     node = node_of(str(names[0])) if len(names) == 1 and len(request.subject) == 1 else None
     if not node:

@@ -235,3 +235,37 @@ def test_a_peer_without_a_recent_handshake_is_reported_with_why() -> None:
         "10.220.0.2", "192.0.2.9:4242", 100)  # fmt: skip
     assert peer_view(cluster, status, "not-a-peer") == {}
     assert stale_peers(cluster, ClusterStatus("edge", cluster.cluster_id), now) == []  # not asked
+
+
+@pytest.mark.parametrize(
+    ("status", "found"), [(403, None), (404, None), (200, "10.220.0.0/16"), (500, JoinError)]
+)
+def test_a_cluster_without_a_vpn_is_joined_without_one(
+    monkeypatch: pytest.MonkeyPatch, status: int, found: object
+) -> None:
+    """Without the VPN there is neither the ConfigMap nor the Role that lets
+    joining workers read it: 403 as well as 404 mean no VPN."""
+    import httpx
+
+    from oneinfra.node import join
+    from oneinfra.node.discovery import Discovered, Token
+
+    data = {
+        "endpoint": "192.0.2.1:30001", "serverPublicKey": SERVER_KEY,
+        "serverAddress": "10.220.0.1", "network": "10.220.0.0/16",
+        "peerSigner": "oneinfra.io/vpn-peer", "publicKeyAnnotation": "vpn.oneinfra.io/public-key",
+    }  # fmt: skip
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == join.VPN_INFO_URL
+        return httpx.Response(status, json={"data": data} if status == 200 else {})
+
+    monkeypatch.setattr(join, "trusted_client", lambda *_: httpx.Client(
+        transport=httpx.MockTransport(answer), base_url="https://192.0.2.1:30000"))  # fmt: skip
+    where, token = Discovered("https://192.0.2.1:30000", ""), Token("abcdef", "0123456789abcdef")
+    if found is JoinError:
+        with pytest.raises(JoinError, match="answered 500"):
+            join.cluster_vpn(where, token)
+    else:
+        info = join.cluster_vpn(where, token)
+        assert (info.network if info else None) == found
