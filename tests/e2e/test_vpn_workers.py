@@ -204,6 +204,23 @@ def test_workers_behind_two_nats_join_over_the_vpn_and_everything_reaches_them(
         # An admission webhook served by a pod on a NATed worker is called.
         webhook_is_called(config_file, tmp_path, SITE_B)
 
+        # The daemon restarted: the tunnel as it was (same server, same peers
+        # and routes, handshakes going on), nothing recorded of the VPN.
+        peers_before = {p.public_key: p for p in served_peers(hypervisors, created["clusterId"])}
+        server_before = served(hypervisors, created["clusterId"])
+        peer_events = daemon.cli("history", "--cluster", "edge-w").stdout.count("VpnPeer")
+        daemon.stop()
+        daemon.start()
+        time.sleep(12)  # two resyncs of the restarted daemon
+        after = {p.public_key: p for p in served_peers(hypervisors, created["clusterId"])}
+        assert served(hypervisors, created["clusterId"]) == server_before
+        assert {k: p.allowed_ips for k, p in after.items()} == {
+            k: p.allowed_ips for k, p in peers_before.items()}  # fmt: skip
+        assert all(after[k].latest_handshake >= p.latest_handshake
+                   for k, p in peers_before.items())  # fmt: skip
+        assert daemon.cli("history", "--cluster", "edge-w").stdout.count("VpnPeer") == peer_events
+        assert f"web-{SITE_B}" in fetch(SITE_A, f"{ip_of[SITE_B]} 8080")
+
         # The VPN server's container killed: back with its peers, which shake
         # hands with it again, and the sites reach each other again.
         hv, container_id, _ = served(hypervisors, created["clusterId"]) or ("", "", "")
