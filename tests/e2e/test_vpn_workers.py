@@ -246,4 +246,6 @@ def test_workers_behind_two_nats_join_over_the_vpn_and_everything_reaches_them(
     finally:
         for worker in (SITE_A, SITE_B, DIRECT):
             local("leave", worker)
-        daemon.cli("cluster", "delete", "edge-w", check=False)
+        # Waited for: the next module's daemon places its clusters on the same ports.
+        daemon.cli("cluster", "delete", "edge-w", "--wait", "--timeout", WAIT, timeout=240,
+                   check=False)  # fmt: skip
