@@ -203,6 +203,18 @@ def konnectivity() -> GoBuild:
     )
 
 
+def metrics_server() -> GoBuild:
+    """The resource metrics API (`kubectl top`), served from a worker."""
+    module = "sigs.k8s.io/metrics-server"
+    return GoBuild(
+        name=f"metrics-server-{config.METRICS_SERVER_VERSION}",
+        module=module,
+        version=config.METRICS_SERVER_VERSION,
+        binaries={f"{module}/cmd/metrics-server": "metrics-server"},
+        ldflags="-s -w -X k8s.io/client-go/pkg/version.gitVersion=" + config.METRICS_SERVER_VERSION,
+    )
+
+
 def pause() -> Path:
     """Our own pause: PID 1 of each sandbox, exits on SIGTERM, reaps children."""
     out = config.CACHE / "bin" / "pause" / "pause"
@@ -240,6 +252,7 @@ def all_builds() -> list[GoBuild]:
         flannel(),
         coredns(),
         konnectivity(),
+        metrics_server(),
         agnhost(),
     ]
 

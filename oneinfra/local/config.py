@@ -16,6 +16,7 @@ FLANNEL_VERSION = "v0.28.10"
 COREDNS_VERSION = "v1.15.0"
 # What the rendered pods name (render/ and here must agree: tests/oneinfra/test_local.py).
 KONNECTIVITY_VERSION = "v0.36.0"
+METRICS_SERVER_VERSION = "v0.8.0"
 AGNHOST_TAG = "2.66.1"  # what e2e.test of the newest Kubernetes names (test/utils/image)
 PAUSE_TAG = "3.10"
 HAPROXY_TAG = "2.6"

@@ -190,7 +190,8 @@ def iptables() -> tuple[dict[str, Path], dict[str, str]]:
 
 def node_images(sources: Sources) -> list[Image]:
     """What runs on workers: kube-proxy (nftables mode: it runs nft, and
-    conntrack for UDP), the flannel network (nft too) and CoreDNS."""
+    conntrack for UDP), the flannel network (nft too), CoreDNS and
+    metrics-server."""
     images = []
     legacy, names = iptables()
     rules = {**with_libraries(NFT, CONNTRACK), **legacy}
@@ -215,6 +216,9 @@ def node_images(sources: Sources) -> list[Image]:
     if sources.agnhost is not None:
         agnhost = f"registry.k8s.io/e2e-test-images/agnhost:{config.AGNHOST_TAG}"
         images.append(at_root(agnhost, "agnhost", sources.agnhost))
+    if sources.metrics_server is not None:
+        metrics = f"registry.k8s.io/metrics-server/metrics-server:{config.METRICS_SERVER_VERSION}"
+        images.append(at_root(metrics, "metrics-server", sources.metrics_server))
     return images
 
 

@@ -36,6 +36,7 @@ class Sources:
     flanneld: Path | None = None
     coredns: Path | None = None
     agnhost: Path | None = None  # Kubernetes' test server, for the end-to-end tests
+    metrics_server: Path | None = None  # the resource metrics API, for `kubectl top`
 
     def as_data(self) -> dict[str, object]:
         """For the state file: what the running hypervisors' images came from."""
@@ -52,6 +53,7 @@ class Sources:
             "flanneld": str(self.flanneld) if self.flanneld else None,
             "coredns": str(self.coredns) if self.coredns else None,
             "agnhost": str(self.agnhost) if self.agnhost else None,
+            "metrics_server": str(self.metrics_server) if self.metrics_server else None,
         }
 
     @classmethod
@@ -69,6 +71,7 @@ class Sources:
             flanneld=Path(data["flanneld"]) if data.get("flanneld") else None,
             coredns=Path(data["coredns"]) if data.get("coredns") else None,
             agnhost=Path(data["agnhost"]) if data.get("agnhost") else None,
+            metrics_server=Path(data["metrics_server"]) if data.get("metrics_server") else None,
         )
 
 
@@ -101,6 +104,7 @@ def built(reporter: Reporter) -> Sources:
         flanneld=builds.flannel().binary("flanneld"),
         coredns=builds.coredns().binary("coredns"),
         agnhost=builds.agnhost().binary("agnhost"),
+        metrics_server=builds.metrics_server().binary("metrics-server"),
     )
 
 

@@ -23,6 +23,7 @@ from ..pki.csr import node_of, requested_names, serving_refusal
 from ..pki.sealing import unseal
 from ..render.addons import addons
 from ..render.bootstrap import LiveToken, bootstrap_objects
+from ..render.metrics_server import api_service, metrics_server
 from ..runtime.kube import ClusterAPI, NodeView, join_tokens, pending_serving
 from .shared import Shared
 from .vpn import answer_peer_requests
@@ -75,6 +76,7 @@ class InCluster:
                 vpn_endpoint(cluster, self.shared.fleet.state.hypervisors),
             ),
             *addons(cluster, endpoint),
+            *metrics_server(endpoint),
         ]
         api = self._apis.get(cluster.cluster_id)
         if api is None:
@@ -84,18 +86,21 @@ class InCluster:
             pruned = await api.prune_token_secrets(
                 {f"bootstrap-token-{t.token_id}" for t in tokens}
             )
-            busy = await self.nodes(cluster, api)
+            busy, serving = await self.nodes(cluster, api)
+            if serving:
+                applied += await api.apply([api_service()])
         except httpx.HTTPError as error:
             raise KubeError(f"{type(error).__name__}: {error}") from None
         done = f"{applied} objects applied"
         done += f", {len(pruned)} revoked or expired token(s) deleted" if pruned else ""
         return done, busy
 
-    async def nodes(self, cluster: Cluster, api: ClusterAPI) -> bool:
+    async def nodes(self, cluster: Cluster, api: ClusterAPI) -> tuple[bool, bool]:
         """The Nodes recorded as they join and leave; kubelets' serving CSRs
         approved when they ask for their own names only, refused (and told
         why) otherwise. Whether something is under way (a node not Ready, a
-        request decided): the next pass comes soon then."""
+        request decided): the next pass comes soon then; and whether a node
+        is Ready, so that the metrics API can be served."""
         nodes, csrs = await api.nodes(), await api.signing_requests()
         gone = removed(cluster, nodes)
         for removal in gone:
@@ -123,7 +128,8 @@ class InCluster:
                 message = f"oneinfra: {refusal}"
             await api.decide(objects[request.name], refusal is None, message)
             board.csr_decided(event)
-        return bool(pending) or bool(peers) or not all(n.ready for n in nodes)
+        busy = bool(pending) or bool(peers) or not all(n.ready for n in nodes)
+        return busy, any(n.ready for n in nodes)
 
     async def watch(self, cluster_id: str, ring: Callable[[], None]) -> None:
         """Forever: a pass rung as nodes or CSRs change (a node joining, a

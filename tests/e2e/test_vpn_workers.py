@@ -2,8 +2,8 @@
 NAT of its own (sites on the same private range, routers that masquerade
 and let nothing in) and one reachable directly join a VPN cluster with
 `oneinfra node join`, which brings each one's tunnel up first. From the
-control plane's kubectl, logs, exec and port-forward reach pods on the
-NATed workers; their pods reach each other and a Service across the sites;
+control plane's kubectl, logs, exec, port-forward and top reach pods on
+the NATed workers; their pods reach each other and a Service across the sites;
 a removed node's key is gone from the server."""
 
 from __future__ import annotations
@@ -203,6 +203,16 @@ def test_workers_behind_two_nats_join_over_the_vpn_and_everything_reaches_them(
 
         # An admission webhook served by a pod on a NATed worker is called.
         webhook_is_called(config_file, tmp_path, SITE_B)
+
+        # kubectl top: metrics-server, wherever it runs, scrapes the NATed
+        # kubelets through the tunnel, and the API server reaches it.
+        for node in (SITE_A, SITE_B):
+            top = eventually(lambda n=node: kubectl(config_file, "top", "pod", f"web-{n}",
+                                                    "--no-headers", check=False).stdout,
+                             f"kubectl top pod on {node}", seconds=180)  # fmt: skip
+            assert re.match(rf"web-{node}\s+\d+m\s+\d+Mi", top), top
+            top = kubectl(config_file, "top", "node", node, "--no-headers").stdout
+            assert re.match(rf"{node}\s+\d+m\s+\d+%\s+\d+Mi", top), top
 
         # The daemon restarted: the tunnel as it was (same server, same peers
         # and routes, handshakes going on), nothing recorded of the VPN.

@@ -116,9 +116,10 @@ def test_durations_are_remembered_for_the_next_estimate(
 
 
 def test_the_images_built_are_the_ones_the_rendered_pods_and_addons_name() -> None:
-    from oneinfra.render import addons, konnectivity, vpn
+    from oneinfra.render import addons, konnectivity, metrics_server, vpn
 
     assert config.KONNECTIVITY_VERSION == konnectivity.VERSION
     assert f"docker.io/oneinfra/wireguard:{config.WIREGUARD_GO_TAG}" == vpn.IMAGE
     assert config.FLANNEL_VERSION == addons.FLANNEL_VERSION
     assert config.COREDNS_VERSION == addons.COREDNS_VERSION
+    assert config.METRICS_SERVER_VERSION == metrics_server.VERSION

@@ -22,6 +22,7 @@ from oneinfra.reconcile.board import StatusBoard
 from oneinfra.reconcile.in_cluster import removed
 from oneinfra.render.addons import addons
 from oneinfra.render.labels import MANAGED
+from oneinfra.render.metrics_server import api_service, metrics_server
 from oneinfra.runtime.kube import NodeView
 
 from .harness import Fleet
@@ -110,6 +111,27 @@ def test_what_runs_on_the_workers_reaches_the_api_at_the_ingress() -> None:
         in found[("ConfigMap", "coredns")]["data"]["Corefile"]
     )
     for manifest in found.values():
+        assert MANAGED.items() <= manifest["metadata"]["labels"].items()
+
+
+def test_metrics_server_scrapes_kubelets_at_their_node_ip_and_checks_their_certificates() -> None:
+    rendered = metrics_server("https://[2001:db8::1]:30000")
+    found = {(o["kind"], o["metadata"]["name"]): o for o in rendered}
+    pod = found[("Deployment", "metrics-server")]["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert "--kubelet-preferred-address-types=InternalIP" in server["args"]
+    ca = "--kubelet-certificate-authority=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    assert ca in server["args"]
+    assert not any("insecure" in a for a in server["args"])
+    assert {"name": "KUBERNETES_SERVICE_HOST", "value": "2001:db8::1"} in server["env"]
+    assert pod["serviceAccountName"] == "metrics-server"
+    readers = found[("ClusterRole", "system:aggregated-metrics-reader")]["metadata"]["labels"]
+    assert readers["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    # Registered only once a node can run it (reconcile/in_cluster.py).
+    assert not any(kind == "APIService" for kind, _ in found)
+    served_by = api_service()["spec"]["service"]
+    assert served_by == {"name": "metrics-server", "namespace": "kube-system"}
+    for manifest in [*found.values(), api_service()]:
         assert MANAGED.items() <= manifest["metadata"]["labels"].items()
 
 
