@@ -128,6 +128,7 @@ def peer_view(cluster: Cluster, status: ClusterStatus, node: str) -> dict[str, A
 
 
 STALE_HANDSHAKE = 300  # seconds: WireGuard shakes hands every 2 min while a peer is up
+SILENT = 90  # seconds: a joined worker's keepalive reaches the server every 25 s
 
 
 def stale_peers(cluster: Cluster, status: ClusterStatus, now: float) -> list[str]:
@@ -137,10 +138,14 @@ def stale_peers(cluster: Cluster, status: ClusterStatus, now: float) -> list[str
     stale = []
     for node, peer in sorted(cluster.vpn.peers.items()):
         served = status.vpn_peers.get(peer.public_key)
+        _, quiet_since = status.vpn_heard.get(peer.public_key, (0, now))
         if served is None:
             stale.append(f"{node}: not on the server yet")
         elif not served.latest_handshake:
             stale.append(f"{node}: never connected (does it reach the VPN's endpoint?)")
+        elif now - quiet_since > SILENT:
+            ago = int(now - quiet_since)
+            stale.append(f"{node}: nothing heard for {ago} s (its worker is down, or cut off)")
         elif now - served.latest_handshake > STALE_HANDSHAKE:
             ago = int(now - served.latest_handshake)
             stale.append(f"{node}: no handshake for {ago} s (its worker is down, or cut off)")

@@ -67,7 +67,24 @@ class ClusterStatus:
     nodes: list[NodeView] = field(default_factory=list)  # as last observed inside
     nodes_seen: bool = False  # whether `nodes` was observed at all since the daemon started
     vpn_peers: dict[str, ServedPeer] | None = None  # by public key, as its VPN server said last
+    # By public key: since when the server's count of bytes from the peer
+    # has stood still (its keepalives move it every 25 s while it is up).
+    vpn_heard: dict[str, tuple[int, float]] = field(default_factory=dict)
     since: float = 0.0  # when the phase last changed (Unix time)
+
+
+def heard(
+    before: dict[str, tuple[int, float]], served: list[ServedPeer], now: float
+) -> dict[str, tuple[int, float]]:
+    """Each peer's bytes received and since when they have been that many:
+    a count that moved (or a peer first seen, or a server restarted) starts
+    again at `now`."""
+    return {
+        p.public_key: kept
+        if (kept := before.get(p.public_key)) is not None and kept[0] == p.received
+        else (p.received, now)
+        for p in served
+    }
 
 
 class StatusBoard:
@@ -269,8 +286,12 @@ class StatusBoard:
         self._notify()
 
     @locked
-    def vpn_observed(self, name: str, cluster_id: str, served: list[ServedPeer]) -> None:
-        self.cluster(name, cluster_id).vpn_peers = {p.public_key: p for p in served}
+    def vpn_observed(
+        self, name: str, cluster_id: str, served: list[ServedPeer], now: float
+    ) -> None:
+        status = self.cluster(name, cluster_id)
+        status.vpn_peers = {p.public_key: p for p in served}
+        status.vpn_heard = heard(status.vpn_heard, served, now)
         self._notify()
 
     @locked

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -85,7 +86,7 @@ class VpnPeers:
             public_key, served = await server.peers()
             if cluster.vpn is not None and public_key != cluster.vpn.server_public_key:
                 return f"the VPN server runs with another key ({public_key}): not its cluster's"
-            self.shared.board.vpn_observed(cluster.name, cluster.cluster_id, served)
+            self.shared.board.vpn_observed(cluster.name, cluster.cluster_id, served, time.time())
             status = self.shared.board.clusters.get(cluster.cluster_id)
             if status is None or not status.nodes_seen:
                 # Just started: the nodes' pod CIDRs are not known yet, and a

@@ -4,7 +4,8 @@ and let nothing in) and one reachable directly join a VPN cluster with
 `oneinfra node join`, which brings each one's tunnel up first. From the
 control plane's kubectl, logs, exec, port-forward and top reach pods on
 the NATed workers; their pods reach each other and a Service across the sites;
-a removed node's key is gone from the server."""
+a worker cut off is reported, and back when it is back; a removed node's
+key is gone from the server."""
 
 from __future__ import annotations
 
@@ -71,6 +72,34 @@ def opens(netns: str, address: str, port: int) -> bool:
     done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", attempt],
                           capture_output=True, check=False)  # fmt: skip
     return done.returncode == 0
+
+
+CUT = """\
+add table ip oneinfra_cut
+delete table ip oneinfra_cut
+table ip oneinfra_cut {
+    chain forward {
+        type filter hook forward priority -10; policy accept;
+        meta l4proto udp drop
+    }
+}
+"""
+
+
+def cut_off(site: str, cut: bool) -> None:
+    """A site's router drops (or forwards again) every UDP packet: the
+    worker's tunnel is cut, its LAN stays up."""
+    rules = CUT if cut else "add table ip oneinfra_cut\ndelete table ip oneinfra_cut\n"
+    subprocess.run(["nsenter", f"--net=/run/netns/{site}", "nft", "-f", "-"], input=rules,
+                   text=True, check=True)  # fmt: skip
+
+
+def vpn_condition(daemon: Daemon) -> dict[str, str]:
+    shown = daemon.json("cluster", "show", "edge-w")
+    found: dict[str, str] = next(
+        c for c in shown["status"]["conditions"] if c["type"] == "VpnPeersConnected"
+    )
+    return found
 
 
 def file_peer_request(found: Any, token: Any, info: Any, public_key: str) -> str:
@@ -230,6 +259,21 @@ def test_workers_behind_two_nats_join_over_the_vpn_and_everything_reaches_them(
                    for k, p in peers_before.items())  # fmt: skip
         assert daemon.cli("history", "--cluster", "edge-w").stdout.count("VpnPeer") == peer_events
         assert f"web-{SITE_B}" in fetch(SITE_A, f"{ip_of[SITE_B]} 8080")
+
+        # A worker cut off (its router drops the tunnel's packets): the
+        # cluster's VpnPeersConnected condition names it, and it clears once
+        # the worker is back.
+        site = worker_spec(SITE_A).site
+        cut_off(site, True)
+        try:
+            said = eventually(lambda: (c := vpn_condition(daemon))["status"] == "False" and c,
+                              f"{SITE_A} reported cut off", seconds=180)  # fmt: skip
+            assert f"{SITE_A}: nothing heard for" in said["message"], said
+            assert SITE_B not in said["message"] and said["reason"] == "2 of 3 peers", said
+        finally:
+            cut_off(site, False)
+        eventually(lambda: vpn_condition(daemon)["status"] == "True", f"{SITE_A} heard again",
+                   seconds=120)  # fmt: skip
 
         # The VPN server's container killed: back with its peers, which shake
         # hands with it again, and the sites reach each other again.

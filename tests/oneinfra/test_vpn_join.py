@@ -14,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oneinfra.errors import DomainError, JoinError
 from oneinfra.local import config
@@ -235,6 +237,45 @@ def test_a_peer_without_a_recent_handshake_is_reported_with_why() -> None:
         "10.220.0.2", "192.0.2.9:4242", 100)  # fmt: skip
     assert peer_view(cluster, status, "not-a-peer") == {}
     assert stale_peers(cluster, ClusterStatus("edge", cluster.cluster_id), now) == []  # not asked
+
+
+def test_a_peer_the_server_hears_nothing_from_is_reported_before_its_handshake_ages() -> None:
+    from oneinfra.daemon.messages import stale_peers
+    from oneinfra.reconcile.board import StatusBoard
+    from oneinfra.runtime.wgctl import ServedPeer
+
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="edge", vpn_enabled=True))
+    keys = {node: worker_key() for node in ("talking", "cut")}
+    for node, key in keys.items():
+        fleet.run(cmd.AddVpnPeer(cluster="edge", node=node, public_key=key))
+    cluster = fleet.state.clusters["edge"]
+    board = StatusBoard()
+    start = 1_800_000_000
+    for tick in range(5):  # passes 30 s apart: keepalives reach the server from one only
+        now = start + 30 * tick
+        board.vpn_observed("edge", cluster.cluster_id, [
+            ServedPeer(keys["talking"], (), "192.0.2.9:4242", start, 1000 + 32 * tick),
+            ServedPeer(keys["cut"], (), "192.0.2.8:4242", start, 1000),
+        ], now)  # fmt: skip
+    status = board.clusters[cluster.cluster_id]
+    assert stale_peers(cluster, status, start + 120) == [
+        "cut: nothing heard for 120 s (its worker is down, or cut off)"
+    ]
+    assert stale_peers(cluster, status, start + 60) == []  # a missed keepalive or two is not news
+
+
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=30))
+def test_a_peer_is_heard_from_since_its_count_of_bytes_last_moved(counts: list[int]) -> None:
+    from oneinfra.reconcile.board import heard
+    from oneinfra.runtime.wgctl import ServedPeer
+
+    since: dict[str, tuple[int, float]] = {}
+    for tick, count in enumerate(counts):
+        since = heard(since, [ServedPeer("k", (), "(none)", 0, count)], float(tick))
+    moved = max(i for i, c in enumerate(counts) if i == 0 or c != counts[i - 1])
+    assert since == {"k": (counts[-1], float(moved))}
 
 
 @pytest.mark.parametrize(
