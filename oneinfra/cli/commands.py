@@ -88,6 +88,13 @@ def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> No
         [[x.name, x.role, x.hypervisor, pairs(x.ports), x.phase, x.reason]
          for x in c.components],
     )  # fmt: skip
+    if c.certificates:
+        print()
+        table(
+            ["CERTIFICATE", "REPLICA", "EXPIRES", "RENEWS"],
+            [[x.file, x.component, x.expires_at, x.renews_at or "(a CA: rotate-ca)"]
+             for x in c.certificates],
+        )  # fmt: skip
 
 
 def done(reply: api.CommandReply, fmt: str, message: str) -> None:
@@ -171,6 +178,8 @@ async def cluster_create(stub: FleetStub, args: argparse.Namespace) -> None:
             apiserver_extra_sans=args.apiserver_extra_san,
             vpn_enabled=args.vpn,
             vpn_cidr=args.vpn_cidr,
+            certificate_lifetime_seconds=args.certificate_lifetime,
+            ca_lifetime_seconds=args.ca_lifetime,
         )
     )
     if args.wait:
@@ -206,6 +215,16 @@ async def cluster_enable_vpn(stub: FleetStub, args: argparse.Namespace) -> None:
     reply = await stub.EnableVpn(request)
     if args.wait:
         reply = await wait_ready(stub, args.name, args.timeout, reply.control_plane_replicas)
+    show_clusters([reply], args.output, single=True)
+
+
+@handles("cluster", "renew-certificates")
+async def cluster_renew_certificates(stub: FleetStub, args: argparse.Namespace) -> None:
+    reply = await stub.RenewCertificates(
+        api.RenewCertificatesRequest(
+            name=args.name, certificates=args.certificate, components=args.component
+        )
+    )
     show_clusters([reply], args.output, single=True)
 
 
@@ -325,10 +344,14 @@ SUMMARY_FIELDS = (
 
 
 def summary(data: dict[str, Any]) -> str:
-    """The few fields of an event a person scans for; certificates left out."""
-    return " ".join(
+    """The few fields of an event a person scans for; certificates left out
+    (renewed ones by their ids)."""
+    said = [
         f"{k}={json.dumps(data[k], separators=(',', ':'))}" for k in SUMMARY_FIELDS if k in data
-    )
+    ]
+    if isinstance(data.get("certificates"), dict):
+        said.append(f"certificates={','.join(sorted(data['certificates']))}")
+    return " ".join(said)
 
 
 @handles("history")

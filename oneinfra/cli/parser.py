@@ -243,6 +243,13 @@ def clusters(parser: argparse.ArgumentParser) -> None:
         "--vpn", action="store_true", default=None, help="enable the VPN for edge workers"
     )
     create.add_argument("--vpn-cidr", metavar="CIDR", help="the VPN's network")
+    create.add_argument(
+        "--certificate-lifetime", type=duration, metavar="DURATION",
+        help="what its leaf certificates are good for: renewed at 2/3 of it (default 365d)",
+    )  # fmt: skip
+    create.add_argument(
+        "--ca-lifetime", type=duration, metavar="DURATION", help="its CAs' (default 3650d)"
+    )
     waits(create, "ready")
     cl.add("list", "every cluster, and whether it is ready")
     named(cl.add("show", "one cluster: its components, where they run, their phases"), "cluster")
@@ -260,6 +267,18 @@ def clusters(parser: argparse.ArgumentParser) -> None:
         "--vpn-cidr", metavar="CIDR", help="the VPN's network (default: the cluster's)"
     )
     waits(vpn, "ready with its VPN server")
+    renew = cl.add(
+        "renew-certificates", "issue leaf certificates again now, from the same CAs (rolled out)"
+    )
+    named(renew, "cluster")
+    renew.add_argument(
+        "--certificate", action="append", default=[], metavar="NAME",
+        help="kubeadm's name: apiserver, admin.conf, etcd/server, ... (repeatable; default all)",
+    )  # fmt: skip
+    renew.add_argument(
+        "--component", action="append", default=[], metavar="REPLICA",
+        help="a control-plane replica: its etcd member's certificates (repeatable)",
+    )  # fmt: skip
     delete = cl.add("delete", "delete a cluster and its keys (its history stays)")
     named(delete, "cluster")
     waits(delete, "gone from every hypervisor")

@@ -33,6 +33,7 @@ from ..pki.x509 import public_key_hash
 from ..reconcile.board import StatusBoard
 from . import messages as views
 from .callers import CALLER, CORRELATION
+from .certificate_status import certificates_view
 from .mainloop import MainLoop
 from .messages import given
 from .service import FleetService, Outcome
@@ -172,6 +173,15 @@ class FleetServer(fleet_grpc.FleetBase):
         await self._run(cmd.EnableVpn(cluster=message.name, vpn_cidr=vpn_cidr))
         return await self.get_cluster(api.NameRequest(name=message.name))
 
+    async def renew_certificates(self, message: api.RenewCertificatesRequest) -> api.Cluster:
+        command = cmd.RenewCertificates(
+            cluster=message.name,
+            certificates=list(message.certificates),
+            components=list(message.components),
+        )
+        await self._run(command)
+        return await self.get_cluster(api.NameRequest(name=message.name))
+
     async def delete_cluster(self, message: api.NameRequest) -> api.CommandReply:
         return api.CommandReply(position=await self._run(cmd.DeleteCluster(name=message.name)))
 
@@ -259,7 +269,9 @@ class FleetServer(fleet_grpc.FleetBase):
             cluster = state.clusters.get(message.name)
             if cluster is None:
                 raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
-            return self.cluster_view(cluster)
+            shown_cluster = self.cluster_view(cluster)
+            shown_cluster.certificates.extend(certificates_view(cluster))
+            return shown_cluster
 
     async def list_clusters(self, message: api.ListRequest) -> api.ClusterList:
         with self.reading() as state:
@@ -401,6 +413,9 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def EnableVpn(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.enable_vpn)
+
+    async def RenewCertificates(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.renew_certificates)
 
     async def DeleteCluster(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.delete_cluster)

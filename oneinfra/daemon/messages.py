@@ -17,6 +17,7 @@ from ..model.kinds import READY, RUNNING
 from ..model.state import Cluster, FleetState, Hypervisor, api_server_endpoint, vpn_endpoint
 from ..reconcile.board import ClusterStatus
 from ..reconcile.phases import UNOBSERVED
+from .certificate_status import certificates_condition
 
 T = TypeVar("T")
 
@@ -57,6 +58,8 @@ def create_cluster(request: api.CreateClusterRequest) -> cmd.CreateCluster:
         apiserver_extra_sans=list(request.apiserver_extra_sans),
         vpn_enabled=given(request, "vpn_enabled", defaults.vpn_enabled),
         vpn_cidr=given(request, "vpn_cidr", defaults.vpn_cidr),
+        certificate_lifetime=given(request, "certificate_lifetime_seconds", 0),
+        ca_lifetime=given(request, "ca_lifetime_seconds", 0),
     )
 
 
@@ -198,6 +201,8 @@ def cluster_view(
             for c in components
         ],
         status=status_view(cluster, status),
+        certificate_lifetime_seconds=cluster.leaf_lifetime,
+        ca_lifetime_seconds=cluster.ca_lifetime,
         **vpn_view(cluster, state),
     )
 
@@ -277,6 +282,8 @@ def status_view(cluster: Cluster, status: ClusterStatus | None) -> api.ClusterSt
                 type="EtcdMembers", status="False", reason="changing", message=status.etcd
             )
         )
+    if cluster.certificates:
+        conditions.append(certificates_condition(cluster, time.time()))
     return api.ClusterStatus(
         ready=ready, conditions=conditions, phase=status.phase.phase, reason=status.phase.reason
     )

@@ -42,7 +42,7 @@ from ..pki.certlist import ClusterPKI
 from ..storage.keystore import KeyStore
 from ..storage.logreader import EventCache, record_at
 
-SNAPSHOT_NAME = "fleet-state-v2"  # bump when the state's shape or the fold changes
+SNAPSHOT_NAME = "fleet-state-v3"  # bump when the state's shape or the fold changes
 SNAPSHOT_EVERY = 5000  # events between snapshots
 CONFLICT_RETRIES = 3
 PKI_CACHE_SIZE = 256  # clusters whose ClusterCreated (their CAs) stay decoded

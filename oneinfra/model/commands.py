@@ -56,6 +56,20 @@ class CreateCluster(Command, frozen=True):
     apiserver_extra_sans: list[str] = []
     vpn_enabled: bool = False
     vpn_cidr: str = DEFAULT_VPN_CIDR
+    certificate_lifetime: int = 0  # seconds; 0: a year
+    ca_lifetime: int = 0  # seconds; 0: ten years
+
+
+class RenewCertificates(Command, frozen=True):
+    """Issue leaves again from the same CAs. `certificates`: kubeadm's names
+    (apiserver, admin.conf, etcd/server, ...) or ids; `components`: the etcd
+    members of these replicas; neither: every leaf. `due_only`: those past
+    2/3 of their life, as the daemon decides (none due: nothing happens)."""
+
+    cluster: str
+    certificates: list[str] = []
+    components: list[str] = []
+    due_only: bool = False
 
 
 class ScaleCluster(Command, frozen=True):

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from ..errors import UnknownEvent, shown
-from ..pki.certlist import ClusterPKI, KeyPair
+from ..pki.certlist import ClusterPKI, KeyPair, Validity
 from ..pki.sealing import SealedKey
 from .kinds import ComponentRole, HypervisorRole, PhaseName
 
@@ -66,6 +66,12 @@ class ClusterCreated(Event, frozen=True):
     vpn_cidr: str
     key_id: str  # the cluster's data key; destroyed when the cluster is deleted
     pki: ClusterPKI
+    # Lifetimes in seconds (0: the defaults, as before they were settable),
+    # and what the certificates in `pki` are good for (None: read them).
+    leaf_lifetime: int = 0
+    ca_lifetime: int = 0
+    leaf_validity: Validity | None = None
+    ca_validity: Validity | None = None
 
 
 class ComponentPlaced(Event, frozen=True):
@@ -76,6 +82,7 @@ class ComponentPlaced(Event, frozen=True):
     ports: dict[str, int]
     etcd_server: KeyPair | None = None  # control-plane only: its etcd member
     etcd_peer: KeyPair | None = None
+    validity: Validity | None = None  # the etcd member's (None: read them)
 
 
 class ComponentRemoved(Event, frozen=True):
@@ -89,6 +96,18 @@ class ApiServerCertificateIssued(Event, frozen=True):
     cluster: str
     sans: list[str]
     serving: KeyPair
+    validity: Validity | None = None  # None: read it
+
+
+class CertificatesRenewed(Event, frozen=True):
+    """Leaves issued again, from the same CAs, with the same names: by
+    certificate id (pki/certlist.py: "admin", "serving",
+    "etcd_server/control-plane-0", ...)."""
+
+    cluster: str
+    certificates: dict[str, KeyPair]
+    validity: Validity
+    reason: str  # "due": 2/3 of its life gone; "asked": renew-certificates
 
 
 class ClusterScaled(Event, frozen=True):
@@ -251,6 +270,7 @@ FleetEvent = (
     | ComponentPlaced
     | ComponentRemoved
     | ApiServerCertificateIssued
+    | CertificatesRenewed
     | ClusterScaled
     | ClusterDeleted
     | KubeconfigIssued

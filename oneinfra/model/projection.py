@@ -6,8 +6,12 @@ from collections.abc import Iterable
 
 import msgspec
 
+from ..pki import certlist
+from ..pki.certlist import KeyPair, Validity
+from ..pki.x509 import validity_of
 from . import events as ev
 from .state import (
+    Certificate,
     Cluster,
     Component,
     FleetState,
@@ -17,6 +21,17 @@ from .state import (
     VpnPeer,
     placement_key,
 )
+
+
+def certified(
+    cluster: Cluster, position: int, pairs: dict[str, KeyPair], validity: Validity | None
+) -> None:
+    """Certificates now carried by the event at `position`. Events from
+    before validities were recorded have them read from the certificates."""
+    for certificate_id, pair in pairs.items():
+        known = validity or Validity(*validity_of(pair.certificate))
+        cluster.certificates[certificate_id] = Certificate(position, known)
+    cluster.certificates_at = position
 
 
 def apply(state: FleetState, event: ev.Event, position: int) -> None:
@@ -51,7 +66,13 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
                 vpn_cidr=event.vpn_cidr,
                 key_id=event.key_id,
                 created_at=position,
+                leaf_lifetime=event.leaf_lifetime or certlist.DEFAULT_LEAF_LIFETIME,
+                ca_lifetime=event.ca_lifetime or certlist.DEFAULT_CA_LIFETIME,
             )
+            pairs = {i: getattr(event.pki, i) for i in certlist.CLUSTER_LEAF_IDS}
+            certified(state.clusters[event.name], position, pairs, event.leaf_validity)
+            pairs = {i: getattr(event.pki, i) for i in certlist.CA_IDS}
+            certified(state.clusters[event.name], position, pairs, event.ca_validity)
         case ev.ComponentPlaced():
             cluster = state.clusters[event.cluster]
             cluster.components[event.component] = Component(
@@ -65,8 +86,15 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             state.hypervisors[event.hypervisor].placements[
                 placement_key(event.cluster, event.component)
             ] = sorted(event.ports.values())
+            if event.etcd_server is not None and event.etcd_peer is not None:
+                server, peer = certlist.member_ids(event.component)
+                pairs = {server: event.etcd_server, peer: event.etcd_peer}
+                certified(cluster, position, pairs, event.validity)
         case ev.ComponentRemoved():
-            component = state.clusters[event.cluster].components.pop(event.component)
+            cluster = state.clusters[event.cluster]
+            component = cluster.components.pop(event.component)
+            for certificate_id in certlist.member_ids(event.component):
+                cluster.certificates.pop(certificate_id, None)
             del state.hypervisors[component.hypervisor].placements[
                 placement_key(event.cluster, event.component)
             ]
@@ -74,6 +102,9 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             cluster = state.clusters[event.cluster]
             cluster.apiserver_sans = list(event.sans)
             cluster.apiserver_at = position
+            certified(cluster, position, {certlist.SERVING_ID: event.serving}, event.validity)
+        case ev.CertificatesRenewed():
+            certified(state.clusters[event.cluster], position, event.certificates, event.validity)
         case ev.ClusterScaled():
             state.clusters[event.name].control_plane_replicas = event.control_plane_replicas
             state.clusters[event.name].scaled = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ..pki.certlist import DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME, Validity
 from .events import HypervisorTLS
 from .kinds import CONTROL_PLANE, INGRESS, VPN, ComponentRole, HypervisorRole
 
@@ -33,6 +34,11 @@ class Component(msgspec.Struct, gc=False):
     # Placed with its cluster: its etcd member starts with the others ('new');
     # one placed by scaling joins the running etcd as a learner first.
     founding: bool = False
+
+
+class Certificate(msgspec.Struct, frozen=True, gc=False):
+    at: int  # the event that carries it now (ClusterCreated, ComponentPlaced, ...)
+    validity: Validity
 
 
 class JoinToken(msgspec.Struct, gc=False):
@@ -76,6 +82,12 @@ class Cluster(msgspec.Struct, gc=False):
     join_tokens: dict[str, JoinToken] = msgspec.field(default_factory=dict)  # live or expired
     removed_nodes: dict[str, str] = msgspec.field(default_factory=dict)  # node -> removed at
     vpn: Vpn | None = None  # enabled: its server and peers
+    leaf_lifetime: int = DEFAULT_LEAF_LIFETIME  # seconds, for what is issued from now on
+    ca_lifetime: int = DEFAULT_CA_LIFETIME
+    # Every certificate of the cluster, by id (pki/certlist.py), with where
+    # it is and what it is good for: what renewal decides on.
+    certificates: dict[str, Certificate] = msgspec.field(default_factory=dict)
+    certificates_at: int = 0  # the latest event that changed any of them
 
     def control_planes(self) -> list[Component]:
         return sorted(

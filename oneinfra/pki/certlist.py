@@ -17,6 +17,25 @@ from .sealing import SealedKey
 from .x509 import CLIENT, SERVER, SERVER_AND_CLIENT, Usages
 
 MASTERS = "system:masters"
+DAY = 86_400
+DEFAULT_LEAF_LIFETIME = 365 * DAY  # seconds, as kubeadm's
+DEFAULT_CA_LIFETIME = 3650 * DAY
+MIN_LEAF_LIFETIME = 60  # short enough for a test to see several renewals
+MAX_LIFETIME = 100 * 365 * DAY
+RENEWAL_FRACTION = (2, 3)  # a leaf is renewed once it has lived 2/3 of its life
+
+
+class Validity(msgspec.Struct, frozen=True, gc=False):
+    """When a certificate was issued (the decision's time) and when it
+    expires (its notAfter), in Unix seconds."""
+
+    issued: int
+    expires: int
+
+    @property
+    def renew_at(self) -> int:
+        done, whole = RENEWAL_FRACTION
+        return self.issued + (self.expires - self.issued) * done // whole
 
 
 class KeyPair(msgspec.Struct, frozen=True, gc=False):
@@ -97,3 +116,28 @@ def leaves(scope: Scope) -> tuple[Leaf, ...]:
 def leaf(field: str) -> Leaf:
     (found,) = (leaf for leaf in LEAVES if leaf.field == field)
     return found
+
+
+# -- certificate ids: how the state and CertificatesRenewed name each one ------
+
+SERVING_ID = "serving"
+CA_IDS = tuple(ca.field for ca in CAS)
+CLUSTER_LEAF_IDS = tuple(spec.field for spec in leaves(Scope.CLUSTER))
+
+
+def member_ids(component: str) -> tuple[str, str]:
+    """An etcd member's server and peer certificates."""
+    return f"etcd_server/{component}", f"etcd_peer/{component}"
+
+
+def member_of(certificate_id: str) -> str | None:
+    """The control-plane component an etcd member's certificate belongs to."""
+    kind, _, component = certificate_id.partition("/")
+    return component if kind in ("etcd_server", "etcd_peer") and component else None
+
+
+def file_of(certificate_id: str) -> str:
+    """kubeadm's name for it (apiserver, etcd/server, scheduler.conf, ...)."""
+    base = certificate_id.partition("/")[0]
+    found = next((c.file for c in CAS if c.field == base), None)
+    return found or leaf(base).file

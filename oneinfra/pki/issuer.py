@@ -15,7 +15,19 @@ from cryptography import x509 as crypto_x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import x509
-from .certlist import CA, CAS, ClusterPKI, KeyPair, Leaf, Scope, leaf, leaves
+from .certlist import (
+    CA,
+    CAS,
+    DEFAULT_CA_LIFETIME,
+    DEFAULT_LEAF_LIFETIME,
+    ClusterPKI,
+    KeyPair,
+    Leaf,
+    Scope,
+    Validity,
+    leaf,
+    leaves,
+)
 from .csr import IPSEC_TUNNEL, NODE_PREFIX
 from .sealing import NONCE_BYTES, SealedKey, seal, unseal
 
@@ -35,12 +47,25 @@ class Issuer:
     """Issues one cluster's certificates and seals their keys with its data key."""
 
     def __init__(
-        self, now: dt.datetime, entropy: x509.Entropy, key_id: str, data_key: bytes
+        self,
+        now: dt.datetime,
+        entropy: x509.Entropy,
+        key_id: str,
+        data_key: bytes,
+        leaf_lifetime: int = DEFAULT_LEAF_LIFETIME,
+        ca_lifetime: int = DEFAULT_CA_LIFETIME,
     ) -> None:
         self.now = now
         self.entropy = entropy
         self.key_id = key_id
         self.data_key = data_key
+        self.leaf_lifetime = dt.timedelta(seconds=leaf_lifetime)
+        self.ca_lifetime = dt.timedelta(seconds=ca_lifetime)
+
+    def validity(self, ca: bool = False) -> Validity:
+        """What this issuer's leaves (or CAs) are good for: from now, for their lifetime."""
+        lifetime = self.ca_lifetime if ca else self.leaf_lifetime
+        return Validity(int(self.now.timestamp()), int((self.now + lifetime).timestamp()))
 
     def sealed(self, key: ec.EllipticCurvePrivateKey) -> SealedKey:
         nonce = self.entropy(NONCE_BYTES)
@@ -53,7 +78,7 @@ class Issuer:
 
     def new_ca(self, spec: CA) -> tuple[KeyPair, OpenCA]:
         key = x509.new_key(self.entropy)
-        certificate = x509.issue_ca(spec.common_name, key, self.now, self.entropy)
+        certificate = x509.issue_ca(spec.common_name, key, self.now, self.entropy, self.ca_lifetime)
         return KeyPair(x509.cert_pem(certificate), self.sealed(key)), OpenCA(certificate, key)
 
     def issue(
@@ -64,7 +89,6 @@ class Issuer:
         common_name: str = "",
         organizations: Sequence[str] = (),
         sans: Sequence[str] = (),
-        validity: dt.timedelta = x509.LEAF_VALIDITY,
     ) -> tuple[KeyPair, crypto_x509.Certificate]:
         """One leaf of the table; the subject is the table's unless given."""
         key = x509.new_key(self.entropy)
@@ -78,7 +102,7 @@ class Issuer:
             sans=sans,
             now=self.now,
             entropy=self.entropy,
-            validity=validity,
+            validity=self.leaf_lifetime,
         )
         return KeyPair(x509.cert_pem(certificate), self.sealed(key)), certificate
 

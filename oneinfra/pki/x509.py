@@ -68,6 +68,14 @@ def load_cert(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode())
 
 
+def validity_of(pem: str) -> tuple[int, int]:
+    """(issued, expires) in Unix seconds, as a certificate made here says:
+    its notBefore is the issuing time less the skew allowed."""
+    certificate = load_cert(pem)
+    issued = certificate.not_valid_before_utc + CLOCK_SKEW
+    return int(issued.timestamp()), int(certificate.not_valid_after_utc.timestamp())
+
+
 def public_key_hash(certificate_pem: str) -> str:
     """kubeadm's --discovery-token-ca-cert-hash: sha256 of the certificate's
     SubjectPublicKeyInfo (DER)."""
@@ -131,11 +139,15 @@ def builder(
 
 
 def issue_ca(
-    common_name: str, key: ec.EllipticCurvePrivateKey, now: dt.datetime, entropy: Entropy
+    common_name: str,
+    key: ec.EllipticCurvePrivateKey,
+    now: dt.datetime,
+    entropy: Entropy,
+    validity: dt.timedelta = CA_VALIDITY,
 ) -> x509.Certificate:
     subject, public = distinguished_name(common_name), key.public_key()
     return (
-        builder(subject, subject, public, ca=True, now=now, validity=CA_VALIDITY, entropy=entropy)
+        builder(subject, subject, public, ca=True, now=now, validity=validity, entropy=entropy)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )

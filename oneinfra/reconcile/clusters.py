@@ -16,12 +16,9 @@ import anyio.abc
 
 from .. import render as bp
 from ..errors import CRIError, KubeError
-from ..model import events as ev
 from ..model.kinds import FAILED, READY
 from ..model.state import Cluster, api_server_endpoint
-from ..pki.sealing import unseal
 from ..runtime.etcdctl import Etcd
-from ..runtime.tls import client_context
 from . import membership as mb
 from .in_cluster import InCluster
 from .phases import Phase
@@ -56,7 +53,6 @@ class ClusterLoop:
         self.connections = shared.connections
         self.memberships = shared.memberships
         self.events = shared.events
-        self._tls: dict[str, ssl.SSLContext] = {}  # probe contexts, by cluster id
         self.in_cluster = InCluster(shared)
         self.vpn = VpnPeers(shared)
 
@@ -97,7 +93,7 @@ class ClusterLoop:
                     log.exception("checking cluster %s", name)
                 quiet = 0 if await wakeup.wait(delay) else quiet + 1
         finally:
-            self._tls.pop(cluster_id, None)
+            self.shared.forget_cluster(cluster_id)
             self.memberships.forget(cluster_id)
             with anyio.CancelScope(shield=True):
                 await self.in_cluster.forget(cluster_id)
@@ -130,14 +126,7 @@ class ClusterLoop:
         return phase.phase == READY
 
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
-        context = self._tls.get(cluster.cluster_id)
-        if context is None:
-            pki = (await self.events.get(cluster.created_at, ev.ClusterCreated)).pki
-            key = unseal(pki.admin.key, self.fleet.keys.get(cluster.key_id))
-            context = self._tls[cluster.cluster_id] = client_context(
-                pki.ca.certificate, pki.admin.certificate, key
-            )
-        return context
+        return await self.shared.probe_tls(cluster)
 
     def etcd_endpoints(self, cluster: Cluster) -> list[Etcd]:
         """Running etcd containers of the cluster's desired members, founding

@@ -8,7 +8,8 @@ pieces together (controller-runtime's manager):
   mapped to whom they concern: triggers.py), by a periodic resync, and
   sooner while something is under way;
 - status transitions written to the log's status stream by one task
-  (statuswriter.py).
+  (statuswriter.py);
+- certificates renewed when due, by another (renewals.py).
 
 Level-triggered throughout: every decision is made from what CRI and etcd
 report now, so a daemon killed at any moment converges when it restarts.
@@ -29,6 +30,7 @@ from .connections import Connections
 from .fleet import Fleet, Options
 from .hypervisors import HypervisorLoop
 from .membership import Memberships
+from .renewals import renew_when_due
 from .shared import Shared
 from .statuswriter import write_status
 from .triggers import Concerned, concerned_by
@@ -63,6 +65,7 @@ class Controller:
             self._tasks = tasks
             tasks.start_soon(self._follow_log)
             tasks.start_soon(write_status, self.service.store, self.board, self.options.quick)
+            tasks.start_soon(renew_when_due, self.service)
             self.supervise()
             task_status.started()
 

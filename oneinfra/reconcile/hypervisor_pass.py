@@ -22,6 +22,7 @@ from ..runtime import realize
 from ..runtime.cri import HypervisorClient
 from . import plan as pl
 from .plan import Key
+from .rollout import disruptive
 
 CONCURRENT_PODS = 4  # per hypervisor: enough to overlap image checks and starts
 
@@ -34,6 +35,7 @@ class PassResult:
     observed: list[pl.ObservedPod]
     failures: dict[Key, str] = field(default_factory=dict)  # what could not be done, why
     touched: set[Key] = field(default_factory=set)  # the pods acted upon
+    held: set[Key] = field(default_factory=set)  # changes waiting for their turn (rollout.py)
 
 
 async def observe(
@@ -110,6 +112,10 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
             await realize.start_container(client, action.sandbox_id, action.pod, action.container)
 
 
+def action_key(action: pl.Action, keys: dict[str, Key]) -> Key:
+    return pl.key_of(action.pod) if isinstance(action, pl.CreatePod) else keys[action.sandbox_id]
+
+
 def group_by_pod(
     actions: Sequence[pl.Action], observed: Sequence[pl.ObservedPod]
 ) -> dict[Key, list[pl.Action]]:
@@ -117,12 +123,12 @@ def group_by_pod(
     keys = {pod.sandbox_id: pod.key for pod in observed}
     groups: dict[Key, list[pl.Action]] = {}
     for action in actions:
-        key = pl.key_of(action.pod) if isinstance(action, pl.CreatePod) else keys[action.sandbox_id]
-        groups.setdefault(key, []).append(action)
+        groups.setdefault(action_key(action, keys), []).append(action)
     return groups
 
 
 Protect = Callable[[list[pl.ObservedPod]], Container[Key]]
+Hold = Callable[[set[Key]], set[Key]]  # pods a change would disrupt -> those to wait
 
 
 async def reconcile(
@@ -132,17 +138,23 @@ async def reconcile(
     concurrency: int = CONCURRENT_PODS,
     selector: dict[str, str] = bp.MANAGED,
     api_ready: Container[str] | None = None,
+    hold: Hold | None = None,
 ) -> PassResult:
     """One pass. A pod whose action the runtime refuses is reported in
     `failures` and the others go on; an unreachable hypervisor ends the pass
     (Unreachable is raised). `protect` names the pods, among those observed,
-    that must stay although no longer desired."""
+    that must stay although no longer desired; `hold`, among the pods the
+    plan would disrupt, those whose turn has not come."""
     before = await observe(client, selector)
     if api_ready is None:  # no one is asking: every cluster counts as answering
         api_ready = {pl.key_of(pod)[0] for pod in desired}
     actions = pl.plan(desired, before, protect(before) if protect else frozenset(), api_ready)
+    held = hold(disruptive(actions, before)) if hold and actions else set()
+    if held:
+        keys = {pod.sandbox_id: pod.key for pod in before}
+        actions = [a for a in actions if action_key(a, keys) not in held]
     if not actions:
-        return PassResult(actions, before)
+        return PassResult(actions, before, held=held)
     labels = {pod.sandbox_id: pod.labels for pod in before}
     failures: dict[Key, str] = {}
     limiter = anyio.CapacityLimiter(concurrency)
@@ -170,4 +182,4 @@ async def reconcile(
                 tasks.start_soon(work, key, group)
     except BaseExceptionGroup as error:
         raise realize.first_error(error) from None
-    return PassResult(actions, before, failures, set(groups))
+    return PassResult(actions, before, failures, set(groups), held)

@@ -11,14 +11,19 @@ from collections.abc import Container
 
 from .. import render as bp
 from ..errors import Unreachable
+from ..model.kinds import CONTROL_PLANE
+from ..model.state import Cluster, Component, host_port
 from ..runtime.cri import HypervisorClient
 from . import plan as pl
-from .hypervisor_pass import reconcile
+from .hypervisor_pass import PassResult, reconcile
+from .plan import Key
 from .pods import PodCache, desired_pods
 from .shared import Shared
 from .workqueue import BackOff, Backoff, Requeue, Result, Wakeup
 
 log = logging.getLogger("oneinfra.reconciler")
+
+HELD_RETRY = 2.0  # seconds between passes of a hypervisor whose change waits its turn
 
 
 class HypervisorLoop:
@@ -30,6 +35,7 @@ class HypervisorLoop:
         self.connections = shared.connections
         self.memberships = shared.memberships
         self.events = shared.events
+        self.shared = shared
         self.pods = PodCache()
 
     async def run(self, name: str, wakeup: Wakeup) -> None:
@@ -62,7 +68,9 @@ class HypervisorLoop:
                 self.protected,
                 selector=bp.managed(self.options.fleet),
                 api_ready=api_ready,
+                hold=self.hold,
             )
+            rolled = await self.roll_on(desired, result)
         except (Unreachable, TimeoutError) as error:
             self.board.hypervisor_unreachable(name, str(error) or "timed out")
             self.board.components_observed(name, desired, {})
@@ -82,9 +90,65 @@ class HypervisorLoop:
             self.doorbells.ring_clusters({cluster_id for cluster_id, _ in result.touched})
         if result.failures:
             return BackOff()
-        if result.actions or not settled(desired, result.observed, api_ready):
+        if result.actions or not settled(desired, result.observed, api_ready) or not rolled:
             return Requeue(self.options.quick)
+        if result.held:  # the replica rolling now rings when it is done; this is in case
+            return Requeue(max(self.options.quick, HELD_RETRY))
         return Requeue(self.options.resync)
+
+    def hold(self, disrupted: set[Key]) -> set[Key]:
+        """Of the replicas a change would restart, those whose turn has not
+        come (rollout.py)."""
+        by_id = {c.cluster_id: c for c in self.fleet.state.clusters.values()}
+        held = set()
+        for key in disrupted:
+            cluster = by_id.get(key[0])
+            component = cluster.components.get(key[1]) if cluster else None
+            replicas = 1  # the ingress, the VPN server, what is no longer desired
+            if cluster is not None and component is not None and component.role == CONTROL_PLANE:
+                replicas = len(cluster.control_planes())
+            if not self.shared.rollouts.admit(key, replicas):
+                held.add(key)
+        return held
+
+    async def roll_on(self, desired: list[bp.PodSpec], result: PassResult) -> bool:
+        """A replica holding its cluster's slot, seen running its new
+        containers here: its API server asked directly, and the slot given
+        up once it answers (the cluster's other replicas rung). Whether no
+        slot is held here any more."""
+        done = True
+        observed = {p.key: p for p in result.observed}
+        by_id = {c.cluster_id: c for c in self.fleet.state.clusters.values()}
+        for spec in desired:
+            key = pl.key_of(spec)
+            if self.shared.rollouts.holder(key[0]) != key[1]:
+                continue
+            cluster = by_id.get(key[0])
+            pod = observed.get(key)
+            if cluster is None or key[1] not in cluster.components:
+                self.shared.rollouts.forget(key[0], key[1])
+                continue
+            if key in result.touched or pod is None or not settled([spec], [pod], {key[0]}):
+                done = False
+                continue
+            answers = await self.replica_answers(cluster, cluster.components[key[1]])
+            if self.shared.rollouts.ready(key, answers):
+                self.doorbells.ring_hypervisors({c.hypervisor for c in cluster.control_planes()})
+            else:
+                done = False
+        return done
+
+    async def replica_answers(self, cluster: Cluster, component: Component) -> bool:
+        host = self.fleet.state.hypervisors.get(component.hypervisor)
+        if host is None:
+            return False
+        endpoint = f"https://{host_port(host.ip_address, component.ports['apiserver'])}"
+        try:
+            why = await self.options.probe(endpoint, await self.shared.probe_tls(cluster))
+        except Exception as error:  # a probe that fails says no, nothing more
+            log.debug("probing %s of %s: %r", component.name, cluster.name, error)
+            return False
+        return why is None
 
     def protected(self, observed: list[pl.ObservedPod]) -> Container[tuple[str, str]]:
         keep = self.memberships.protected(self.fleet.state, observed)

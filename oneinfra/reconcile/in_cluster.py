@@ -79,6 +79,9 @@ class InCluster:
             *metrics_server(endpoint),
         ]
         api = self._apis.get(cluster.cluster_id)
+        if api is not None and api.tls is not tls:  # a renewed admin certificate
+            await self.forget(cluster.cluster_id)
+            api = None
         if api is None:
             api = self._apis[cluster.cluster_id] = ClusterAPI(endpoint, tls)
         try:

@@ -16,8 +16,11 @@ from collections.abc import Callable, Mapping
 
 from .. import render as bp
 from ..model import events as ev
+from ..model.certificates import current, current_member, current_pki, current_serving, positions
 from ..model.kinds import INGRESS, VPN
 from ..model.state import Cluster, Component, FleetState
+from ..pki import certlist
+from ..pki.certlist import KeyPair
 from ..pki.sealing import unseal
 from ..storage.logreader import EventCache
 
@@ -62,7 +65,7 @@ def control_plane_key(
     cluster's certificates (their events), how its etcd member joins."""
     members = None if joining is None else (tuple(sorted(joining.members.items())), joining.state)
     return (cluster.cluster_id, component.name, component.placed_at, cluster.created_at,
-            cluster.apiserver_at, members)  # fmt: skip
+            cluster.apiserver_at, cluster.certificates_at, members)  # fmt: skip
 
 
 class PodCache:
@@ -144,14 +147,22 @@ async def render(
     created = await events.get(cluster.created_at, ev.ClusterCreated)
     placed = await events.get(component.placed_at, ev.ComponentPlaced)
     issued = await events.get(cluster.apiserver_at, ev.ApiServerCertificateIssued)
+    wanted = [*certlist.CLUSTER_LEAF_IDS, certlist.SERVING_ID, *certlist.member_ids(component.name)]
+    pairs = await current_pairs(events, cluster, wanted)
     return bp.control_plane(
         cluster,
         component,
         state.hypervisors,
-        created.pki,
-        placed,
-        issued,
+        current_pki(created.pki, pairs),
+        current_member(placed, pairs),
+        current_serving(issued, pairs),
         joining,
         data_key(cluster.key_id),
         data_dir=data_dir,
     )
+
+
+async def current_pairs(events: EventCache, cluster: Cluster, ids: list[str]) -> dict[str, KeyPair]:
+    """These certificates of the cluster as they are now (renewed or not)."""
+    found = {p: await events.get(p, ev.Event) for p in positions(cluster, ids)}
+    return current(cluster, found, ids)

@@ -4,15 +4,21 @@ of etcd, and the events already read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
 
+from ..model import events as ev
 from ..model.state import Cluster, Component
+from ..pki.sealing import unseal
 from ..runtime.cri import HypervisorClient
+from ..runtime.tls import client_context
 from ..storage.logreader import EventCache
 from .board import StatusBoard
 from .connections import Connections
 from .fleet import Fleet, Options
 from .membership import Memberships
+from .pods import current_pairs
+from .rollout import Rollouts
 from .workqueue import Doorbells
 
 
@@ -25,6 +31,28 @@ class Shared:
     connections: Connections
     memberships: Memberships
     events: EventCache
+    rollouts: Rollouts = field(default_factory=Rollouts)
+    # oneinfra's clients of each cluster, by cluster id, with the position of
+    # the admin certificate each holds.
+    _tls: dict[str, tuple[int, ssl.SSLContext]] = field(default_factory=dict)
+
+    async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
+        """oneinfra's own client of the cluster, with its admin certificate
+        as it is now: a renewal makes a new one."""
+        admin = cluster.certificates["admin"].at
+        cached = self._tls.get(cluster.cluster_id)
+        if cached is None or cached[0] != admin:
+            pki = (await self.events.get(cluster.created_at, ev.ClusterCreated)).pki
+            pair = (await current_pairs(self.events, cluster, ["admin"]))["admin"]
+            key = unseal(pair.key, self.fleet.keys.get(cluster.key_id))
+            cached = self._tls[cluster.cluster_id] = (
+                admin, client_context(pki.ca.certificate, pair.certificate, key)
+            )  # fmt: skip
+        return cached[1]
+
+    def forget_cluster(self, cluster_id: str) -> None:
+        self._tls.pop(cluster_id, None)
+        self.rollouts.forget(cluster_id)
 
     def running_container(
         self, cluster: Cluster, component: Component, role: str

@@ -30,7 +30,7 @@ def concerned_by(event: ev.Event, state: FleetState) -> Concerned:
             return Concerned({event.name})
         case ev.ComponentPlaced():
             return Concerned({event.hypervisor}, {event.cluster})
-        case ev.ComponentRemoved() | ev.ApiServerCertificateIssued():
+        case ev.ComponentRemoved() | ev.ApiServerCertificateIssued() | ev.CertificatesRenewed():
             # The cluster's pods change (certificates, the ingress's backends).
             return whole(event.cluster)
         case ev.ClusterCreated() | ev.ClusterScaled():

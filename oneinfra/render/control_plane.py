@@ -133,6 +133,7 @@ def control_plane(
             image.format("kube-controller-manager"),
             cluster.service_cidr,
             cluster.pod_cidr,
+            cluster.leaf_lifetime,
             [pki_mount, configs],
         ),
         scheduler_container(image.format("kube-scheduler"), [configs]),

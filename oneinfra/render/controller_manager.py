@@ -8,8 +8,10 @@ KUBECONFIG = f"{KUBECONFIGS}/conf/controller-manager.conf"
 
 
 def controller_manager_container(
-    image: str, service_cidr: str, pod_cidr: str, mounts: list[Mount]
+    image: str, service_cidr: str, pod_cidr: str, signing_seconds: int, mounts: list[Mount]
 ) -> ContainerSpec:
+    """Its signer gives kubelets' certificates the cluster's leaf lifetime:
+    they rotate at its pace, as the control plane's own are renewed."""
     return ContainerSpec(
         name="kube-controller-manager",
         image=image,
@@ -23,6 +25,7 @@ def controller_manager_container(
             f"--client-ca-file={PKI}/ca.crt",
             f"--cluster-signing-cert-file={PKI}/ca.crt",
             f"--cluster-signing-key-file={PKI}/ca.key",
+            f"--cluster-signing-duration={signing_seconds}s",
             f"--root-ca-file={PKI}/ca.crt",
             f"--service-account-private-key-file={PKI}/sa.key",
             f"--service-cluster-ip-range={service_cidr}",

@@ -138,6 +138,7 @@ class OurTLS(httpx.AsyncHTTPTransport):
 
 class ClusterAPI:
     def __init__(self, endpoint: str, tls: ssl.SSLContext) -> None:
+        self.tls = tls
         config = KubeConfig.from_dict({
             "clusters": [{"name": "managed", "cluster": {"server": endpoint}}],
             "users": [{"name": "oneinfra", "user": {}}],

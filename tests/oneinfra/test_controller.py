@@ -343,3 +343,41 @@ async def test_a_refused_action_fails_its_component_with_the_reason_then_recover
     public.pullable = None  # the images arrive
     world.api.everyone = True
     await make_ready(world, "a")
+
+
+def apiservers(world: World, name: str) -> dict[str, str]:
+    """hypervisor -> the id of the cluster's running kube-apiserver there."""
+    return {
+        hv: c.id
+        for hv, fake in world.fakes.items()
+        for c in fake.containers.values()
+        if c.config.labels.get(bp.LABEL_CLUSTER) == name
+        and c.config.labels.get("oneinfra.io/role") == "kube-apiserver"
+        and c.state == cri.ContainerState.CONTAINER_RUNNING
+    }
+
+
+async def test_renewed_certificates_restart_the_replicas_one_at_a_time(world: World) -> None:
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=3))
+    await make_ready(world, "a")
+    before = apiservers(world, "a")
+    assert len(before) == 3
+    # The cluster answers through its ingress; no replica answers on its own yet.
+    world.api.everyone = False
+    world.api.answering = {ingress_of(world, "a")}
+    await world.service.execute(cmd.RenewCertificates(cluster="a"))
+
+    def restarted() -> set[str]:
+        now = apiservers(world, "a")
+        return {hv for hv, container in now.items() if container != before.get(hv)}
+
+    await eventually(lambda: len(restarted()) == 1, "one replica restarted")
+    await anyio.sleep(1.0)
+    assert len(restarted()) == 1, "the next went before the first answered again"
+    first = next(iter(restarted()))
+    cluster = world.service.state.clusters["a"]
+    (component,) = [c for c in cluster.control_planes() if c.hypervisor == first]
+    world.api.answering.add(f"https://198.51.100.{first[-1]}:{component.ports['apiserver']}")
+    await eventually(lambda: len(restarted()) == 2, "the second, once the first answers", 10)
+    world.api.everyone = True
+    await eventually(lambda: len(restarted()) == 3 and converged(world, "a"), "all three", 10)

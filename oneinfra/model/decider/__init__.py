@@ -5,8 +5,8 @@ makes (placement, ports, ids, keys, certificates) goes into the events, so
 replay never runs this code again. It never changes the state it reads.
 
 One module per kind of thing decided about: hypervisors, clusters,
-kubeconfigs, joins (workers' bootstrap tokens), the VPN; certificate rotation
-will come beside them.
+kubeconfigs, joins (workers' bootstrap tokens), the VPN, certificates
+(renewal).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from ...errors import DomainError
 from .. import commands as cmd
 from ..state import FleetState
+from .certificates import renew_certificates
 from .clusters import MAX_REPLICAS, create_cluster, delete_cluster, scale_cluster
 from .context import Context, DataKeys, Decision, pki_needed
 from .hypervisors import label_hypervisor, register_hypervisor, remove_hypervisor
@@ -42,6 +43,7 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.CreateCluster: create_cluster,  # type: ignore[dict-item]
     cmd.ScaleCluster: scale_cluster,  # type: ignore[dict-item]
     cmd.DeleteCluster: delete_cluster,  # type: ignore[dict-item]
+    cmd.RenewCertificates: renew_certificates,  # type: ignore[dict-item]
     cmd.IssueKubeconfig: issue_kubeconfig,  # type: ignore[dict-item]
     cmd.CreateJoinToken: create_join_token,  # type: ignore[dict-item]
     cmd.RevokeJoinToken: revoke_join_token,  # type: ignore[dict-item]

@@ -8,6 +8,13 @@ from collections.abc import Sequence
 
 from ...errors import DomainError, shown
 from ...pki import x509
+from ...pki.certlist import (
+    DAY,
+    DEFAULT_CA_LIFETIME,
+    DEFAULT_LEAF_LIFETIME,
+    MAX_LIFETIME,
+    MIN_LEAF_LIFETIME,
+)
 from ...pki.issuer import Issuer, OpenCA
 from ...pki.sealing import KEY_BYTES
 from .. import commands as cmd
@@ -65,7 +72,8 @@ def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Conte
     cluster_id = new_id(context)
     key_id = f"cluster-{name}-{cluster_id}"
     data_key = context.entropy(KEY_BYTES)
-    issuer = context.issuer(key_id, data_key)
+    leaf_lifetime, ca_lifetime = lifetimes(command.certificate_lifetime, command.ca_lifetime)
+    issuer = context.issuer(key_id, data_key, leaf_lifetime, ca_lifetime)
     cluster_pki, cas = issuer.cluster_pki()
     created = ev.ClusterCreated(
         cluster_id=cluster_id,
@@ -80,6 +88,10 @@ def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Conte
         vpn_cidr=str(vpn),
         key_id=key_id,
         pki=cluster_pki,
+        leaf_lifetime=leaf_lifetime,
+        ca_lifetime=ca_lifetime,
+        leaf_validity=issuer.validity(),
+        ca_validity=issuer.validity(ca=True),
     )
     events: list[ev.Event] = [
         created,
@@ -120,7 +132,7 @@ def scale_cluster(state: FleetState, command: cmd.ScaleCluster, context: Context
     current = cluster.control_planes()
     if replicas == len(current):
         return Decision(events=[])
-    issuer = context.issuer(cluster.key_id)
+    issuer = context.cluster_issuer(cluster)
     events: list[ev.Event] = [ev.ClusterScaled(name=cluster.name, control_plane_replicas=replicas)]
     if replicas > len(current):
         used_indexes = {component_index(c.name) for c in current}
@@ -193,6 +205,7 @@ def control_plane_placed(
         ports=ports,
         etcd_server=server,
         etcd_peer=peer,
+        validity=issuer.validity(),
     )
 
 
@@ -208,7 +221,28 @@ def apiserver_certificate(
 ) -> ev.ApiServerCertificateIssued:
     sans = x509.apiserver_sans(dns_domain, service_cidr, ingress_address, addresses, extra_sans)
     serving = issuer.apiserver_serving(ca, sans)
-    return ev.ApiServerCertificateIssued(cluster=cluster, sans=sans, serving=serving)
+    return ev.ApiServerCertificateIssued(
+        cluster=cluster, sans=sans, serving=serving, validity=issuer.validity()
+    )
+
+
+def lifetimes(leaf: int, ca: int) -> tuple[int, int]:
+    """A cluster's certificate lifetimes, in seconds (0: the defaults): a
+    leaf lives at least a minute, and less than its CA."""
+    leaf, ca = leaf or DEFAULT_LEAF_LIFETIME, ca or DEFAULT_CA_LIFETIME
+    for what, seconds in (("certificate", leaf), ("CA", ca)):
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+            raise DomainError(f"a {what} lifetime is a whole number of seconds, not {seconds!r}")
+        if seconds < MIN_LEAF_LIFETIME or seconds > MAX_LIFETIME:
+            raise DomainError(
+                f"a {what} lifetime of {seconds} s is out of range "
+                f"({MIN_LEAF_LIFETIME} s to {MAX_LIFETIME // DAY // 365} years)"
+            )
+    if leaf >= ca:
+        raise DomainError(
+            f"certificates would outlive their CA: a lifetime of {leaf} s, the CA's {ca} s"
+        )
+    return leaf, ca
 
 
 def checked_replicas(replicas: object) -> int:

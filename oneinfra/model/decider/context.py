@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ...errors import DomainError, shown
-from ...pki.certlist import ClusterPKI
+from ...pki.certlist import DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME, ClusterPKI
 from ...pki.issuer import Issuer
 from ...pki.x509 import Entropy
 from .. import commands as cmd
@@ -31,10 +31,20 @@ class Context:
     # only refers to it, by the position of its ClusterCreated event.
     pki: Mapping[str, ClusterPKI] = field(default_factory=dict)
 
-    def issuer(self, key_id: str, data_key: bytes | None = None) -> Issuer:
+    def issuer(
+        self,
+        key_id: str,
+        data_key: bytes | None = None,
+        leaf_lifetime: int = DEFAULT_LEAF_LIFETIME,
+        ca_lifetime: int = DEFAULT_CA_LIFETIME,
+    ) -> Issuer:
         """An issuer for a cluster, with its existing data key unless given."""
         key = data_key if data_key is not None else self.data_keys.get(key_id)
-        return Issuer(self.now, self.entropy, key_id, key)
+        return Issuer(self.now, self.entropy, key_id, key, leaf_lifetime, ca_lifetime)
+
+    def cluster_issuer(self, cluster: Cluster) -> Issuer:
+        """An existing cluster's: its data key, its lifetimes."""
+        return self.issuer(cluster.key_id, None, cluster.leaf_lifetime, cluster.ca_lifetime)
 
 
 @dataclass
@@ -51,7 +61,7 @@ def pki_needed(state: FleetState, command: cmd.Command) -> dict[str, int]:
     name = None
     if isinstance(command, cmd.ScaleCluster):
         name = command.name
-    elif isinstance(command, cmd.IssueKubeconfig) or (
+    elif isinstance(command, cmd.IssueKubeconfig | cmd.RenewCertificates) or (
         isinstance(command, cmd.AddVpnPeer) and command.certify_key
     ):
         name = command.cluster

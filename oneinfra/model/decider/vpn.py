@@ -157,7 +157,7 @@ def certified(
         raise DomainError("the key to certify is not a PEM public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise DomainError("the key to certify is not an elliptic-curve key")
-    issuer = context.issuer(cluster.key_id)
+    issuer = context.cluster_issuer(cluster)
     ca = issuer.open_ca(context.pki[cluster.name].ca)
     return issuer.vpn_peer(ca, key, command.node, address)
 

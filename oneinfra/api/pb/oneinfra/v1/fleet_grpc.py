@@ -39,6 +39,10 @@ class FleetBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def RenewCertificates(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.RenewCertificatesRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def DeleteCluster(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply]') -> None:
         pass
 
@@ -138,6 +142,12 @@ class FleetBase(abc.ABC):
                 self.EnableVpn,
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.EnableVpnRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+            ),
+            '/oneinfra.v1.Fleet/RenewCertificates': grpclib.const.Handler(
+                self.RenewCertificates,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.RenewCertificatesRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
             ),
             '/oneinfra.v1.Fleet/DeleteCluster': grpclib.const.Handler(
@@ -276,6 +286,12 @@ class FleetStub:
             channel,
             '/oneinfra.v1.Fleet/EnableVpn',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.EnableVpnRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+        )
+        self.RenewCertificates = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/RenewCertificates',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.RenewCertificatesRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
         )
         self.DeleteCluster = grpclib.client.UnaryUnaryMethod(

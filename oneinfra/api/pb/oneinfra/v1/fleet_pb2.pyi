@@ -110,7 +110,7 @@ class HypervisorList(_message.Message):
     def __init__(self, hypervisors: _Optional[_Iterable[_Union[Hypervisor, _Mapping]]] = ...) -> None: ...
 
 class CreateClusterRequest(_message.Message):
-    __slots__ = ("name", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr")
+    __slots__ = ("name", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "certificate_lifetime_seconds", "ca_lifetime_seconds")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KUBERNETES_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTROL_PLANE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +120,8 @@ class CreateClusterRequest(_message.Message):
     APISERVER_EXTRA_SANS_FIELD_NUMBER: _ClassVar[int]
     VPN_ENABLED_FIELD_NUMBER: _ClassVar[int]
     VPN_CIDR_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CA_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kubernetes_version: str
     control_plane_replicas: int
@@ -129,7 +131,19 @@ class CreateClusterRequest(_message.Message):
     apiserver_extra_sans: _containers.RepeatedScalarFieldContainer[str]
     vpn_enabled: bool
     vpn_cidr: str
-    def __init__(self, name: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ...) -> None: ...
+    certificate_lifetime_seconds: int
+    ca_lifetime_seconds: int
+    def __init__(self, name: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ...) -> None: ...
+
+class RenewCertificatesRequest(_message.Message):
+    __slots__ = ("name", "certificates", "components")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    certificates: _containers.RepeatedScalarFieldContainer[str]
+    components: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., certificates: _Optional[_Iterable[str]] = ..., components: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EnableVpnRequest(_message.Message):
     __slots__ = ("name", "vpn_cidr")
@@ -217,7 +231,7 @@ class ClusterProgress(_message.Message):
     def __init__(self, cluster: _Optional[_Union[Cluster, _Mapping]] = ..., gone: _Optional[bool] = ..., remaining: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status", "vpn_server_address", "vpn_server_public_key", "vpn_endpoint", "vpn_peers")
+    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status", "vpn_server_address", "vpn_server_public_key", "vpn_endpoint", "vpn_peers", "certificate_lifetime_seconds", "ca_lifetime_seconds", "certificates")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     KUBERNETES_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +249,9 @@ class Cluster(_message.Message):
     VPN_SERVER_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     VPN_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     VPN_PEERS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CA_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster_id: str
     kubernetes_version: str
@@ -252,7 +269,28 @@ class Cluster(_message.Message):
     vpn_server_public_key: str
     vpn_endpoint: str
     vpn_peers: int
-    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ..., vpn_server_address: _Optional[str] = ..., vpn_server_public_key: _Optional[str] = ..., vpn_endpoint: _Optional[str] = ..., vpn_peers: _Optional[int] = ...) -> None: ...
+    certificate_lifetime_seconds: int
+    ca_lifetime_seconds: int
+    certificates: _containers.RepeatedCompositeFieldContainer[Certificate]
+    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ..., vpn_server_address: _Optional[str] = ..., vpn_server_public_key: _Optional[str] = ..., vpn_endpoint: _Optional[str] = ..., vpn_peers: _Optional[int] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ...) -> None: ...
+
+class Certificate(_message.Message):
+    __slots__ = ("id", "file", "component", "ca", "issued_at", "expires_at", "renews_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    CA_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    RENEWS_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    file: str
+    component: str
+    ca: bool
+    issued_at: str
+    expires_at: str
+    renews_at: str
+    def __init__(self, id: _Optional[str] = ..., file: _Optional[str] = ..., component: _Optional[str] = ..., ca: _Optional[bool] = ..., issued_at: _Optional[str] = ..., expires_at: _Optional[str] = ..., renews_at: _Optional[str] = ...) -> None: ...
 
 class ClusterList(_message.Message):
     __slots__ = ("clusters",)

@@ -1,0 +1,104 @@
+"""Decisions about a cluster's certificates over time: leaves renewed from
+the same CAs, with the same names and a new key each, on demand or when
+due (2/3 of their life gone: what the daemon asks for, `due`)."""
+
+from __future__ import annotations
+
+from ...errors import DomainError, shown
+from ...pki import certlist, x509
+from ...pki.certlist import KeyPair, leaf
+from ...pki.issuer import Issuer, OpenCA
+from .. import commands as cmd
+from .. import events as ev
+from ..state import Cluster, FleetState, etcd_member_name
+from .context import Context, Decision, existing_cluster
+
+RENEWABLE_FILES = {
+    certlist.file_of(i): i for i in (*certlist.CLUSTER_LEAF_IDS, certlist.SERVING_ID)
+}
+MEMBER_FILES = {"etcd/server": "etcd_server", "etcd/peer": "etcd_peer"}
+
+
+def leaf_ids(cluster: Cluster) -> list[str]:
+    """Every leaf the cluster has now (its CAs are not leaves)."""
+    return [i for i in cluster.certificates if i not in certlist.CA_IDS]
+
+
+def due(cluster: Cluster, now: int) -> list[str]:
+    """The leaves past 2/3 of their life at `now` (Unix seconds)."""
+    return sorted(i for i in leaf_ids(cluster) if cluster.certificates[i].validity.renew_at <= now)
+
+
+def selected(cluster: Cluster, command: cmd.RenewCertificates) -> list[str]:
+    """The ids the command names: kubeadm's file names (or ids), and
+    replicas, for their etcd members' (both, unless etcd/server or
+    etcd/peer narrow them); none named: every leaf."""
+    if not command.certificates and not command.components:
+        return sorted(leaf_ids(cluster))
+    members = [c.name for c in cluster.control_planes()]
+    for name in command.components:
+        if name not in members:
+            raise DomainError(
+                f"cluster {shown(cluster.name)} has no control-plane replica {shown(name)}"
+                f" (it has {', '.join(members)})"
+            )
+    kinds = [MEMBER_FILES[n] for n in command.certificates if n in MEMBER_FILES]
+    if command.components and not kinds:
+        kinds = list(MEMBER_FILES.values())
+    wanted = {f"{kind}/{m}" for kind in kinds for m in (command.components or members)}
+    for name in command.certificates:
+        if name in MEMBER_FILES:
+            continue
+        if name in RENEWABLE_FILES:
+            wanted.add(RENEWABLE_FILES[name])
+        elif name in cluster.certificates and name not in certlist.CA_IDS:
+            wanted.add(name)
+        else:
+            known = ", ".join(sorted([*RENEWABLE_FILES, *MEMBER_FILES]))
+            raise DomainError(f"no certificate {shown(name)} to renew; known: {known}")
+    return sorted(wanted)
+
+
+def renew_certificates(
+    state: FleetState, command: cmd.RenewCertificates, context: Context
+) -> Decision:
+    cluster = existing_cluster(state, command.cluster)
+    wanted = selected(cluster, command)
+    if command.due_only:
+        now = int(context.now.timestamp())
+        wanted = [i for i in wanted if cluster.certificates[i].validity.renew_at <= now]
+    if not wanted:
+        return Decision(events=[])
+    issuer = context.cluster_issuer(cluster)
+    pki = context.pki[cluster.name]
+    cas = {ca: issuer.open_ca(getattr(pki, ca)) for ca in certlist.CA_IDS}
+    renewed = {i: reissued(state, cluster, issuer, cas, i) for i in wanted}
+    return Decision(
+        events=[
+            ev.CertificatesRenewed(
+                cluster=cluster.name,
+                certificates=renewed,
+                validity=issuer.validity(),
+                reason="due" if command.due_only else "asked",
+            )
+        ]
+    )
+
+
+def reissued(
+    state: FleetState, cluster: Cluster, issuer: Issuer, cas: dict[str, OpenCA], i: str
+) -> KeyPair:
+    """One leaf again: the table's subject and usages, the names it has now."""
+    member = certlist.member_of(i)
+    if member is not None:
+        spec = leaf(i.partition("/")[0])
+        address = state.hypervisors[cluster.components[member].hypervisor].ip_address
+        name = etcd_member_name(cluster.name, member)
+        pair, _ = issuer.issue(spec, cas[spec.ca], common_name=name,
+                               sans=x509.etcd_sans(name, address))  # fmt: skip
+        return pair
+    if i == certlist.SERVING_ID:
+        return issuer.apiserver_serving(cas["ca"], cluster.apiserver_sans)
+    spec = leaf(i)
+    pair, _ = issuer.issue(spec, cas[spec.ca])
+    return pair
