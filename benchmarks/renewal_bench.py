@@ -1,0 +1,129 @@
+"""Renewing every leaf of a cluster, end to end, on the local hypervisors
+(as root): `cluster renew-certificates` until every replica's API server
+serves its new certificate and the cluster answers again, with a client
+asking `/readyz` through the ingress every 100 ms all along: the requests
+that failed, for a 3-replica cluster (rolled one replica at a time) and
+for a 1-replica one (its outage).
+
+    .venv/bin/python benchmarks/renewal_bench.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.join_bench import add_hypervisors, api_client, emit, local_up, oneinfra
+from benchmarks.time_to_ready import start_daemon
+
+EVERY = 0.1  # seconds between the client's requests
+
+
+class Client(threading.Thread):
+    """GET /readyz through the ingress every 100 ms, counting what fails."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        super().__init__(daemon=True)
+        self.client, self.ok, self.failed, self.stopped = client, 0, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                answered = self.client.get("/readyz").status_code == 200
+            except httpx.HTTPError:
+                answered = False
+            self.ok, self.failed = self.ok + answered, self.failed + (not answered)
+            time.sleep(EVERY)
+
+
+def serials(endpoints: list[str]) -> dict[str, int | None]:
+    found: dict[str, int | None] = {}
+    for endpoint in endpoints:
+        host, _, port = endpoint.rpartition(":")
+        try:
+            pem = ssl.get_server_certificate((host, int(port)), timeout=2)
+            found[endpoint] = x509.load_pem_x509_certificate(pem.encode()).serial_number
+        except OSError:
+            found[endpoint] = None
+    return found
+
+
+def replicas(socket: Path, name: str) -> list[str]:
+    shown = json.loads(oneinfra(socket, "cluster", "show", name, "-o", "json"))
+    hypervisors = {
+        h["name"]: h["ipAddress"]
+        for h in json.loads(oneinfra(socket, "hypervisor", "list", "-o", "json"))
+    }
+    return [f"{hypervisors[c['hypervisor']]}:{c['ports']['apiserver']}"
+            for c in shown["components"] if c["role"] == "control-plane"]  # fmt: skip
+
+
+def renew(socket: Path, name: str, client: httpx.Client) -> tuple[float, int, int]:
+    """Seconds until every replica serves a new certificate and the cluster
+    answers; the requests that failed meanwhile, and those made."""
+    endpoints = replicas(socket, name)
+    before = serials(endpoints)
+    asking = Client(client)
+    asking.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    oneinfra(socket, "cluster", "renew-certificates", name)
+    while True:
+        now = serials(endpoints)
+        if all(now[e] is not None and now[e] != before[e] for e in endpoints):
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+        if time.monotonic() - started > 600:
+            raise RuntimeError(f"{name}'s certificates not all renewed in 10 minutes")
+        time.sleep(0.2)
+    took = time.monotonic() - started
+    time.sleep(3.0)  # what fails right after counts too
+    asking.stopped.set()
+    asking.join()
+    return took, asking.failed, asking.ok + asking.failed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    machines = local_up("--private", "3")
+    with tempfile.TemporaryDirectory(prefix="oneinfra-renewal-bench-") as tmp:
+        root = Path(tmp)
+        socket = root / "oneinfra.sock"
+        daemon = start_daemon(root)
+        try:
+            add_hypervisors(socket, machines)
+            for name, count in (("three", 3), ("one", 1)):
+                oneinfra(socket, "cluster", "create", name, "--control-plane-replicas",
+                         str(count), "--wait", "--timeout", "5m")  # fmt: skip
+                client = api_client(oneinfra(socket, "cluster", "kubeconfig", name))
+                runs = [renew(socket, name, client) for _ in range(args.runs)]
+                emit(f"renew_every_leaf_{count}_replica", statistics.median(r[0] for r in runs),
+                     "s", runs=[round(r[0], 1) for r in runs])  # fmt: skip
+                emit(f"failed_requests_during_renewal_{count}_replica",
+                     statistics.median(r[1] for r in runs), "requests",
+                     runs=[f"{r[1]}/{r[2]}" for r in runs], every_ms=int(EVERY * 1000))  # fmt: skip
+                oneinfra(socket, "cluster", "delete", name, "--wait", "--timeout", "5m")
+        finally:
+            daemon.terminate()
+            daemon.wait(30)
+
+
+if __name__ == "__main__":
+    main()
