@@ -237,3 +237,26 @@ def test_the_vpn_enabled_on_a_running_cluster_from_the_command_line(empty: Daemo
     assert history.count("VpnEnabled") == 1
     unknown = empty.cli("cluster", "enable-vpn", "nowhere", check=False)
     assert unknown.returncode == 1 and "nowhere" in unknown.stderr, unknown.stderr
+
+
+def test_certificate_lifetimes_and_renewal_from_the_command_line(empty: Daemon) -> None:
+    empty.add_hypervisors(private=1)
+    refused = empty.cli("cluster", "create", "prod", "--certificate-lifetime", "20s",
+                        check=False)  # fmt: skip
+    assert refused.returncode == 1 and "20 s is out of range" in refused.stderr, refused.stderr
+    empty.cli("cluster", "create", "prod", "--certificate-lifetime", "30d")
+    shown = empty.json("cluster", "show", "prod")
+    assert shown["certificateLifetimeSeconds"] == 30 * 86_400
+    listed = {c["id"]: c for c in shown["certificates"]}
+    table = empty.cli("cluster", "show", "prod").stdout
+    assert "CERTIFICATE" in table and "admin.conf" in table and "etcd/server" in table
+    renewed = empty.json("cluster", "renew-certificates", "prod", "--certificate", "apiserver")
+    after = {c["id"]: c for c in renewed["certificates"]}
+    assert after["admin"] == listed["admin"]  # only what was asked for
+    history = empty.cli("history", "--cluster", "prod").stdout
+    assert re.search(r'CertificatesRenewed .*reason="asked" certificates=serving', history)
+    unknown = empty.cli("cluster", "renew-certificates", "prod", "--component", "x" * 10_000,
+                        check=False)  # fmt: skip
+    assert unknown.returncode == 1 and "no control-plane replica" in unknown.stderr
+    assert len(unknown.stderr) < 500  # the value is cut, not echoed whole
+    assert empty.json("cluster", "list")[0]["certificates"] == []  # lists stay small
