@@ -1,6 +1,8 @@
 """Renewing every leaf of a cluster, end to end, on the local hypervisors
 (as root): `cluster renew-certificates` until every replica's API server
-serves its new certificate and the cluster answers again, with a client
+serves its new certificate from a container started since (the API server
+reloads its serving certificate by itself, so the new one is served before
+the rollout is done) and the cluster answers again, with a client
 asking `/readyz` through the ingress every 100 ms all along: the requests
 that failed, for a 3-replica cluster (rolled one replica at a time) and
 for a 1-replica one (its outage).
@@ -14,6 +16,7 @@ import argparse
 import json
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.join_bench import add_hypervisors, api_client, emit, local_up, oneinfra
 from benchmarks.time_to_ready import start_daemon
+from oneinfra.local import builds
+
+CRICTL = builds.crictl().binary("crictl")
 
 EVERY = 0.1  # seconds between the client's requests
 
@@ -60,29 +66,50 @@ def serials(endpoints: list[str]) -> dict[str, int | None]:
     return found
 
 
-def replicas(socket: Path, name: str) -> list[str]:
+def replicas(socket: Path, name: str) -> dict[str, str]:
+    """Each replica's API server (address:port), by its hypervisor's CRI endpoint."""
     shown = json.loads(oneinfra(socket, "cluster", "show", name, "-o", "json"))
     hypervisors = {
-        h["name"]: h["ipAddress"]
-        for h in json.loads(oneinfra(socket, "hypervisor", "list", "-o", "json"))
+        h["name"]: h for h in json.loads(oneinfra(socket, "hypervisor", "list", "-o", "json"))
     }
-    return [f"{hypervisors[c['hypervisor']]}:{c['ports']['apiserver']}"
-            for c in shown["components"] if c["role"] == "control-plane"]  # fmt: skip
+    return {
+        f"{hypervisors[c['hypervisor']]['ipAddress']}:{c['ports']['apiserver']}": hypervisors[
+            c["hypervisor"]
+        ]["endpoint"]
+        for c in shown["components"]
+        if c["role"] == "control-plane"
+    }
+
+
+def started_since(name: str, endpoint: str, since_ns: int) -> bool:
+    """Whether the cluster's running kube-apiserver there was created after `since_ns`."""
+    listed = subprocess.run(
+        [str(CRICTL), "--runtime-endpoint", endpoint, "ps", "--name", "kube-apiserver",
+         "--label", f"oneinfra.io/cluster={name}", "-o", "json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        return False
+    containers = json.loads(listed.stdout).get("containers", [])
+    return any(int(c["createdAt"]) > since_ns for c in containers)
 
 
 def renew(socket: Path, name: str, client: httpx.Client) -> tuple[float, int, int]:
     """Seconds until every replica serves a new certificate and the cluster
     answers; the requests that failed meanwhile, and those made."""
-    endpoints = replicas(socket, name)
+    found = replicas(socket, name)
+    endpoints = list(found)
     before = serials(endpoints)
     asking = Client(client)
     asking.start()
     time.sleep(1.0)
-    started = time.monotonic()
+    started, since_ns = time.monotonic(), time.time_ns()
     oneinfra(socket, "cluster", "renew-certificates", name)
     while True:
         now = serials(endpoints)
-        if all(now[e] is not None and now[e] != before[e] for e in endpoints):
+        if all(now[e] is not None and now[e] != before[e] for e in endpoints) and all(
+            started_since(name, cri, since_ns) for cri in found.values()
+        ):
             try:
                 if client.get("/readyz").status_code == 200:
                     break
