@@ -3,7 +3,7 @@
 serves its new certificate from a container started since (the API server
 reloads its serving certificate by itself, so the new one is served before
 the rollout is done) and the cluster answers again, with a client
-asking `/readyz` through the ingress every 100 ms all along: the requests
+reading a namespace through the ingress every 100 ms all along: the requests
 that failed, for a 3-replica cluster (rolled one replica at a time) and
 for a 1-replica one (its outage).
 
@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -37,20 +38,34 @@ CRICTL = builds.crictl().binary("crictl")
 EVERY = 0.1  # seconds between the client's requests
 
 
+ASKED = "/api/v1/namespaces/default"  # what a client reads: served from etcd
+
+
 class Client(threading.Thread):
-    """GET /readyz through the ingress every 100 ms, counting what fails."""
+    """GET a namespace through the ingress every 100 ms, on one kept-alive
+    connection as clients do, counting what fails and why. (Not /readyz:
+    an API server told to stop answers it 500 on purpose while it still
+    serves everything else, so that the ingress drops it first.)"""
 
     def __init__(self, client: httpx.Client) -> None:
         super().__init__(daemon=True)
-        self.client, self.ok, self.failed, self.stopped = client, 0, 0, threading.Event()
+        self.client, self.ok, self.stopped = client, 0, threading.Event()
+        self.why: Counter[str] = Counter()
+
+    @property
+    def failed(self) -> int:
+        return sum(self.why.values())
 
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
-                answered = self.client.get("/readyz").status_code == 200
-            except httpx.HTTPError:
-                answered = False
-            self.ok, self.failed = self.ok + answered, self.failed + (not answered)
+                status = self.client.get(ASKED).status_code
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.why[f"HTTP {status}"] += 1
+            except httpx.HTTPError as error:
+                self.why[type(error).__name__] += 1
             time.sleep(EVERY)
 
 
@@ -94,9 +109,9 @@ def started_since(name: str, endpoint: str, since_ns: int) -> bool:
     return any(int(c["createdAt"]) > since_ns for c in containers)
 
 
-def renew(socket: Path, name: str, client: httpx.Client) -> tuple[float, int, int]:
+def renew(socket: Path, name: str, client: httpx.Client) -> tuple[float, Client]:
     """Seconds until every replica serves a new certificate and the cluster
-    answers; the requests that failed meanwhile, and those made."""
+    answers; the client that asked meanwhile."""
     found = replicas(socket, name)
     endpoints = list(found)
     before = serials(endpoints)
@@ -122,7 +137,7 @@ def renew(socket: Path, name: str, client: httpx.Client) -> tuple[float, int, in
     time.sleep(3.0)  # what fails right after counts too
     asking.stopped.set()
     asking.join()
-    return took, asking.failed, asking.ok + asking.failed
+    return took, asking
 
 
 def main() -> None:
@@ -144,8 +159,9 @@ def main() -> None:
                 emit(f"renew_every_leaf_{count}_replica", statistics.median(r[0] for r in runs),
                      "s", runs=[round(r[0], 1) for r in runs])  # fmt: skip
                 emit(f"failed_requests_during_renewal_{count}_replica",
-                     statistics.median(r[1] for r in runs), "requests",
-                     runs=[f"{r[1]}/{r[2]}" for r in runs], every_ms=int(EVERY * 1000))  # fmt: skip
+                     statistics.median(r[1].failed for r in runs), "requests",
+                     runs=[f"{r[1].failed}/{r[1].failed + r[1].ok}" for r in runs],
+                     why=[dict(r[1].why) for r in runs], every_ms=int(EVERY * 1000))  # fmt: skip
                 oneinfra(socket, "cluster", "delete", name, "--wait", "--timeout", "5m")
         finally:
             daemon.terminate()

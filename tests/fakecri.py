@@ -152,6 +152,10 @@ class FakeRuntime:
     images: set[str] = field(default_factory=set)
     etcd: FakeEtcd = field(default_factory=FakeEtcd)  # share one between hypervisors
     removed_containers: list[Container] = field(default_factory=list)
+    # (role, grace) of each running container stopped, and the roles a
+    # sandbox's stop killed outright.
+    stopped: list[tuple[str, int]] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
     timeline: list[tuple[float, str]] | None = None  # (when, method), if a test wants it
 
     async def enter(self, method: str) -> None:
@@ -229,6 +233,7 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
         for container in self.fake.containers.values():
             running = container.state != cri.ContainerState.CONTAINER_EXITED
             if container.sandbox_id == sandbox.id and running:
+                self.fake.killed.append(container.config.labels.get(ROLE_LABEL, ""))
                 self.fake.exit(container.id, 137)
         return cri.StopPodSandboxResponse()
 
@@ -325,6 +330,8 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
         await self.fake.enter("stop_container")
         container = self.container(message.container_id)
         if container.state == cri.ContainerState.CONTAINER_RUNNING:
+            role = container.config.labels.get(ROLE_LABEL, "")
+            self.fake.stopped.append((role, message.timeout))
             self.fake.exit(container.id, 0)
         return cri.StopContainerResponse()
 

@@ -8,8 +8,11 @@ concurrently, a few at a time. Something already gone counts as done.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 import msgspec
@@ -17,12 +20,14 @@ import msgspec
 from .. import render as bp
 from ..api.pb.runtime.v1 import api_pb2 as pb
 from ..errors import CRIError, NotFound, Unreachable
-from ..render.labels import LABEL_ROLE
+from ..render.labels import LABEL_ROLE, stop_grace
 from ..runtime import realize
 from ..runtime.cri import HypervisorClient
 from . import plan as pl
 from .plan import Key
 from .rollout import disruptive
+
+log = logging.getLogger("oneinfra.reconciler")
 
 CONCURRENT_PODS = 4  # per hypervisor: enough to overlap image checks and starts
 
@@ -51,6 +56,7 @@ async def observe(
                 role=container.labels.get(LABEL_ROLE, ""),
                 running=container.state == pb.CONTAINER_RUNNING,
                 files_hash=container.labels.get(bp.LABEL_FILES_HASH, ""),
+                stop_grace=stop_grace(container.labels, bp.STOP_GRACE),
             )
         )
     return [
@@ -72,17 +78,30 @@ async def remove_sandbox(client: HypervisorClient, sandbox_id: str) -> None:
     await client.remove_sandbox(sandbox_id)
 
 
-async def remove_container(client: HypervisorClient, container_id: str) -> None:
+async def remove_container(client: HypervisorClient, container_id: str, grace: int) -> None:
     try:
-        await client.stop_container(container_id, grace_seconds=5)
+        await client.stop_container(container_id, grace_seconds=grace)
         await client.remove_container(container_id)
     except NotFound:
         pass
 
 
+async def stop_running(client: HypervisorClient, action: pl.RemovePod) -> None:
+    """Its running containers, each given its grace (an API server leaves
+    the ingress's rotation before it stops serving), all at once: stopping
+    the sandbox would kill them outright."""
+
+    async def stop(container_id: str, grace: int) -> None:
+        with contextlib.suppress(NotFound):
+            await client.stop_container(container_id, grace_seconds=grace)
+
+    await realize.all_at_once(*(partial(stop, c, g) for c, g in action.running.items()))
+
+
 async def remove_pod(
     client: HypervisorClient, action: pl.RemovePod, labels: dict[str, str]
 ) -> None:
+    await stop_running(client, action)
     if not action.directory:
         await remove_sandbox(client, action.sandbox_id)
         return
@@ -96,6 +115,24 @@ async def remove_pod(
     await client.remove_sandbox(action.sandbox_id)
 
 
+async def reload_container(client: HypervisorClient, action: pl.ReloadContainer) -> None:
+    """Its files rewritten, and it told to read them; a reload that fails
+    is a restart."""
+    if action.write_files:
+        await realize.write_files(client, action.sandbox_id, action.pod)
+    (spec,) = [c for c in action.pod.containers if c.name == action.container]
+    try:
+        reply = await client.exec_sync(action.container_id, spec.reload)
+        if reply.exit_code == 0:
+            return
+        why = (reply.stderr or reply.stdout).decode(errors="replace").strip()[:200]
+        log.warning("reloading %s failed (%s): restarting it", action.container, why)
+    except CRIError as error:
+        log.warning("reloading %s failed (%s): restarting it", action.container, error)
+    await remove_container(client, action.container_id, spec.stop_grace)
+    await realize.start_container(client, action.sandbox_id, action.pod, action.container)
+
+
 async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str]) -> None:
     match action:
         case pl.RemovePod():
@@ -103,13 +140,36 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
         case pl.CreatePod():
             await realize.run_pod(client, action.pod, action.start)
         case pl.RemoveContainer():
-            await remove_container(client, action.container_id)
+            await remove_container(client, action.container_id, action.grace)
+        case pl.ReloadContainer():
+            await reload_container(client, action)
         case pl.RestartContainer():
             if action.write_files:
                 await realize.write_files(client, action.sandbox_id, action.pod)
+            (spec,) = [c for c in action.pod.containers if c.name == action.container]
             for old in action.old_container_ids:
-                await remove_container(client, old)
+                await remove_container(client, old, spec.stop_grace)
             await realize.start_container(client, action.sandbox_id, action.pod, action.container)
+
+
+def with_reloads(observed: list[pl.ObservedPod], reloaded: dict[str, str]) -> list[pl.ObservedPod]:
+    """The pods as they run: a reloaded container reads the files it was
+    reloaded with. What is no longer there is forgotten."""
+    seen = {c.id for pod in observed for c in pod.containers}
+    for gone in set(reloaded) - seen:
+        del reloaded[gone]
+    if not reloaded:
+        return observed
+    return [
+        msgspec.structs.replace(
+            pod,
+            containers=[
+                msgspec.structs.replace(c, files_hash=reloaded[c.id]) if c.id in reloaded else c
+                for c in pod.containers
+            ],
+        )
+        for pod in observed
+    ]
 
 
 def action_key(action: pl.Action, keys: dict[str, Key]) -> Key:
@@ -139,13 +199,18 @@ async def reconcile(
     selector: dict[str, str] = bp.MANAGED,
     api_ready: Container[str] | None = None,
     hold: Hold | None = None,
+    reloaded: dict[str, str] | None = None,
 ) -> PassResult:
     """One pass. A pod whose action the runtime refuses is reported in
     `failures` and the others go on; an unreachable hypervisor ends the pass
     (Unreachable is raised). `protect` names the pods, among those observed,
     that must stay although no longer desired; `hold`, among the pods the
-    plan would disrupt, those whose turn has not come."""
+    plan would disrupt, those whose turn has not come. `reloaded`: the
+    files each container was reloaded with (by id), kept by the caller
+    from pass to pass, since a container's labels cannot change."""
     before = await observe(client, selector)
+    if reloaded is not None:
+        before = with_reloads(before, reloaded)
     if api_ready is None:  # no one is asking: every cluster counts as answering
         api_ready = {pl.key_of(pod)[0] for pod in desired}
     actions = pl.plan(desired, before, protect(before) if protect else frozenset(), api_ready)
@@ -163,12 +228,18 @@ async def reconcile(
         async with limiter:
             written = False  # one pod's files, once a pass
             for action in group:
-                if isinstance(action, pl.RestartContainer) and action.write_files:
+                if isinstance(action, pl.RestartContainer | pl.ReloadContainer) and (
+                    action.write_files
+                ):
                     action = msgspec.structs.replace(action, write_files=not written)
                     written = True
                 try:
                     pod_labels = labels.get(getattr(action, "sandbox_id", ""), {})
                     await act(client, action, pod_labels)
+                    if isinstance(action, pl.ReloadContainer) and reloaded is not None:
+                        reloaded[action.container_id] = action.pod.files_hash(
+                            next(c for c in action.pod.containers if c.name == action.container)
+                        )
                 except Unreachable:
                     raise
                 except (CRIError, TimeoutError, ValueError) as error:

@@ -37,6 +37,8 @@ class HypervisorLoop:
         self.events = shared.events
         self.shared = shared
         self.pods = PodCache()
+        # By hypervisor: the files each container was reloaded with, by id.
+        self.reloaded: dict[str, dict[str, str]] = {}
 
     async def run(self, name: str, wakeup: Wakeup) -> None:
         """Passes over the hypervisor for as long as it is in the fleet."""
@@ -48,6 +50,7 @@ class HypervisorLoop:
         finally:
             self.connections.close(name)
             self.board.forget_hypervisor(name)
+            self.reloaded.pop(name, None)
 
     async def reconcile(self, name: str, client: HypervisorClient) -> Result:
         """One pass, and when the next should come."""
@@ -69,6 +72,7 @@ class HypervisorLoop:
                 selector=bp.managed(self.options.fleet),
                 api_ready=api_ready,
                 hold=self.hold,
+                reloaded=self.reloaded.setdefault(name, {}),
             )
             rolled = await self.roll_on(desired, result)
         except (Unreachable, TimeoutError) as error:

@@ -22,6 +22,7 @@ class ObservedContainer(msgspec.Struct, frozen=True, gc=False):
     running: bool
     files_hash: str = ""  # of the files it was started with
     exit_code: int = 0
+    stop_grace: int = bp.STOP_GRACE  # seconds it gets to exit (its label)
 
 
 class ObservedPod(msgspec.Struct, frozen=True, gc=False):
@@ -46,6 +47,9 @@ class RemovePod(msgspec.Struct, frozen=True, tag=True):
     # The component is gone for good: its directory (files, etcd data) goes
     # too, before the sandbox, so that a crash leaves the sandbox to retry.
     directory: str = ""
+    # Its running containers, by id: the seconds each gets to exit, before
+    # the sandbox goes.
+    running: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class RestartContainer(msgspec.Struct, frozen=True, tag=True):
@@ -59,13 +63,25 @@ class RestartContainer(msgspec.Struct, frozen=True, tag=True):
     write_files: bool = False  # its files changed since it was started
 
 
+class ReloadContainer(msgspec.Struct, frozen=True, tag=True):
+    """Rewrite a running container's files and have it read them anew (its
+    blueprint's `reload`), instead of restarting it."""
+
+    sandbox_id: str
+    container_id: str
+    pod: bp.PodSpec
+    container: str
+    write_files: bool = True
+
+
 class RemoveContainer(msgspec.Struct, frozen=True, tag=True):
     sandbox_id: str
     container_id: str
     reason: str
+    grace: int = bp.STOP_GRACE  # seconds it gets to exit
 
 
-Action = CreatePod | RemovePod | RestartContainer | RemoveContainer
+Action = CreatePod | RemovePod | RestartContainer | ReloadContainer | RemoveContainer
 
 
 def startable(pod: bp.PodSpec, api_ready: bool) -> list[bp.ContainerSpec]:
@@ -81,7 +97,9 @@ def container_actions(current: ObservedPod, pod: bp.PodSpec, api_ready: bool) ->
     for container in sorted(current.containers, key=lambda c: c.id):
         if container.role not in roles:
             actions.append(
-                RemoveContainer(current.sandbox_id, container.id, "not in the blueprint")
+                RemoveContainer(
+                    current.sandbox_id, container.id, "not in the blueprint", container.stop_grace
+                )
             )
     for spec in pod.containers:
         role, files = spec.name, pod.files_hash(spec)
@@ -90,12 +108,14 @@ def container_actions(current: ObservedPod, pod: bp.PodSpec, api_ready: bool) ->
         if live:
             keep = live[0]
             actions += [
-                RemoveContainer(current.sandbox_id, c.id, f"a stale {role}")
+                RemoveContainer(current.sandbox_id, c.id, f"a stale {role}", c.stop_grace)
                 for c in mine
                 if c is not keep
             ]
         elif spec.after_api and not api_ready:
             continue
+        elif spec.reload and (running := [c for c in mine if c.running]):
+            actions.append(ReloadContainer(current.sandbox_id, running[-1].id, pod, role))
         else:
             # Rewrite the files unless the newest one ran with these very files.
             write = not mine or mine[-1].files_hash != files
@@ -103,6 +123,11 @@ def container_actions(current: ObservedPod, pod: bp.PodSpec, api_ready: bool) ->
                 RestartContainer(current.sandbox_id, [c.id for c in mine], pod, role, write)
             )
     return actions
+
+
+def running(pod: ObservedPod) -> dict[str, int]:
+    """What a removal stops gracefully first: its running containers."""
+    return {c.id: c.stop_grace for c in pod.containers if c.running}
 
 
 def key_of(pod: bp.PodSpec) -> tuple[str, str]:
@@ -133,11 +158,15 @@ def plan(
         if pod is None:
             if current.key not in protected:
                 directory = current.labels.get(bp.LABEL_DIRECTORY, "")
-                removals.append(RemovePod(current.sandbox_id, "no longer desired", directory))
+                removals.append(
+                    RemovePod(current.sandbox_id, "no longer desired", directory, running(current))
+                )
         elif current.key in kept:
-            removals.append(RemovePod(current.sandbox_id, "a duplicate"))
+            removals.append(RemovePod(current.sandbox_id, "a duplicate", running=running(current)))
         elif current.labels.get(bp.LABEL_SPEC_HASH) != pod.labels[bp.LABEL_SPEC_HASH]:
-            removals.append(RemovePod(current.sandbox_id, "its spec changed"))
+            removals.append(
+                RemovePod(current.sandbox_id, "its spec changed", running=running(current))
+            )
         elif not current.ready:
             removals.append(RemovePod(current.sandbox_id, "its sandbox is not ready"))
         else:

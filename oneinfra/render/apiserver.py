@@ -3,8 +3,14 @@ phases/controlplane, its command builder)."""
 
 from __future__ import annotations
 
-from . import konnectivity
+from . import ingress, konnectivity
 from .pods import PKI, ContainerSpec, Mount
+
+# Told to stop, an API server fails /readyz at once and serves on this long:
+# the ingress has taken it out of rotation by then, so that nothing new
+# comes to it, and what it was serving finishes.
+SHUTDOWN_DELAY = ingress.DROPPED_WITHIN + 2  # seconds
+STOP_GRACE = SHUTDOWN_DELAY + 10  # then it drains its requests and exits
 
 
 def apiserver_container(
@@ -59,10 +65,12 @@ def apiserver_container(
             # No kube-proxy runs beside the API server: it calls webhooks and
             # aggregated APIs at their endpoints, not at Service IPs.
             "--enable-aggregator-routing=true",
+            f"--shutdown-delay-duration={SHUTDOWN_DELAY}s",
             *egress,
         ],
         mounts=[pki_mount, *([tunnel] if tunnel else [])],
         # A startup argument: the list changes only with a scale, which
         # restarts the API server anyway (its certificate is reissued).
         startup_args=[f"--etcd-servers={','.join(etcd_servers)}"],
+        stop_grace=STOP_GRACE,
     )

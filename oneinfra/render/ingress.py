@@ -8,6 +8,9 @@ from . import konnectivity
 from .pods import DATA_DIR, ContainerSpec, File, Mount, PodSpec, component_directory, host, pod
 
 HAPROXY_IMAGE = "docker.io/library/haproxy:2.6"
+CHECK_EVERY = 1  # seconds between health checks of a server that is up
+FALL = 2  # failed checks that take it out of rotation
+DROPPED_WITHIN = CHECK_EVERY * FALL + 1  # seconds, a check's own time included
 
 
 def haproxy_config(
@@ -22,6 +25,9 @@ def haproxy_config(
         [
             "global",
             "    maxconn 4096",
+            # A reload leaves the connections it had to the worker that held
+            # them (watches, tunnels): at most this long.
+            "    hard-stop-after 30m",
             "defaults",
             "    mode tcp",
             # A connection refused by an API server that just died is retried
@@ -29,7 +35,7 @@ def haproxy_config(
             "    retries 3",
             "    option redispatch",
             # A server down is looked at often, so that it serves soon after it is ready.
-            "    default-server inter 1s downinter 200ms fall 2 rise 1",
+            f"    default-server inter {CHECK_EVERY}s downinter 200ms fall {FALL} rise 1",
             "    timeout connect 5s",
             "    timeout client 1h",
             "    timeout server 1h",
@@ -80,7 +86,11 @@ def ingress(
     container = ContainerSpec(
         name="haproxy",
         image=haproxy_image,
-        command=["/usr/sbin/haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"],
+        # Master and worker: a new configuration (a scale changes the API
+        # servers) is read by a new worker, while the old one serves the
+        # connections it has until they end; nothing is cut, nothing refused.
+        command=["/usr/sbin/haproxy", "-W", "-f", "/usr/local/etc/haproxy/haproxy.cfg"],
         mounts=[Mount("/usr/local/etc/haproxy", directory)],
+        reload=["sh", "-c", "kill -USR2 1"],
     )
     return pod(cluster, component, component.hypervisor, directory, [container], files)

@@ -5,6 +5,8 @@ rendering, below both."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 LABEL_MANAGED_BY = "oneinfra.io/managed-by"
 LABEL_CLUSTER = "oneinfra.io/cluster"
 LABEL_CLUSTER_ID = "oneinfra.io/cluster-id"
@@ -14,6 +16,7 @@ LABEL_FILES_HASH = "oneinfra.io/files-hash"  # on containers: the files they rea
 LABEL_DIRECTORY = "oneinfra.io/directory"  # the component's directory, removed with it
 LABEL_FLEET = "oneinfra.io/fleet"  # which daemon's: hypervisors may be shared
 LABEL_ROLE = "oneinfra.io/role"  # on containers: its name in the blueprint
+LABEL_STOP_GRACE = "oneinfra.io/stop-grace"  # on containers: seconds it gets to exit
 WRITER_ROLE = "file-writer"  # the role of the short-lived containers that write files
 MANAGED = {LABEL_MANAGED_BY: "oneinfra"}
 
@@ -21,3 +24,10 @@ MANAGED = {LABEL_MANAGED_BY: "oneinfra"}
 def managed(fleet: str) -> dict[str, str]:
     """The label selector of one fleet's pods (of any oneinfra's, without a fleet)."""
     return {**MANAGED, LABEL_FLEET: fleet} if fleet else dict(MANAGED)
+
+
+def stop_grace(labels: Mapping[str, str], default: int) -> int:
+    """A container's grace from its label; `default` for one started
+    before the label, or with a label that is not a small count."""
+    found = labels.get(LABEL_STOP_GRACE, "")
+    return int(found) if found.isdigit() and len(found) <= 4 else default

@@ -33,6 +33,9 @@ class File(msgspec.Struct, frozen=True, gc=False):
     mode: int = 0o644
 
 
+STOP_GRACE = 5  # seconds: what a container gets to exit when it is stopped
+
+
 class Mount(msgspec.Struct, frozen=True, gc=False):
     container_path: str
     host_path: str
@@ -54,6 +57,12 @@ class ContainerSpec(msgspec.Struct, frozen=True, gc=False):
     after_api: bool = False
     capabilities: list[str] = msgspec.field(default_factory=list)  # added: NET_ADMIN
     devices: list[str] = msgspec.field(default_factory=list)  # the host's, same path: /dev/net/tun
+    # Seconds from SIGTERM to SIGKILL when it is stopped; not part of the
+    # spec hash (a container's label carries it, for its stop).
+    stop_grace: int = STOP_GRACE
+    # Run in the running container once its files are rewritten, instead of
+    # a restart: it reads them anew, dropping no connection (haproxy).
+    reload: list[str] = msgspec.field(default_factory=list)
 
 
 class PortMapping(msgspec.Struct, frozen=True, gc=False):
@@ -123,6 +132,7 @@ def host_url(address: str, port: int) -> str:
 
 
 NEWER_FIELDS = ("capabilities", "devices")  # hashed only when set: older pods' hashes stay
+UNHASHED = ("stop_grace", "reload")  # how it stops or reloads changes nothing of what runs
 
 
 def hashed_form(container: ContainerSpec) -> dict[str, object]:
@@ -130,7 +140,7 @@ def hashed_form(container: ContainerSpec) -> dict[str, object]:
     start reads, and without newer fields left empty (msgpack encodes the
     dict as it encodes the struct)."""
     fields = msgspec.structs.asdict(msgspec.structs.replace(container, startup_args=[]))
-    return {k: v for k, v in fields.items() if k not in NEWER_FIELDS or v}
+    return {k: v for k, v in fields.items() if k not in UNHASHED and (k not in NEWER_FIELDS or v)}
 
 
 def spec_hash(containers: list[ContainerSpec], network: Network | None = None) -> str:

@@ -219,6 +219,23 @@ def test_the_ingress_balances_over_every_api_server_with_health_checks(fleet: Fl
     assert pod.hypervisor == ingress.hypervisor
 
 
+def test_a_stopping_api_server_serves_until_the_ingress_has_dropped_it(fleet: Fleet) -> None:
+    cluster = fleet.state.clusters["prod"]
+    ingress = cluster.ingress()
+    assert ingress is not None
+    config = bp.ingress(cluster, ingress, fleet.state.hypervisors).files[0].content.decode()
+    (defaults,) = [line.split() for line in config.splitlines() if "default-server" in line]
+    every, fall = (
+        int(defaults[defaults.index("inter") + 1].removesuffix("s")),
+        int(defaults[defaults.index("fall") + 1]),
+    )
+    apiserver = next(c for c in control_plane_pod(fleet).containers if c.name == "kube-apiserver")
+    (delay,) = [a for a in apiserver.command if a.startswith("--shutdown-delay-duration=")]
+    seconds = int(delay.split("=")[1].removesuffix("s"))
+    assert seconds > every * fall + 1  # a check may itself take a second
+    assert apiserver.stop_grace > seconds + 5  # then it drains what it serves
+
+
 def test_clusters_and_components_never_share_a_directory_or_name(fleet: Fleet) -> None:
     fleet.run(cmd.CreateCluster(name="other", control_plane_replicas=3))
     pods = [control_plane_pod(fleet, name, i) for name in ("prod", "other") for i in range(3)]

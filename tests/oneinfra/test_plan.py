@@ -167,11 +167,27 @@ def test_a_crash_mid_restart_leaves_one_container_per_role() -> None:
     ]
 
 
+def running_graces(pod: pl.ObservedPod) -> dict[str, int]:
+    return {c.id: bp.STOP_GRACE for c in pod.containers if c.running}
+
+
+def test_a_removal_stops_what_runs_with_the_grace_on_its_label() -> None:
+    pod = running(pod_spec("a", "control-plane-0", ("etcd", "kube-apiserver"), 1))
+    etcd, apiserver = pod.containers
+    graceful = msgspec.structs.replace(apiserver, stop_grace=15)
+    exited = msgspec.structs.replace(etcd, running=False)
+    world = msgspec.structs.replace(pod, containers=[exited, graceful])
+    assert pl.plan([], [world]) == [
+        pl.RemovePod(pod.sandbox_id, "no longer desired", "/data/a/control-plane-0",
+                     {apiserver.id: 15}),
+    ]  # fmt: skip
+
+
 def test_a_changed_spec_replaces_the_pod_removing_first() -> None:
     old, new = pod_spec("a", "ingress", ("haproxy",), 1), pod_spec("a", "ingress", ("haproxy",), 2)
     observed = running(old)
     assert pl.plan([new], [observed]) == [
-        pl.RemovePod(observed.sandbox_id, "its spec changed"),
+        pl.RemovePod(observed.sandbox_id, "its spec changed", running=running_graces(observed)),
         pl.CreatePod(new, ["haproxy"]),
     ]
 
@@ -179,7 +195,7 @@ def test_a_changed_spec_replaces_the_pod_removing_first() -> None:
 def test_pods_of_a_deleted_cluster_are_removed() -> None:
     gone = running(pod_spec("a", "ingress", ("haproxy",), 1))
     assert pl.plan([], [gone]) == [
-        pl.RemovePod(gone.sandbox_id, "no longer desired", "/data/a/ingress")
+        pl.RemovePod(gone.sandbox_id, "no longer desired", "/data/a/ingress", running_graces(gone))
     ]
 
 
@@ -194,6 +210,27 @@ def test_changed_files_restart_only_the_containers_reading_them() -> None:
     ]
 
 
+def test_changed_files_are_reloaded_where_the_blueprint_says_how() -> None:
+    pod = pod_spec("a", "ingress", ("haproxy",), 1)
+    (haproxy,) = pod.containers
+    reloading = msgspec.structs.replace(
+        pod, containers=[msgspec.structs.replace(haproxy, reload=["reload"])]
+    )
+    observed = running(reloading)
+    (current,) = observed.containers
+    stale = msgspec.structs.replace(current, files_hash="files of before")
+    world = msgspec.structs.replace(observed, containers=[stale])
+    assert pl.plan([reloading], [world]) == [
+        pl.ReloadContainer(observed.sandbox_id, current.id, reloading, "haproxy")
+    ]
+    # Nothing runs to reload: it is started.
+    exited = msgspec.structs.replace(stale, running=False)
+    gone = msgspec.structs.replace(observed, containers=[exited])
+    assert pl.plan([reloading], [gone]) == [
+        pl.RestartContainer(observed.sandbox_id, [current.id], reloading, "haproxy", True)
+    ]
+
+
 def test_a_protected_pod_stays_and_a_blocked_pod_waits() -> None:
     leaving = running(pod_spec("a", "control-plane-2", ("etcd",), 1))
     joining = msgspec.structs.replace(
@@ -202,7 +239,12 @@ def test_a_protected_pod_stays_and_a_blocked_pod_waits() -> None:
     assert pl.plan([joining], [leaving], protected={leaving.key}) == []
     # Once its member is out of etcd, it goes, directory and all.
     assert pl.plan([joining], [leaving]) == [
-        pl.RemovePod(leaving.sandbox_id, "no longer desired", "/data/a/control-plane-2")
+        pl.RemovePod(
+            leaving.sandbox_id,
+            "no longer desired",
+            "/data/a/control-plane-2",
+            running_graces(leaving),
+        )
     ]
     # A blocked pod that runs already is kept as it is.
     running_joiner = running(joining)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from oneinfra import render as bp
@@ -88,6 +89,95 @@ async def test_a_removed_sandbox_is_recreated_and_a_changed_spec_replaced(
     assert [type(a).__name__ for a in done] == ["RemovePod", "CreatePod"]
     hashes = sorted(s.config.labels[bp.LABEL_SPEC_HASH] for s in fake.sandboxes.values())
     assert hashes == ["v1", "v2"]
+
+
+def with_grace(pod: bp.PodSpec, role: str, grace: int, version: int) -> bp.PodSpec:
+    """The pod with `role` given `grace`, every container reading pki/."""
+    pki = [bp.Mount(bp.PKI, f"{pod.directory}/pki")]
+    containers = [
+        msgspec.structs.replace(c, mounts=pki, stop_grace=grace if c.name == role else c.stop_grace)
+        for c in pod.containers
+    ]
+    labels = {**pod.labels, bp.LABEL_SPEC_HASH: f"v{version}"}
+    return msgspec.structs.replace(pod, containers=containers, labels=labels)
+
+
+async def test_running_containers_get_their_grace_before_their_pod_goes(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    """An API server told to stop serves on until the ingress drops it: a
+    replaced or removed pod stops each container with the grace its
+    blueprint gave it, none is killed by the sandbox's stop."""
+    fake, client = hypervisor
+    graceful = with_grace(DESIRED[0], "kube-apiserver", 15, version=1)
+    await reconciler.reconcile(client, [graceful, DESIRED[1]])
+    replaced = with_grace(DESIRED[0], "kube-apiserver", 15, version=2)
+    done = (await reconciler.reconcile(client, [replaced, DESIRED[1]])).actions
+    assert [type(a).__name__ for a in done] == ["RemovePod", "CreatePod"]
+    assert sorted(fake.stopped) == [("etcd", bp.STOP_GRACE), ("kube-apiserver", 15)]
+    fake.stopped.clear()
+    await reconciler.reconcile(client, [DESIRED[1]])  # the replica is gone
+    assert sorted(fake.stopped) == [("etcd", bp.STOP_GRACE), ("kube-apiserver", 15)]
+    assert fake.killed == []
+
+
+async def test_a_container_restarted_for_new_files_gets_its_grace(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    graceful = with_grace(DESIRED[0], "kube-apiserver", 15, version=1)
+    await reconciler.reconcile(client, [graceful])
+    renewed = new_files(graceful, b"new")
+    done = (await reconciler.reconcile(client, [renewed])).actions
+    assert [type(a).__name__ for a in done] == ["RestartContainer", "RestartContainer"]
+    assert sorted(fake.stopped) == [("etcd", bp.STOP_GRACE), ("kube-apiserver", 15)]
+
+
+def new_files(pod: bp.PodSpec, content: bytes) -> bp.PodSpec:
+    fields = msgspec.structs.asdict(pod) | {"files": [bp.File("pki/ca.crt", content)]}
+    return bp.PodSpec(**{k: v for k, v in fields.items() if k != "files_hashes"})
+
+
+def reloading_ingress() -> bp.PodSpec:
+    pod = with_grace(DESIRED[1], "haproxy", bp.STOP_GRACE, version=1)
+    (haproxy,) = pod.containers
+    return msgspec.structs.replace(
+        pod, containers=[msgspec.structs.replace(haproxy, reload=["sh", "-c", "kill -USR2 1"])]
+    )
+
+
+async def test_new_files_are_reloaded_by_a_container_that_can_and_it_keeps_running(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    """A scale rewrites the ingress's configuration: haproxy reads it anew,
+    its connections kept, and the next passes leave it be."""
+    fake, client = hypervisor
+    reloaded: dict[str, str] = {}
+    await reconciler.reconcile(client, [reloading_ingress()], reloaded=reloaded)
+    (running,) = fake.containers.values()
+    scaled = new_files(reloading_ingress(), b"three replicas")
+    done = (await reconciler.reconcile(client, [scaled], reloaded=reloaded)).actions
+    assert [type(a).__name__ for a in done] == ["ReloadContainer"]
+    assert list(fake.containers) == [running.id] and fake.stopped == []
+    assert fake.calls["exec_sync"] == 1
+    assert reloaded == {running.id: scaled.files_hash(scaled.containers[0])}
+    again = (await reconciler.reconcile(client, [scaled], reloaded=reloaded)).actions
+    assert again == [] and fake.calls["exec_sync"] == 1
+
+
+async def test_a_reload_that_fails_is_a_restart(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    reloaded: dict[str, str] = {}
+    await reconciler.reconcile(client, [reloading_ingress()], reloaded=reloaded)
+    (old,) = fake.containers
+    fake.exec_result = api.ExecSyncResponse(exit_code=127, stderr=b"sh: not found")
+    scaled = new_files(reloading_ingress(), b"three replicas")
+    result = await reconciler.reconcile(client, [scaled], reloaded=reloaded)
+    assert result.failures == {}
+    assert old not in fake.containers and running_roles(fake) == ["haproxy"]
+    assert (await reconciler.reconcile(client, [scaled], reloaded=reloaded)).actions == []
 
 
 async def test_deleting_everything_leaves_only_what_is_not_ours(
