@@ -5,7 +5,8 @@ reloads its serving certificate by itself, so the new one is served before
 the rollout is done) and the cluster answers again, with a client
 reading a namespace through the ingress every 100 ms all along: the requests
 that failed, for a 3-replica cluster (rolled one replica at a time) and
-for a 1-replica one (its outage).
+for a 1-replica one (its outage); then that one scaled to 3 replicas and
+back to 1, the same client asking.
 
     .venv/bin/python benchmarks/renewal_bench.py [--runs 3]
 """
@@ -140,6 +141,21 @@ def renew(socket: Path, name: str, client: httpx.Client) -> tuple[float, Client]
     return took, asking
 
 
+def scale(socket: Path, name: str, client: httpx.Client, replicas: int) -> tuple[float, Client]:
+    """Seconds for `cluster scale --wait`, and the client that asked meanwhile."""
+    asking = Client(client)
+    asking.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    oneinfra(socket, "cluster", "scale", name, "--control-plane-replicas", str(replicas),
+             "--wait", "--timeout", "10m")  # fmt: skip
+    took = time.monotonic() - started
+    time.sleep(5.0)  # the replicas that left stop after --wait; what fails then counts too
+    asking.stopped.set()
+    asking.join()
+    return took, asking
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -162,6 +178,12 @@ def main() -> None:
                      statistics.median(r[1].failed for r in runs), "requests",
                      runs=[f"{r[1].failed}/{r[1].failed + r[1].ok}" for r in runs],
                      why=[dict(r[1].why) for r in runs], every_ms=int(EVERY * 1000))  # fmt: skip
+                if count == 1:  # 1 -> 3 -> 1, the same client asking
+                    for before, replicas in ((1, 3), (3, 1)):
+                        took, asking = scale(socket, name, client, replicas)
+                        emit(f"scale_{before}_to_{replicas}_replicas", took, "s",
+                             failed=f"{asking.failed}/{asking.failed + asking.ok}",
+                             why=dict(asking.why))  # fmt: skip
                 oneinfra(socket, "cluster", "delete", name, "--wait", "--timeout", "5m")
         finally:
             daemon.terminate()

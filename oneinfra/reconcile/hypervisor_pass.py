@@ -57,6 +57,7 @@ async def observe(
                 running=container.state == pb.CONTAINER_RUNNING,
                 files_hash=container.labels.get(bp.LABEL_FILES_HASH, ""),
                 stop_grace=stop_grace(container.labels, bp.STOP_GRACE),
+                live_hash=container.labels.get(bp.LABEL_LIVE_HASH, ""),
             )
         )
     return [
@@ -121,6 +122,8 @@ async def reload_container(client: HypervisorClient, action: pl.ReloadContainer)
     if action.write_files:
         await realize.write_files(client, action.sandbox_id, action.pod)
     (spec,) = [c for c in action.pod.containers if c.name == action.container]
+    if not spec.reload:  # it watches its files
+        return
     try:
         reply = await client.exec_sync(action.container_id, spec.reload)
         if reply.exit_code == 0:
@@ -152,7 +155,10 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
             await realize.start_container(client, action.sandbox_id, action.pod, action.container)
 
 
-def with_reloads(observed: list[pl.ObservedPod], reloaded: dict[str, str]) -> list[pl.ObservedPod]:
+Reloaded = dict[str, tuple[str, str]]  # container id -> the (files, live files) hashes it has
+
+
+def with_reloads(observed: list[pl.ObservedPod], reloaded: Reloaded) -> list[pl.ObservedPod]:
     """The pods as they run: a reloaded container reads the files it was
     reloaded with. What is no longer there is forgotten."""
     seen = {c.id for pod in observed for c in pod.containers}
@@ -164,7 +170,11 @@ def with_reloads(observed: list[pl.ObservedPod], reloaded: dict[str, str]) -> li
         msgspec.structs.replace(
             pod,
             containers=[
-                msgspec.structs.replace(c, files_hash=reloaded[c.id]) if c.id in reloaded else c
+                msgspec.structs.replace(
+                    c, files_hash=reloaded[c.id][0], live_hash=reloaded[c.id][1]
+                )
+                if c.id in reloaded
+                else c
                 for c in pod.containers
             ],
         )
@@ -199,7 +209,7 @@ async def reconcile(
     selector: dict[str, str] = bp.MANAGED,
     api_ready: Container[str] | None = None,
     hold: Hold | None = None,
-    reloaded: dict[str, str] | None = None,
+    reloaded: Reloaded | None = None,
 ) -> PassResult:
     """One pass. A pod whose action the runtime refuses is reported in
     `failures` and the others go on; an unreachable hypervisor ends the pass
@@ -237,8 +247,10 @@ async def reconcile(
                     pod_labels = labels.get(getattr(action, "sandbox_id", ""), {})
                     await act(client, action, pod_labels)
                     if isinstance(action, pl.ReloadContainer) and reloaded is not None:
-                        reloaded[action.container_id] = action.pod.files_hash(
-                            next(c for c in action.pod.containers if c.name == action.container)
+                        spec = next(c for c in action.pod.containers if c.name == action.container)
+                        reloaded[action.container_id] = (
+                            action.pod.files_hash(spec),
+                            action.pod.live_hash(spec),
                         )
                 except Unreachable:
                     raise

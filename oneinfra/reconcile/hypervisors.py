@@ -15,7 +15,7 @@ from ..model.kinds import CONTROL_PLANE
 from ..model.state import Cluster, Component, host_port
 from ..runtime.cri import HypervisorClient
 from . import plan as pl
-from .hypervisor_pass import PassResult, reconcile
+from .hypervisor_pass import PassResult, Reloaded, reconcile
 from .plan import Key
 from .pods import PodCache, desired_pods
 from .shared import Shared
@@ -38,7 +38,7 @@ class HypervisorLoop:
         self.shared = shared
         self.pods = PodCache()
         # By hypervisor: the files each container was reloaded with, by id.
-        self.reloaded: dict[str, dict[str, str]] = {}
+        self.reloaded: dict[str, Reloaded] = {}
 
     async def run(self, name: str, wakeup: Wakeup) -> None:
         """Passes over the hypervisor for as long as it is in the fleet."""

@@ -23,6 +23,7 @@ class ObservedContainer(msgspec.Struct, frozen=True, gc=False):
     files_hash: str = ""  # of the files it was started with
     exit_code: int = 0
     stop_grace: int = bp.STOP_GRACE  # seconds it gets to exit (its label)
+    live_hash: str = ""  # of the files it re-reads by itself, as last written
 
 
 class ObservedPod(msgspec.Struct, frozen=True, gc=False):
@@ -65,7 +66,8 @@ class RestartContainer(msgspec.Struct, frozen=True, tag=True):
 
 class ReloadContainer(msgspec.Struct, frozen=True, tag=True):
     """Rewrite a running container's files and have it read them anew (its
-    blueprint's `reload`), instead of restarting it."""
+    blueprint's `reload`, if it does not watch them itself), instead of
+    restarting it."""
 
     sandbox_id: str
     container_id: str
@@ -112,6 +114,8 @@ def container_actions(current: ObservedPod, pod: bp.PodSpec, api_ready: bool) ->
                 for c in mine
                 if c is not keep
             ]
+            if keep.live_hash != pod.live_hash(spec):  # written under it, nothing restarted
+                actions.append(ReloadContainer(current.sandbox_id, keep.id, pod, role))
         elif spec.after_api and not api_ready:
             continue
         elif spec.reload and (running := [c for c in mine if c.running]):

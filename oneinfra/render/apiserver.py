@@ -11,6 +11,10 @@ from .pods import PKI, ContainerSpec, Mount
 # comes to it, and what it was serving finishes.
 SHUTDOWN_DELAY = ingress.DROPPED_WITHIN + 2  # seconds
 STOP_GRACE = SHUTDOWN_DELAY + 10  # then it drains its requests and exits
+# It serves a new serving certificate as soon as it is written (it watches
+# the files): a scale, which reissues it for the new replicas' addresses,
+# restarts no API server. In the pod's directory.
+SERVING_FILES = ["pki/apiserver.crt", "pki/apiserver.key"]
 
 
 def apiserver_container(
@@ -73,4 +77,5 @@ def apiserver_container(
         # restarts the API server anyway (its certificate is reissued).
         startup_args=[f"--etcd-servers={','.join(etcd_servers)}"],
         stop_grace=STOP_GRACE,
+        live_files=SERVING_FILES,
     )

@@ -16,6 +16,7 @@ LABEL_FILES_HASH = "oneinfra.io/files-hash"  # on containers: the files they rea
 LABEL_DIRECTORY = "oneinfra.io/directory"  # the component's directory, removed with it
 LABEL_FLEET = "oneinfra.io/fleet"  # which daemon's: hypervisors may be shared
 LABEL_ROLE = "oneinfra.io/role"  # on containers: its name in the blueprint
+LABEL_LIVE_HASH = "oneinfra.io/live-hash"  # on containers: the files they re-read by themselves
 LABEL_STOP_GRACE = "oneinfra.io/stop-grace"  # on containers: seconds it gets to exit
 WRITER_ROLE = "file-writer"  # the role of the short-lived containers that write files
 MANAGED = {LABEL_MANAGED_BY: "oneinfra"}

@@ -63,6 +63,9 @@ class ContainerSpec(msgspec.Struct, frozen=True, gc=False):
     # Run in the running container once its files are rewritten, instead of
     # a restart: it reads them anew, dropping no connection (haproxy).
     reload: list[str] = msgspec.field(default_factory=list)
+    # Files it reads anew by itself when they change (relative to the pod's
+    # directory: an API server's serving pair): rewritten, not restarted for.
+    live_files: list[str] = msgspec.field(default_factory=list)
 
 
 class PortMapping(msgspec.Struct, frozen=True, gc=False):
@@ -93,13 +96,17 @@ class PodSpec(msgspec.Struct, frozen=True, gc=False):
     # cluster); a pod that runs already is kept.
     blocked: str = ""
     network: Network | None = None  # None: the host's
-    # Derived, on creation: container name -> the hash of the files it reads.
-    # Every pass compares them with the running containers' (pods are cached).
+    # Derived, on creation: container name -> the hash of the files it reads
+    # (but its live files), and of its live files. Every pass compares them
+    # with the running containers' (pods are cached).
     files_hashes: dict[str, str] = msgspec.field(default_factory=dict)
+    live_hashes: dict[str, str] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        hashes = {c.name: files_digest(self.files_of(c)) for c in self.containers}
+        hashes = {c.name: files_digest(self.restart_files(c)) for c in self.containers}
         msgspec.structs.force_setattr(self, "files_hashes", hashes)
+        live = {c.name: self.live_digest(c) for c in self.containers}
+        msgspec.structs.force_setattr(self, "live_hashes", live)
 
     def files_of(self, container: ContainerSpec) -> list[File]:
         """The files a container reads: those under its mounts."""
@@ -108,11 +115,25 @@ class PodSpec(msgspec.Struct, frozen=True, gc=False):
             f for f in self.files if any(f"{self.directory}/{f.path}".startswith(r) for r in roots)
         ]
 
+    def restart_files(self, container: ContainerSpec) -> list[File]:
+        return [f for f in self.files_of(container) if f.path not in container.live_files]
+
+    def live_digest(self, container: ContainerSpec) -> str:
+        live = [f for f in self.files_of(container) if f.path in container.live_files]
+        return files_digest(live) if live else ""
+
     def files_hash(self, container: ContainerSpec) -> str:
-        """Changes when a file the container reads changes: it is then
-        restarted with the new files, and the others are left running."""
+        """Changes when a file the container reads changes (but its live
+        files): it is then restarted with the new files, and the others are
+        left running."""
         found = self.files_hashes.get(container.name)
-        return found if found is not None else files_digest(self.files_of(container))
+        return found if found is not None else files_digest(self.restart_files(container))
+
+    def live_hash(self, container: ContainerSpec) -> str:
+        """Changes when one of its live files changes: they are then
+        rewritten under it. "" when it has none."""
+        found = self.live_hashes.get(container.name)
+        return found if found is not None else self.live_digest(container)
 
 
 def files_digest(files: list[File]) -> str:
@@ -132,7 +153,11 @@ def host_url(address: str, port: int) -> str:
 
 
 NEWER_FIELDS = ("capabilities", "devices")  # hashed only when set: older pods' hashes stay
-UNHASHED = ("stop_grace", "reload")  # how it stops or reloads changes nothing of what runs
+UNHASHED = (
+    "stop_grace",
+    "reload",
+    "live_files",
+)  # how it stops or reloads changes nothing of what runs
 
 
 def hashed_form(container: ContainerSpec) -> dict[str, object]:

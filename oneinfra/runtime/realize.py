@@ -21,7 +21,7 @@ import anyio
 
 from .. import render as bp
 from ..api.runtime import v1 as cri
-from ..render.labels import LABEL_ROLE, LABEL_STOP_GRACE, WRITER_ROLE
+from ..render.labels import LABEL_LIVE_HASH, LABEL_ROLE, LABEL_STOP_GRACE, WRITER_ROLE
 from .cri import Failed, HypervisorClient
 
 WRITER_IMAGE = "docker.io/library/busybox:1.35"
@@ -248,6 +248,7 @@ async def start_container(
         LABEL_ROLE: container.name,
         bp.LABEL_FILES_HASH: pod.files_hash(container),
         LABEL_STOP_GRACE: str(container.stop_grace),
+        **({LABEL_LIVE_HASH: live} if (live := pod.live_hash(container)) else {}),
     }
     created = await client.create_container(
         sandbox, container_config(container, labels), pod_sandbox_config(pod)

@@ -133,8 +133,9 @@ async def test_a_container_restarted_for_new_files_gets_its_grace(
     assert sorted(fake.stopped) == [("etcd", bp.STOP_GRACE), ("kube-apiserver", 15)]
 
 
-def new_files(pod: bp.PodSpec, content: bytes) -> bp.PodSpec:
-    fields = msgspec.structs.asdict(pod) | {"files": [bp.File("pki/ca.crt", content)]}
+def new_files(pod: bp.PodSpec, content: bytes, files: list[bp.File] | None = None) -> bp.PodSpec:
+    written = files if files is not None else [bp.File("pki/ca.crt", content)]
+    fields = msgspec.structs.asdict(pod) | {"files": written}
     return bp.PodSpec(**{k: v for k, v in fields.items() if k != "files_hashes"})
 
 
@@ -160,9 +161,39 @@ async def test_new_files_are_reloaded_by_a_container_that_can_and_it_keeps_runni
     assert [type(a).__name__ for a in done] == ["ReloadContainer"]
     assert list(fake.containers) == [running.id] and fake.stopped == []
     assert fake.calls["exec_sync"] == 1
-    assert reloaded == {running.id: scaled.files_hash(scaled.containers[0])}
+    assert reloaded == {running.id: (scaled.files_hash(scaled.containers[0]), "")}
     again = (await reconciler.reconcile(client, [scaled], reloaded=reloaded)).actions
     assert again == [] and fake.calls["exec_sync"] == 1
+
+
+async def test_a_new_live_file_is_written_under_its_container_restarting_nothing(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    """An API server serves a new serving certificate once it is written."""
+    fake, client = hypervisor
+    pod = with_grace(DESIRED[0], "kube-apiserver", 15, version=1)
+    pod = msgspec.structs.replace(pod, containers=[
+        msgspec.structs.replace(c, live_files=["pki/apiserver.crt"])
+        if c.name == "kube-apiserver" else msgspec.structs.replace(c, mounts=[])
+        for c in pod.containers
+    ])  # fmt: skip
+    serving = [bp.File("pki/ca.crt", b"ca"), bp.File("pki/apiserver.crt", b"old")]
+    pod = new_files(pod, b"ca", serving)
+    reloaded: dict[str, tuple[str, str]] = {}
+    await reconciler.reconcile(client, [pod], reloaded=reloaded)
+    running, writes = set(fake.containers), fake.calls["create_container"]
+    reissued = new_files(pod, b"ca", [serving[0], bp.File("pki/apiserver.crt", b"new")])
+    done = (await reconciler.reconcile(client, [reissued], reloaded=reloaded)).actions
+    assert [type(a).__name__ for a in done] == ["ReloadContainer"]
+    assert fake.stopped == [] and running <= set(fake.containers)
+    assert fake.calls["exec_sync"] == 0  # it watches its files: nothing to tell it
+    assert fake.calls["create_container"] == writes + 1  # the file writer, once
+    assert (await reconciler.reconcile(client, [reissued], reloaded=reloaded)).actions == []
+    # Its other files change: it restarts.
+    renewed = new_files(reissued, b"new ca", [bp.File("pki/ca.crt", b"new ca"), serving[1]])
+    done = (await reconciler.reconcile(client, [renewed], reloaded=reloaded)).actions
+    assert [type(a).__name__ for a in done] == ["RestartContainer"]
+    assert fake.stopped == [("kube-apiserver", 15)]
 
 
 async def test_a_reload_that_fails_is_a_restart(
