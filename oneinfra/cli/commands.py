@@ -228,6 +228,16 @@ async def cluster_renew_certificates(stub: FleetStub, args: argparse.Namespace) 
     show_clusters([reply], args.output, single=True)
 
 
+@handles("cluster", "set-lifetimes")
+async def cluster_set_lifetimes(stub: FleetStub, args: argparse.Namespace) -> None:
+    request = api.SetCertificateLifetimesRequest(name=args.name)
+    if args.certificate_lifetime is not None:
+        request.certificate_lifetime_seconds = args.certificate_lifetime
+    if args.ca_lifetime is not None:
+        request.ca_lifetime_seconds = args.ca_lifetime
+    show_clusters([await stub.SetCertificateLifetimes(request)], args.output, single=True)
+
+
 @handles("cluster", "delete")
 async def cluster_delete(stub: FleetStub, args: argparse.Namespace) -> None:
     cluster_id = ""
@@ -340,6 +350,7 @@ SUMMARY_FIELDS = (
     "control_plane_replicas", "endpoint", "ip_address", "labels", "user", "groups", "serial",
     "phase", "reachable", "reason", "error", "token_id", "expires_at", "description", "node",
     "address", "csr", "names", "cidr", "server_address", "server_public_key", "public_key",
+    "leaf_lifetime", "ca_lifetime",
 )  # fmt: skip
 
 

@@ -279,6 +279,15 @@ def clusters(parser: argparse.ArgumentParser) -> None:
         "--component", action="append", default=[], metavar="REPLICA",
         help="a control-plane replica: its etcd member's certificates (repeatable)",
     )  # fmt: skip
+    lifetimes = cl.add(
+        "set-lifetimes",
+        "change what its certificates are good for: leaves from their next renewal on",
+    )
+    named(lifetimes, "cluster")
+    lifetimes.add_argument(
+        "--certificate-lifetime", type=duration, metavar="DURATION", help="its leaf certificates'"
+    )
+    lifetimes.add_argument("--ca-lifetime", type=duration, metavar="DURATION", help="its CAs'")
     delete = cl.add("delete", "delete a cluster and its keys (its history stays)")
     named(delete, "cluster")
     waits(delete, "gone from every hypervisor")

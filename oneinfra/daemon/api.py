@@ -182,6 +182,17 @@ class FleetServer(fleet_grpc.FleetBase):
         await self._run(command)
         return await self.get_cluster(api.NameRequest(name=message.name))
 
+    async def set_certificate_lifetimes(
+        self, message: api.SetCertificateLifetimesRequest
+    ) -> api.Cluster:
+        command = cmd.SetCertificateLifetimes(
+            cluster=message.name,
+            certificate_lifetime=given(message, "certificate_lifetime_seconds", 0),
+            ca_lifetime=given(message, "ca_lifetime_seconds", 0),
+        )
+        await self._run(command)
+        return await self.get_cluster(api.NameRequest(name=message.name))
+
     async def delete_cluster(self, message: api.NameRequest) -> api.CommandReply:
         return api.CommandReply(position=await self._run(cmd.DeleteCluster(name=message.name)))
 
@@ -416,6 +427,9 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def RenewCertificates(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.renew_certificates)
+
+    async def SetCertificateLifetimes(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.set_certificate_lifetimes)
 
     async def DeleteCluster(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.delete_cluster)

@@ -72,6 +72,16 @@ class RenewCertificates(Command, frozen=True):
     due_only: bool = False
 
 
+class SetCertificateLifetimes(Command, frozen=True):
+    """What the cluster's certificates are good for from now on (seconds;
+    0: unchanged). Leaves get it at their next renewal; CAs at their next
+    rotation."""
+
+    cluster: str
+    certificate_lifetime: int = 0
+    ca_lifetime: int = 0
+
+
 class ScaleCluster(Command, frozen=True):
     name: str
     control_plane_replicas: int

@@ -110,6 +110,14 @@ class CertificatesRenewed(Event, frozen=True):
     reason: str  # "due": 2/3 of its life gone; "asked": renew-certificates
 
 
+class CertificateLifetimesChanged(Event, frozen=True):
+    """Seconds: what leaves and CAs issued from now on are good for."""
+
+    cluster: str
+    leaf_lifetime: int
+    ca_lifetime: int
+
+
 class ClusterScaled(Event, frozen=True):
     name: str
     control_plane_replicas: int
@@ -271,6 +279,7 @@ FleetEvent = (
     | ComponentRemoved
     | ApiServerCertificateIssued
     | CertificatesRenewed
+    | CertificateLifetimesChanged
     | ClusterScaled
     | ClusterDeleted
     | KubeconfigIssued

@@ -105,6 +105,9 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             certified(cluster, position, {certlist.SERVING_ID: event.serving}, event.validity)
         case ev.CertificatesRenewed():
             certified(state.clusters[event.cluster], position, event.certificates, event.validity)
+        case ev.CertificateLifetimesChanged():
+            cluster = state.clusters[event.cluster]
+            cluster.leaf_lifetime, cluster.ca_lifetime = event.leaf_lifetime, event.ca_lifetime
         case ev.ClusterScaled():
             state.clusters[event.name].control_plane_replicas = event.control_plane_replicas
             state.clusters[event.name].scaled = True

@@ -30,7 +30,12 @@ def concerned_by(event: ev.Event, state: FleetState) -> Concerned:
             return Concerned({event.name})
         case ev.ComponentPlaced():
             return Concerned({event.hypervisor}, {event.cluster})
-        case ev.ComponentRemoved() | ev.ApiServerCertificateIssued() | ev.CertificatesRenewed():
+        case (
+            ev.ComponentRemoved()
+            | ev.ApiServerCertificateIssued()
+            | ev.CertificatesRenewed()
+            | ev.CertificateLifetimesChanged()  # what the controller manager signs for
+        ):
             # The cluster's pods change (certificates, the ingress's backends).
             return whole(event.cluster)
         case ev.ClusterCreated() | ev.ClusterScaled():

@@ -94,6 +94,53 @@ def test_lifetimes_out_of_range_are_refused(lifetime: int, ca_lifetime: int, sai
                                      ca_lifetime=ca_lifetime), said)  # fmt: skip
 
 
+def test_lifetimes_changed_later_apply_from_the_next_renewal() -> None:
+    fleet = fleet_with(lifetime=HOUR, ca_lifetime=30 * 86_400)
+    before = fleet.state.clusters["prod"].certificates["admin"].validity
+    (changed,) = fleet.run(
+        cmd.SetCertificateLifetimes(cluster="prod", certificate_lifetime=600)
+    ).events
+    assert changed == ev.CertificateLifetimesChanged(
+        cluster="prod", leaf_lifetime=600, ca_lifetime=30 * 86_400
+    )
+    cluster = fleet.state.clusters["prod"]
+    assert (cluster.leaf_lifetime, cluster.ca_lifetime) == (600, 30 * 86_400)
+    assert cluster.certificates["admin"].validity == before  # nothing reissued yet
+    fleet.clock = NOW + dt.timedelta(minutes=45)  # the hour's leaves are due
+    fleet.run(cmd.RenewCertificates(cluster="prod", due_only=True))
+    renewed = fleet.state.clusters["prod"].certificates["admin"].validity
+    assert renewed.expires - renewed.issued == 600
+    assert int(load_cert(pem_of(fleet, "admin")).not_valid_after_utc.timestamp()) == renewed.expires
+    # The same lifetimes again change nothing; the log says so by its silence.
+    assert (
+        fleet.run(cmd.SetCertificateLifetimes(cluster="prod", certificate_lifetime=600)).events
+        == []
+    )
+    # Folded from the log, the state is the same.
+    assert projection.fold(fleet.log).clusters["prod"].leaf_lifetime == 600
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (cmd.SetCertificateLifetimes(cluster="prod"), "nothing to change"),
+        (cmd.SetCertificateLifetimes(cluster="nope", certificate_lifetime=600),
+         "unknown cluster .nope."),
+        (cmd.SetCertificateLifetimes(cluster="prod", certificate_lifetime=30), "out of range"),
+        (cmd.SetCertificateLifetimes(cluster="prod", ca_lifetime=HOUR // 2),
+         "certificates would outlive their CA"),  # the leaves' hour stays
+        # Good for longer than the CAs have left: refused, say which and how long.
+        (cmd.SetCertificateLifetimes(cluster="prod", certificate_lifetime=40 * 86_400,
+                                     ca_lifetime=50 * 86_400),
+         "would outlive cluster 'prod'.s ca CA, which expires in 2592000 s"),
+    ],
+)  # fmt: skip
+def test_lifetimes_that_cannot_be_are_refused_changing_nothing(
+    command: cmd.Command, said: str
+) -> None:
+    refused(fleet_with(lifetime=HOUR, ca_lifetime=30 * 86_400), command, said)
+
+
 def test_renewal_reissues_every_leaf_from_the_same_cas_with_the_same_names() -> None:
     fleet = fleet_with()
     before = {i: pem_of(fleet, i) for i in fleet.state.clusters["prod"].certificates}

@@ -260,3 +260,17 @@ def test_certificate_lifetimes_and_renewal_from_the_command_line(empty: Daemon) 
     assert unknown.returncode == 1 and "no control-plane replica" in unknown.stderr
     assert len(unknown.stderr) < 500  # the value is cut, not echoed whole
     assert empty.json("cluster", "list")[0]["certificates"] == []  # lists stay small
+
+
+def test_certificate_lifetimes_changed_after_create_from_the_command_line(empty: Daemon) -> None:
+    empty.add_hypervisors(private=1)
+    empty.cli("cluster", "create", "prod", "--certificate-lifetime", "30d")
+    changed = empty.json("cluster", "set-lifetimes", "prod", "--certificate-lifetime", "7d")
+    assert changed["certificateLifetimeSeconds"] == 7 * 86_400
+    assert changed["caLifetimeSeconds"] == 3650 * 86_400  # left as it was
+    history = empty.cli("history", "--cluster", "prod").stdout
+    assert re.search(r"CertificateLifetimesChanged .*leaf_lifetime=604800", history), history
+    nothing = empty.cli("cluster", "set-lifetimes", "prod", check=False)
+    assert nothing.returncode == 1 and "nothing to change" in nothing.stderr, nothing.stderr
+    longer = empty.cli("cluster", "set-lifetimes", "prod", "--ca-lifetime", "1d", check=False)
+    assert longer.returncode == 1 and "outlive their CA" in longer.stderr, longer.stderr

@@ -23,6 +23,7 @@ def test_every_event_of_a_real_history_round_trips() -> None:
     fleet.run(cmd.CreateCluster(name="prod", control_plane_replicas=3))
     fleet.run(cmd.ScaleCluster(name="prod", control_plane_replicas=1))
     fleet.run(cmd.RenewCertificates(cluster="prod"))
+    fleet.run(cmd.SetCertificateLifetimes(cluster="prod", certificate_lifetime=3600))
     fleet.run(cmd.LabelHypervisor(name="private-0", set={"zone": "a"}))
     fleet.run(cmd.IssueKubeconfig(cluster="prod"))
     fleet.run(cmd.CreateJoinToken(cluster="prod"))

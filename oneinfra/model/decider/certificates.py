@@ -11,6 +11,7 @@ from ...pki.issuer import Issuer, OpenCA
 from .. import commands as cmd
 from .. import events as ev
 from ..state import Cluster, FleetState, etcd_member_name
+from .clusters import lifetimes
 from .context import Context, Decision, existing_cluster
 
 RENEWABLE_FILES = {
@@ -83,6 +84,35 @@ def renew_certificates(
             )
         ]
     )
+
+
+def set_lifetimes(
+    state: FleetState, command: cmd.SetCertificateLifetimes, context: Context
+) -> Decision:
+    """New lifetimes, checked as at creation; and no leaf lifetime longer
+    than what the cluster's CAs have left (a leaf would outlive them)."""
+    cluster = existing_cluster(state, command.cluster)
+    if not command.certificate_lifetime and not command.ca_lifetime:
+        raise DomainError("nothing to change: give a certificate lifetime, a CA lifetime or both")
+    leaf_lifetime, ca_lifetime = lifetimes(
+        command.certificate_lifetime or cluster.leaf_lifetime,
+        command.ca_lifetime or cluster.ca_lifetime,
+    )
+    now = int(context.now.timestamp())
+    for ca in certlist.CA_IDS:
+        certificate = cluster.certificates.get(ca)
+        if certificate is not None and now + leaf_lifetime > certificate.validity.expires:
+            raise DomainError(
+                f"certificates of {leaf_lifetime} s would outlive cluster "
+                f"{shown(cluster.name)}'s {ca} CA, which expires in "
+                f"{certificate.validity.expires - now} s"
+            )
+    if (leaf_lifetime, ca_lifetime) == (cluster.leaf_lifetime, cluster.ca_lifetime):
+        return Decision(events=[])
+    changed = ev.CertificateLifetimesChanged(
+        cluster=cluster.name, leaf_lifetime=leaf_lifetime, ca_lifetime=ca_lifetime
+    )
+    return Decision(events=[changed])
 
 
 def reissued(

@@ -43,6 +43,10 @@ class FleetBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def SetCertificateLifetimes(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.SetCertificateLifetimesRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def DeleteCluster(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply]') -> None:
         pass
 
@@ -148,6 +152,12 @@ class FleetBase(abc.ABC):
                 self.RenewCertificates,
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.RenewCertificatesRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+            ),
+            '/oneinfra.v1.Fleet/SetCertificateLifetimes': grpclib.const.Handler(
+                self.SetCertificateLifetimes,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.SetCertificateLifetimesRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
             ),
             '/oneinfra.v1.Fleet/DeleteCluster': grpclib.const.Handler(
@@ -292,6 +302,12 @@ class FleetStub:
             channel,
             '/oneinfra.v1.Fleet/RenewCertificates',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.RenewCertificatesRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+        )
+        self.SetCertificateLifetimes = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/SetCertificateLifetimes',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.SetCertificateLifetimesRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
         )
         self.DeleteCluster = grpclib.client.UnaryUnaryMethod(

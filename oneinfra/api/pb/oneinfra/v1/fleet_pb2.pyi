@@ -145,6 +145,16 @@ class RenewCertificatesRequest(_message.Message):
     components: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, name: _Optional[str] = ..., certificates: _Optional[_Iterable[str]] = ..., components: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class SetCertificateLifetimesRequest(_message.Message):
+    __slots__ = ("name", "certificate_lifetime_seconds", "ca_lifetime_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CA_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    certificate_lifetime_seconds: int
+    ca_lifetime_seconds: int
+    def __init__(self, name: _Optional[str] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ...) -> None: ...
+
 class EnableVpnRequest(_message.Message):
     __slots__ = ("name", "vpn_cidr")
     NAME_FIELD_NUMBER: _ClassVar[int]
