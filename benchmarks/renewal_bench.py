@@ -52,6 +52,7 @@ class Client(threading.Thread):
         super().__init__(daemon=True)
         self.client, self.ok, self.stopped = client, 0, threading.Event()
         self.why: Counter[str] = Counter()
+        self.outcomes: list[tuple[float, str]] = []  # each request's time, why it failed or ""
 
     @property
     def failed(self) -> int:
@@ -59,15 +60,31 @@ class Client(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.is_set():
+            when, why = time.monotonic(), ""
             try:
                 status = self.client.get(ASKED).status_code
-                if status == 200:
-                    self.ok += 1
-                else:
-                    self.why[f"HTTP {status}"] += 1
+                why = "" if status == 200 else f"HTTP {status}"
             except httpx.HTTPError as error:
-                self.why[type(error).__name__] += 1
+                why = type(error).__name__
+            self.outcomes.append((when, why))
+            if why:
+                self.why[why] += 1
+            else:
+                self.ok += 1
             time.sleep(EVERY)
+
+    def outages(self) -> list[float]:
+        """Seconds from each run of failures' first request to the next success."""
+        found, began = [], None
+        for when, why in self.outcomes:
+            if why and began is None:
+                began = when
+            elif not why and began is not None:
+                found.append(when - began)
+                began = None
+        if began is not None:
+            found.append(self.outcomes[-1][0] - began)
+        return found
 
 
 def serials(endpoints: list[str]) -> dict[str, int | None]:
@@ -177,13 +194,15 @@ def main() -> None:
                 emit(f"failed_requests_during_renewal_{count}_replica",
                      statistics.median(r[1].failed for r in runs), "requests",
                      runs=[f"{r[1].failed}/{r[1].failed + r[1].ok}" for r in runs],
-                     why=[dict(r[1].why) for r in runs], every_ms=int(EVERY * 1000))  # fmt: skip
+                     why=[dict(r[1].why) for r in runs], every_ms=int(EVERY * 1000),
+                     outages_s=[[round(o, 1) for o in r[1].outages()] for r in runs])  # fmt: skip
                 if count == 1:  # 1 -> 3 -> 1, the same client asking
                     for before, replicas in ((1, 3), (3, 1)):
                         took, asking = scale(socket, name, client, replicas)
                         emit(f"scale_{before}_to_{replicas}_replicas", took, "s",
                              failed=f"{asking.failed}/{asking.failed + asking.ok}",
-                             why=dict(asking.why))  # fmt: skip
+                             why=dict(asking.why),
+                             outages_s=[round(o, 1) for o in asking.outages()])  # fmt: skip
                 oneinfra(socket, "cluster", "delete", name, "--wait", "--timeout", "5m")
         finally:
             daemon.terminate()

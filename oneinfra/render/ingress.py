@@ -16,11 +16,18 @@ DROPPED_WITHIN = CHECK_EVERY * FALL + 1  # seconds, a check's own time included
 def haproxy_config(
     cluster: Cluster, ingress: Component, hypervisors: dict[str, Hypervisor]
 ) -> bytes:
-    backends = [
-        f"    server {c.name} {host(hypervisors[c.hypervisor].ip_address)}:{c.ports['apiserver']}"
-        " check check-ssl verify none"
+    addresses = {
+        c.name: f"{host(hypervisors[c.hypervisor].ip_address)}:{c.ports['apiserver']}"
         for c in cluster.control_planes()
+    }
+    backends = [
+        f"    server {name} {address} check check-ssl verify none"
+        for name, address in addresses.items()
     ]
+    # When no API server passes its check (one replica, its etcd restarting
+    # or its API server told to stop but still serving), each is tried
+    # anyway rather than the client refused: it may well answer.
+    anyway = [f"    server {name}-anyway {address} backup" for name, address in addresses.items()]
     return "\n".join(
         [
             "global",
@@ -46,7 +53,9 @@ def haproxy_config(
             "    option httpchk GET /readyz",
             "    http-check expect status 200",
             "    balance roundrobin",
+            "    option allbackups",
             *backends,
+            *anyway,
             *tunnel_lines(cluster, ingress, hypervisors),
             "",
         ]

@@ -221,6 +221,10 @@ def test_the_ingress_balances_over_every_api_server_with_health_checks(fleet: Fl
         address = fleet.state.hypervisors[component.hypervisor].ip_address
         assert f"{address}:{component.ports['apiserver']} check" in config
     assert "option httpchk GET /readyz" in config
+    # None passing its check, each is tried anyway, unchecked.
+    for component in cluster.control_planes():
+        address = fleet.state.hypervisors[component.hypervisor].ip_address
+        assert f"{component.name}-anyway {address}:{component.ports['apiserver']} backup" in config
     assert pod.hypervisor == ingress.hypervisor
 
 
