@@ -140,9 +140,12 @@ def catalogue(sources: Sources) -> list[Image]:
     images.append(
         Image(
             f"docker.io/library/haproxy:{config.HAPROXY_TAG}",
-            {"/usr/sbin/haproxy": haproxy, **libraries},
+            # A shell, as the upstream image has: the ingress is reloaded
+            # with `sh -c "kill -USR2 1"` (render/ingress.py).
+            {"/usr/sbin/haproxy": haproxy, **libraries, "/bin/busybox": busybox},
             ["/usr/sbin/haproxy"],
             ["-f", "/usr/local/etc/haproxy/haproxy.cfg"],
+            symlinks={"/bin/sh": "busybox", "/bin/kill": "busybox"},
         )
     )
     return images
