@@ -13,6 +13,10 @@ start at once. At each fleet size (clusters of 3 replicas):
 - one cluster changed (scaled 3 -> 5): time until its new replicas run, and
   the CRI calls the whole fleet received meanwhile;
 - the daemon's peak memory (VmHWM), in all and per cluster;
+- the renewal check (reconcile/renewals.py) over the converged fleet's
+  state, folded here from the daemon's own log: what one look costs the
+  daemon's loop, every 10 s at most (it makes no CRI call: the no-op
+  pass's calls above are measured with it running);
 - the whole fleet passed over at once, cold: the daemon killed (SIGKILL) and
   started again, until every hypervisor has been listed, and the CRI calls.
 
@@ -40,9 +44,14 @@ from grpclib.client import Channel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from eventstore import SQLiteEventStore
 from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
 from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
 from oneinfra.api.runtime import v1 as cri
+from oneinfra.daemon.service import fold_from
+from oneinfra.model.decider.certificates import due, leaf_ids
+from oneinfra.model.state import FleetState
+from oneinfra.reconcile.renewals import next_renewal
 from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
 
 PUBLIC, PRIVATE = 10, 90
@@ -109,6 +118,26 @@ async def wait_for(check, seconds: float, what: str) -> float:  # type: ignore[n
             raise RuntimeError(f"not within {seconds} s: {what}")
         await anyio.sleep(0.05)
     return time.monotonic() - started
+
+
+async def renewal_look(root: Path) -> tuple[float, int]:
+    """Seconds one look of the renewal task takes over the fleet's state
+    (the median of 20), and the leaves it looks at."""
+    store = await SQLiteEventStore.open(root / "state" / "events.db", read_only=True)
+    try:
+        state = FleetState()
+        await fold_from(store, state, 1)
+    finally:
+        await store.close()
+    now = int(time.time())
+    times = []
+    for _ in range(20):
+        began = time.perf_counter()
+        [c for c in state.clusters.values() if due(c, now)]
+        next_renewal(state)
+        times.append(time.perf_counter() - began)
+    leaves = sum(len(leaf_ids(c)) for c in state.clusters.values())
+    return statistics.median(times), leaves
 
 
 def p99(values: list[float]) -> float:
@@ -218,6 +247,9 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
             emit("one_cluster_change_converge", elapsed, "s", **tag)
             emit("one_cluster_change_cri_calls", sum(made.values()), "calls",
                  lists=sum(made[m] for m in LISTS), **tag)  # fmt: skip
+
+            look, leaves = await renewal_look(root)
+            emit("renewal_look", look * 1000, "ms", leaves=leaves, **tag)
 
             peak = peak_memory_kib(daemon.pid)
             emit("daemon_peak_memory", peak / 1024, "MiB", **tag)

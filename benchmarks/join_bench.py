@@ -55,7 +55,7 @@ def oneinfra(socket: Path, *args: str) -> str:
     return done.stdout
 
 
-def api_client(kubeconfig: str) -> httpx.Client:
+def api_client(kubeconfig: str, http2: bool = False) -> httpx.Client:
     config = yaml.safe_load(kubeconfig)
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
     tls = client_context(
@@ -63,7 +63,7 @@ def api_client(kubeconfig: str) -> httpx.Client:
         base64.b64decode(user["client-certificate-data"]).decode(),
         base64.b64decode(user["client-key-data"]),
     )
-    return httpx.Client(verify=tls, timeout=2.0, base_url=cluster["server"])
+    return httpx.Client(verify=tls, timeout=2.0, base_url=cluster["server"], http2=http2)
 
 
 def ready(client: httpx.Client, node: str) -> bool:

@@ -176,6 +176,10 @@ def scale(socket: Path, name: str, client: httpx.Client, replicas: int) -> tuple
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--http1", action="store_true",
+        help="the client on HTTP/1.1 (default HTTP/2, as kubectl and client-go)",
+    )  # fmt: skip
     args = parser.parse_args()
     machines = local_up("--private", "3")
     with tempfile.TemporaryDirectory(prefix="oneinfra-renewal-bench-") as tmp:
@@ -187,7 +191,9 @@ def main() -> None:
             for name, count in (("three", 3), ("one", 1)):
                 oneinfra(socket, "cluster", "create", name, "--control-plane-replicas",
                          str(count), "--wait", "--timeout", "5m")  # fmt: skip
-                client = api_client(oneinfra(socket, "cluster", "kubeconfig", name))
+                kubeconfig = oneinfra(socket, "cluster", "kubeconfig", name)
+                client = api_client(kubeconfig, http2=not args.http1)
+                http = client.get("/version").http_version  # what was negotiated
                 runs = [renew(socket, name, client) for _ in range(args.runs)]
                 emit(f"renew_every_leaf_{count}_replica", statistics.median(r[0] for r in runs),
                      "s", runs=[round(r[0], 1) for r in runs])  # fmt: skip
@@ -195,14 +201,16 @@ def main() -> None:
                      statistics.median(r[1].failed for r in runs), "requests",
                      runs=[f"{r[1].failed}/{r[1].failed + r[1].ok}" for r in runs],
                      why=[dict(r[1].why) for r in runs], every_ms=int(EVERY * 1000),
-                     outages_s=[[round(o, 1) for o in r[1].outages()] for r in runs])  # fmt: skip
+                     outages_s=[[round(o, 1) for o in r[1].outages()] for r in runs],
+                     http=http)  # fmt: skip
                 if count == 1:  # 1 -> 3 -> 1, the same client asking
                     for before, replicas in ((1, 3), (3, 1)):
                         took, asking = scale(socket, name, client, replicas)
                         emit(f"scale_{before}_to_{replicas}_replicas", took, "s",
                              failed=f"{asking.failed}/{asking.failed + asking.ok}",
                              why=dict(asking.why),
-                             outages_s=[round(o, 1) for o in asking.outages()])  # fmt: skip
+                             outages_s=[round(o, 1) for o in asking.outages()],
+                             http=http)  # fmt: skip
                 oneinfra(socket, "cluster", "delete", name, "--wait", "--timeout", "5m")
         finally:
             daemon.terminate()
