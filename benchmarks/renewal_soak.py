@@ -35,7 +35,7 @@ def renewals(socket: Path, name: str) -> Counter[str]:
     for line in oneinfra(socket, "history", "--cluster", name, "-o", "json").splitlines():
         event = json.loads(line)
         if event["type"] == "CertificatesRenewed":
-            counted.update(json.loads(event["dataJson"])["certificates"])
+            counted.update(json.loads(event["dataJson"])["certificates"].keys())
     return counted
 
 
