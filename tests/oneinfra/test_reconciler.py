@@ -153,7 +153,7 @@ async def test_new_files_are_reloaded_by_a_container_that_can_and_it_keeps_runni
     """A scale rewrites the ingress's configuration: haproxy reads it anew,
     its connections kept, and the next passes leave it be."""
     fake, client = hypervisor
-    reloaded: dict[str, str] = {}
+    reloaded: reconciler.Reloaded = {}
     await reconciler.reconcile(client, [reloading_ingress()], reloaded=reloaded)
     (running,) = fake.containers.values()
     scaled = new_files(reloading_ingress(), b"three replicas")
@@ -179,7 +179,7 @@ async def test_a_new_live_file_is_written_under_its_container_restarting_nothing
     ])  # fmt: skip
     serving = [bp.File("pki/ca.crt", b"ca"), bp.File("pki/apiserver.crt", b"old")]
     pod = new_files(pod, b"ca", serving)
-    reloaded: dict[str, tuple[str, str]] = {}
+    reloaded: reconciler.Reloaded = {}
     await reconciler.reconcile(client, [pod], reloaded=reloaded)
     running, writes = set(fake.containers), fake.calls["create_container"]
     reissued = new_files(pod, b"ca", [serving[0], bp.File("pki/apiserver.crt", b"new")])
@@ -200,7 +200,7 @@ async def test_a_reload_that_fails_is_a_restart(
     hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
 ) -> None:
     fake, client = hypervisor
-    reloaded: dict[str, str] = {}
+    reloaded: reconciler.Reloaded = {}
     await reconciler.reconcile(client, [reloading_ingress()], reloaded=reloaded)
     (old,) = fake.containers
     fake.exec_result = api.ExecSyncResponse(exit_code=127, stderr=b"sh: not found")
