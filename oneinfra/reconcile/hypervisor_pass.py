@@ -121,7 +121,7 @@ async def reload_container(client: HypervisorClient, action: pl.ReloadContainer)
     is a restart."""
     if action.write_files:
         await realize.write_files(client, action.sandbox_id, action.pod)
-    (spec,) = [c for c in action.pod.containers if c.name == action.container]
+    spec = action.pod.container(action.container)
     if not spec.reload:  # it watches its files
         return
     try:
@@ -149,7 +149,7 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
         case pl.RestartContainer():
             if action.write_files:
                 await realize.write_files(client, action.sandbox_id, action.pod)
-            (spec,) = [c for c in action.pod.containers if c.name == action.container]
+            spec = action.pod.container(action.container)
             for old in action.old_container_ids:
                 await remove_container(client, old, spec.stop_grace)
             await realize.start_container(client, action.sandbox_id, action.pod, action.container)
@@ -247,7 +247,7 @@ async def reconcile(
                     pod_labels = labels.get(getattr(action, "sandbox_id", ""), {})
                     await act(client, action, pod_labels)
                     if isinstance(action, pl.ReloadContainer) and reloaded is not None:
-                        spec = next(c for c in action.pod.containers if c.name == action.container)
+                        spec = action.pod.container(action.container)
                         reloaded[action.container_id] = (
                             action.pod.files_hash(spec),
                             action.pod.live_hash(spec),

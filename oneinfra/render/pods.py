@@ -108,6 +108,11 @@ class PodSpec(msgspec.Struct, frozen=True, gc=False):
         live = {c.name: self.live_digest(c) for c in self.containers}
         msgspec.structs.force_setattr(self, "live_hashes", live)
 
+    def container(self, name: str) -> ContainerSpec:
+        """Its container of that name (names are unique within a pod)."""
+        (found,) = [c for c in self.containers if c.name == name]
+        return found
+
     def files_of(self, container: ContainerSpec) -> list[File]:
         """The files a container reads: those under its mounts."""
         roots = [m.host_path.rstrip("/") + "/" for m in container.mounts]

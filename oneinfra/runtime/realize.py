@@ -242,7 +242,7 @@ async def start_container(
     client: HypervisorClient, sandbox: str, pod: bp.PodSpec, name: str
 ) -> str:
     """Create and start one of the pod's containers in its sandbox."""
-    (container,) = [c for c in pod.containers if c.name == name]
+    container = pod.container(name)
     labels = {
         **pod.labels,
         LABEL_ROLE: container.name,
