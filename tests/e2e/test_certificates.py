@@ -2,20 +2,28 @@
 two-minute leaves has every leaf renewed by the daemon at 2/3 of their life,
 and its API server serves the new certificate, still answering; one asked
 for (`renew-certificates --certificate apiserver`) is renewed alone; `cluster
-show` gives every certificate's expiry."""
+show` gives every certificate's expiry; a joined worker's kubelet rotates
+its client and serving certificates, signed for the cluster's lifetime."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
 import re
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 
+from oneinfra.local import config
 from tests.oneinfra.daemon import Daemon
 
+from .conftest import ROOT
 from .fleet import WAIT, eventually, fleet, kubeconfig, kubectl
 
 __all__ = ["fleet"]  # the module's fixture
@@ -98,3 +106,83 @@ def test_leaves_are_renewed_when_due_and_when_asked_and_the_api_keeps_answering(
     finally:
         daemon.cli("cluster", "delete", "short", "--wait", "--timeout", WAIT, timeout=240,
                    check=False)  # fmt: skip
+
+
+def pem_serial(path: Path) -> int | None:
+    """The serial of the certificate in a kubelet's PEM (key and certificate).
+    Its -current.pem is a link to a path inside the worker (its
+    /var/lib/kubelet/pki/...): followed here in the host's view of that
+    directory."""
+    try:
+        pem = (path.parent / Path(os.readlink(path)).name).read_bytes()
+    except OSError:
+        return None
+    start = pem.find(b"-----BEGIN CERTIFICATE-----")
+    return x509.load_pem_x509_certificate(pem[start:]).serial_number if start >= 0 else None
+
+
+def test_a_workers_kubelet_rotates_its_certificates_and_stays_ready(
+    fleet: tuple[Daemon, list[dict[str, Any]]], workers: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """Kubernetes' own rotation, with the cluster's leaf lifetime: the
+    controller manager signs a kubelet's client certificate for two minutes,
+    the kubelet files a new request before it ends (approved by the
+    controller manager) and a new serving one (approved by the daemon);
+    the node stays Ready, and the API server reaches the kubelet through the
+    new serving certificate."""
+    daemon, _ = fleet
+    worker = workers[0]["name"]
+    lifetimes = ["--certificate-lifetime", "2m", "--ca-lifetime", "1h"]
+    daemon.json("cluster", "create", "rotating", *lifetimes, "--wait", "--timeout", WAIT,
+                timeout=240)  # fmt: skip
+    config_file = kubeconfig(daemon, "rotating", tmp_path)
+    try:
+        line = daemon.cli("cluster", "join-command", "rotating").stdout.splitlines()[0]
+        endpoint, token, ca_hash = line.split()[3], line.split()[5], line.split()[7]
+        joined = local("join", worker, endpoint, "--token", token,
+                       "--discovery-token-ca-cert-hash", ca_hash)  # fmt: skip
+        assert joined.returncode == 0, joined.stderr
+        pki = config.WorkerSpec(worker, "").own("/var/lib/kubelet") / "pki"  # its --cert-dir
+        client, serving = pki / "kubelet-client-current.pem", pki / "kubelet-server-current.pem"
+        first = eventually(
+            lambda: node_ready(config_file, worker) and pem_serial(client) and pem_serial(serving)
+            and (pem_serial(client), pem_serial(serving)),
+            f"{worker} Ready with its client and serving certificates",
+        )  # fmt: skip
+        current = (client.parent / Path(os.readlink(client)).name).read_bytes()
+        issued = x509.load_pem_x509_certificate(
+            current[current.find(b"-----BEGIN CERTIFICATE-----") :]
+        )
+        assert issued.not_valid_after_utc - dt.datetime.now(dt.UTC) <= dt.timedelta(seconds=125)
+        eventually(
+            lambda: pem_serial(client) not in (None, first[0])
+            and pem_serial(serving) not in (None, first[1]),
+            "both kubelet certificates rotated", seconds=300,
+        )  # fmt: skip
+        eventually(lambda: node_ready(config_file, worker), f"{worker} Ready after rotating")
+        proxied = kubectl(config_file, "get", "--raw", f"/api/v1/nodes/{worker}/proxy/healthz")
+        assert proxied.stdout.strip() == "ok"
+        csrs = json.loads(kubectl(config_file, "get", "csr", "-o", "json").stdout)["items"]
+        signers = [c["spec"]["signerName"] for c in csrs
+                   if c["spec"]["username"] in (f"system:node:{worker}",)]  # fmt: skip
+        assert signers.count("kubernetes.io/kube-apiserver-client-kubelet") >= 1
+        assert signers.count("kubernetes.io/kubelet-serving") >= 2
+    finally:
+        left = local("leave", worker)
+        assert left.returncode == 0, left.stderr
+        daemon.cli("cluster", "delete", "rotating", "--wait", "--timeout", WAIT, timeout=300)
+
+
+def node_ready(config_file: Path, node: str) -> bool:
+    found = kubectl(config_file, "get", "node", node, "-o", "json", check=False)
+    if found.returncode != 0:
+        return False
+    conditions = json.loads(found.stdout)["status"].get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def local(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oneinfra", "local", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
