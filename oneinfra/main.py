@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from .daemon.main import run_from_command_line
 
         return run_from_command_line(args)
-    if args.command == "node" and args.action in ("join", "reset"):
+    if args.command == "node" and args.action in ("join", "reset", "rotate-trust"):
         from .node.command import run_node
 
         return run_node(args)

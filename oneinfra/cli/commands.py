@@ -82,6 +82,8 @@ def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> No
     print(f"ready:         {'yes' if c.status.ready else 'no'}")
     if c.HasField("status"):
         print(f"status:        {c.status.phase}: {c.status.reason}")
+    if c.HasField("ca_rotation"):
+        print(f"ca rotation:   {rotation_state(c.ca_rotation)}")
     print()
     table(
         ["COMPONENT", "ROLE", "HYPERVISOR", "PORTS", "PHASE", "REASON"],
@@ -95,6 +97,15 @@ def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> No
             [[x.file, x.component, x.expires_at, x.renews_at or "(a CA: rotate-ca)"]
              for x in c.certificates],
         )  # fmt: skip
+
+
+def rotation_state(rotation: api.CARotation) -> str:
+    if rotation.completed_at:
+        return f"prepared {rotation.prepared_at}, completed {rotation.completed_at}"
+    return (
+        f"prepared {rotation.prepared_at}: old and new CAs trusted; complete it from "
+        f"{rotation.completable_at} (or with --force)"
+    )
 
 
 def done(reply: api.CommandReply, fmt: str, message: str) -> None:
@@ -238,6 +249,21 @@ async def cluster_set_lifetimes(stub: FleetStub, args: argparse.Namespace) -> No
     show_clusters([await stub.SetCertificateLifetimes(request)], args.output, single=True)
 
 
+@handles("cluster", "rotate-ca")
+async def cluster_rotate_ca(stub: FleetStub, args: argparse.Namespace) -> None:
+    if args.phase == "status":
+        reply = await stub.GetCluster(api.NameRequest(name=args.name))
+        if args.output != "table":
+            emit(as_data(reply.ca_rotation) if reply.HasField("ca_rotation") else {}, args.output)
+        elif reply.HasField("ca_rotation"):
+            print(f"cluster {reply.name}: {rotation_state(reply.ca_rotation)}")
+        else:
+            print(f"cluster {reply.name}: its CAs were never rotated")
+        return
+    request = api.RotateCARequest(name=args.name, phase=args.phase, force=args.force)
+    show_clusters([await stub.RotateCA(request)], args.output, single=True)
+
+
 @handles("cluster", "delete")
 async def cluster_delete(stub: FleetStub, args: argparse.Namespace) -> None:
     cluster_id = ""
@@ -350,7 +376,7 @@ SUMMARY_FIELDS = (
     "control_plane_replicas", "endpoint", "ip_address", "labels", "user", "groups", "serial",
     "phase", "reachable", "reason", "error", "token_id", "expires_at", "description", "node",
     "address", "csr", "names", "cidr", "server_address", "server_public_key", "public_key",
-    "leaf_lifetime", "ca_lifetime",
+    "leaf_lifetime", "ca_lifetime", "completed",
 )  # fmt: skip
 
 
@@ -360,8 +386,9 @@ def summary(data: dict[str, Any]) -> str:
     said = [
         f"{k}={json.dumps(data[k], separators=(',', ':'))}" for k in SUMMARY_FIELDS if k in data
     ]
-    if isinstance(data.get("certificates"), dict):
-        said.append(f"certificates={','.join(sorted(data['certificates']))}")
+    for kind in ("cas", "certificates"):
+        if isinstance(data.get(kind), dict):
+            said.append(f"{kind}={','.join(sorted(data[kind]))}")
     return " ".join(said)
 
 

@@ -17,7 +17,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 def run_local(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..local import down, join, kubeadm_join, leave, status, up
+    from ..local import down, join, kubeadm_join, leave, rotate_trust, status, up
 
     try:
         if args.action == "up":
@@ -36,6 +36,8 @@ def run_local(args: argparse.Namespace) -> int:
             else:
                 joined = join(args.worker, flags, args.kubernetes_version)
             print(f"{args.worker}: the kubelet runs (its log: {joined['log']})", file=sys.stderr)
+        elif args.action == "rotate-trust":
+            sys.stderr.write(rotate_trust(args.worker))
         elif args.action == "leave":
             leave(args.worker)
         elif args.action == "list":

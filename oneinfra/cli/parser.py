@@ -288,6 +288,20 @@ def clusters(parser: argparse.ArgumentParser) -> None:
         "--certificate-lifetime", type=duration, metavar="DURATION", help="its leaf certificates'"
     )
     lifetimes.add_argument("--ca-lifetime", type=duration, metavar="DURATION", help="its CAs'")
+    rotate = cl.add(
+        "rotate-ca",
+        "replace its CAs and service-account key in two phases, no client breaking between",
+    )
+    named(rotate, "cluster")
+    rotate.add_argument(
+        "--phase", required=True, choices=["prepare", "complete", "status"],
+        help="prepare: new CAs trusted beside the old, every certificate from the new; "
+        "complete: the old ones dropped; status: where the rotation is",
+    )  # fmt: skip
+    rotate.add_argument(
+        "--force", action="store_true",
+        help="complete before pods' service-account tokens were signed again (an hour)",
+    )  # fmt: skip
     delete = cl.add("delete", "delete a cluster and its keys (its history stays)")
     named(delete, "cluster")
     waits(delete, "gone from every hypervisor")
@@ -343,7 +357,17 @@ def nodes(parser: argparse.ArgumentParser) -> None:
         "--vpn-timeout", type=duration, default=60, metavar="DURATION",
         help="how long to wait for the daemon to grant this worker's VPN key (default 60s)",
     )  # fmt: skip
-    for target in (join, no.add("reset", "remove what 'node join' wrote", client=False)):
+    rotate = no.add(
+        "rotate-trust",
+        "this worker's side of a CA rotation, between its prepare and complete: the new CAs "
+        "trusted, a client certificate of the new CA, the kubelet restarted",
+        client=False,
+    )
+    rotate.add_argument(
+        "--no-restart", action="store_true",
+        help="leave the kubelet's restart to the caller (where systemd does not run it)",
+    )  # fmt: skip
+    for target in (join, no.add("reset", "remove what 'node join' wrote", client=False), rotate):
         machine_options(target)
     named(no.add("list", "a cluster's nodes: Ready, version, address, when and by which token "
                          "they joined"), "cluster")  # fmt: skip
@@ -443,6 +467,9 @@ def local(parser: argparse.ArgumentParser) -> None:
         "--kubeadm", action="store_true",
         help="join with stock upstream kubeadm instead of 'oneinfra node join'",
     )  # fmt: skip
+    rotate = lo.add("rotate-trust", "'oneinfra node rotate-trust' in a local worker, its "
+                    "kubelet restarted with the same command line", client=False)  # fmt: skip
+    rotate.add_argument("worker", metavar="WORKER", help="a local worker's name (w0, w1, ...)")
     leave = lo.add("leave", "a local worker leaves its cluster: its kubelet, pods and files gone",
                    client=False)  # fmt: skip
     leave.add_argument("worker", metavar="WORKER", help="a local worker's name (w0, w1, ...)")

@@ -193,6 +193,11 @@ class FleetServer(fleet_grpc.FleetBase):
         await self._run(command)
         return await self.get_cluster(api.NameRequest(name=message.name))
 
+    async def rotate_ca(self, message: api.RotateCARequest) -> api.Cluster:
+        command = cmd.RotateCA(cluster=message.name, phase=message.phase, force=message.force)
+        await self._run(command)
+        return await self.get_cluster(api.NameRequest(name=message.name))
+
     async def delete_cluster(self, message: api.NameRequest) -> api.CommandReply:
         return api.CommandReply(position=await self._run(cmd.DeleteCluster(name=message.name)))
 
@@ -215,8 +220,7 @@ class FleetServer(fleet_grpc.FleetBase):
         with self.reading() as state:
             cluster = state.clusters[created.cluster]
             endpoint = api_server_endpoint(cluster, state.hypervisors) or ""
-            created_at = cluster.created_at
-        pki = await self.main.call(self.service.cluster_pki, created_at)
+        pki = await self.main.call(self.service.cluster_pki, created.cluster)
         return api.JoinToken(
             token=outcome.decision.reply,
             id=created.token_id,
@@ -430,6 +434,9 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def SetCertificateLifetimes(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.set_certificate_lifetimes)
+
+    async def RotateCA(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.rotate_ca)
 
     async def DeleteCluster(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.delete_cluster)

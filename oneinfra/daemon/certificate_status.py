@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
+from ..model.decider.certificates import TOKENS_RESIGNED_WITHIN
 from ..model.decider.joins import rfc3339
 from ..model.state import Cluster
 from ..pki import certlist
@@ -15,6 +16,18 @@ WARN_BEFORE = 30 * certlist.DAY  # a CA this close to its end: nothing renews a 
 
 def timestamp(unix: float) -> str:
     return rfc3339(dt.datetime.fromtimestamp(unix, dt.UTC))
+
+
+def rotation_view(cluster: Cluster) -> api.CARotation | None:
+    """Its latest CA rotation: when prepared, completed (or when it may be)."""
+    rotation = cluster.rotation
+    if rotation is None:
+        return None
+    return api.CARotation(
+        prepared_at=timestamp(rotation.prepared),
+        completed_at=timestamp(rotation.completed) if rotation.completed else "",
+        completable_at=timestamp(rotation.prepared + TOKENS_RESIGNED_WITHIN),
+    )
 
 
 def certificates_view(cluster: Cluster) -> list[api.Certificate]:

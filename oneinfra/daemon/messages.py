@@ -17,7 +17,7 @@ from ..model.kinds import READY, RUNNING
 from ..model.state import Cluster, FleetState, Hypervisor, api_server_endpoint, vpn_endpoint
 from ..reconcile.board import ClusterStatus
 from ..reconcile.phases import UNOBSERVED
-from .certificate_status import certificates_condition
+from .certificate_status import certificates_condition, rotation_view
 
 T = TypeVar("T")
 
@@ -203,6 +203,7 @@ def cluster_view(
         status=status_view(cluster, status),
         certificate_lifetime_seconds=cluster.leaf_lifetime,
         ca_lifetime_seconds=cluster.ca_lifetime,
+        ca_rotation=rotation_view(cluster),
         **vpn_view(cluster, state),
     )
 

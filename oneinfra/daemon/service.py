@@ -39,6 +39,7 @@ from ..model.decider import Context, Decision, decide, pki_needed
 from ..model.metadata import Actor, Metadata
 from ..model.state import FleetState
 from ..pki.certlist import ClusterPKI
+from ..reconcile.certificates import cluster_pki as current_cluster_pki
 from ..storage.keystore import KeyStore
 from ..storage.logreader import EventCache, record_at
 
@@ -151,8 +152,8 @@ class FleetService:
                 entropy=self._entropy,
                 data_keys=self.keys,
                 pki={
-                    name: await self.cluster_pki(position)
-                    for name, position in pki_needed(self.state, job.command).items()
+                    name: await self.cluster_pki(name)
+                    for name in pki_needed(self.state, job.command)
                 },
             )
             decision = decide(self.state, job.command, context)
@@ -196,9 +197,9 @@ class FleetService:
         while self.state.position < position:
             await self._advanced.wait()
 
-    async def cluster_pki(self, position: int) -> ClusterPKI:
-        """A cluster's PKI, from its ClusterCreated event."""
-        return (await self._events.get(position, ev.ClusterCreated)).pki
+    async def cluster_pki(self, name: str) -> ClusterPKI:
+        """A cluster's CAs, leaves and keys as they are now (rotated, renewed or not)."""
+        return await current_cluster_pki(self._events, self.state.clusters[name])
 
     async def catch_up(self) -> None:
         """Fold events appended by someone else since our last position."""

@@ -226,6 +226,31 @@ def runs_or_gone(pid: int, kubelet: Path) -> bool:
         return False
 
 
+def rotate_trust(name: str) -> str:
+    """`oneinfra node rotate-trust` inside worker `name`, then its kubelet
+    restarted with the command line it runs with (this is the worker's init
+    system); what the node command said."""
+    machine = worker(name)
+    state = system.load_state()
+    pids: dict[str, int] = state["pids"]  # type: ignore[assignment]
+    pid = pids.get(f"kubelet-{name}")
+    if pid is None or not system.alive(pid):
+        raise LocalError(f"worker {name}'s kubelet does not run: join it to a cluster first")
+    command = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    done = subprocess.run(
+        system.in_worker(machine, sys.executable, "-m", "oneinfra", "node", "rotate-trust",
+                         "--no-restart", "--node-name", name),
+        capture_output=True, text=True, check=False, timeout=180,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise LocalError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else
+                         f"node rotate-trust in {name} failed, and said nothing")  # fmt: skip
+    system.stop(f"kubelet-{name}", state)
+    system.start(f"kubelet-{name}", system.in_worker(machine, *command),
+                 machine.root / "kubelet.log", state)  # fmt: skip
+    return done.stderr
+
+
 def leave(name: str) -> None:
     """Worker `name` leaves its cluster, as `kubeadm reset` would have it:
     nothing of the join is left, and it may join again."""

@@ -12,6 +12,7 @@ import msgspec
 
 from ..pki import certlist
 from ..pki.certlist import ClusterPKI, KeyPair
+from ..pki.sealing import SealedKey
 from . import events as ev
 from .state import Cluster
 
@@ -21,6 +22,8 @@ def pair_in(event: ev.Event, certificate_id: str) -> KeyPair:
     match event:
         case ev.CertificatesRenewed():
             return event.certificates[certificate_id]
+        case ev.CARotationPrepared():
+            return event.cas.get(certificate_id) or event.certificates[certificate_id]
         case ev.ClusterCreated():
             pair: KeyPair = getattr(event.pki, certificate_id)
             return pair
@@ -47,22 +50,122 @@ def current(cluster: Cluster, events: Mapping[int, ev.Event], ids: list[str]) ->
     }
 
 
-def current_pki(created: ClusterPKI, pairs: Mapping[str, KeyPair]) -> ClusterPKI:
-    """The cluster's PKI with its cluster-wide leaves as they are now."""
-    leaves = {i: pairs[i] for i in certlist.CLUSTER_LEAF_IDS if i in pairs}
-    return msgspec.structs.replace(created, **leaves)
+def current_pki(
+    created: ClusterPKI,
+    pairs: Mapping[str, KeyPair],
+    service_account: tuple[str, SealedKey] | None = None,
+) -> ClusterPKI:
+    """The cluster's PKI with its CAs, cluster-wide leaves and (given)
+    service-account key as they are now."""
+    ids = (*certlist.CA_IDS, *certlist.CLUSTER_LEAF_IDS)
+    now = {i: pairs[i] for i in ids if i in pairs}
+    if service_account is not None:
+        public, key = service_account
+        return msgspec.structs.replace(
+            created, **now, service_account_public=public, service_account_key=key
+        )
+    return msgspec.structs.replace(created, **now)
 
 
-def current_member(placed: ev.ComponentPlaced, pairs: Mapping[str, KeyPair]) -> ev.ComponentPlaced:
-    server, peer = certlist.member_ids(placed.component)
+def service_account_in(event: ev.Event) -> tuple[str, SealedKey]:
+    """The service-account key pair the event carries."""
+    match event:
+        case ev.ClusterCreated():
+            return event.pki.service_account_public, event.pki.service_account_key
+        case ev.CARotationPrepared():
+            return event.service_account_public, event.service_account_key
+    raise TypeError(f"{type(event).__name__} carries no service-account key")
+
+
+def service_account_position(cluster: Cluster) -> int:
+    return cluster.service_account_at or cluster.created_at
+
+
+CLUSTER_IDS = [*certlist.CA_IDS, *certlist.CLUSTER_LEAF_IDS]
+
+
+def pki_positions(cluster: Cluster) -> set[int]:
+    """The events that hold the cluster's PKI as it is now."""
+    return {cluster.created_at, service_account_position(cluster), *positions(cluster, CLUSTER_IDS)}
+
+
+def pki_now(cluster: Cluster, events: Mapping[int, ev.Event]) -> ClusterPKI:
+    """Its CAs, cluster-wide leaves and service-account key as they are now,
+    from the events at `pki_positions`."""
+    created = events[cluster.created_at]
+    assert isinstance(created, ev.ClusterCreated)
+    pairs = current(cluster, events, CLUSTER_IDS)
+    service_account = service_account_in(events[service_account_position(cluster)])
+    return current_pki(created.pki, pairs, service_account)
+
+
+# -- between a rotation's two phases ---------------------------------------------
+
+
+class Trust(msgspec.Struct, frozen=True, gc=False):
+    """What a rotation in progress adds to the files: the old CAs (and
+    service-account key) trusted beside the new, and each new CA vouched for
+    by its old one, sent after every leaf it signs."""
+
+    previous: dict[str, str]  # CA id -> PEM
+    cross_signed: dict[str, str]  # CA id -> PEM
+    previous_service_account: str
+
+
+def trust_in(cluster: Cluster, prepared: ev.CARotationPrepared) -> Trust | None:
+    """The trust a prepared rotation adds; None once it is complete."""
+    if cluster.rotation is None or not cluster.rotation.in_progress:
+        return None
+    return Trust(prepared.previous, prepared.cross_signed, prepared.previous_service_account)
+
+
+def chained(pair: KeyPair, ca: str, trust: Trust | None) -> KeyPair:
+    """A leaf signed by CA `ca`, followed by the link to its old CA."""
+    if trust is None:
+        return pair
+    return msgspec.structs.replace(pair, certificate=pair.certificate + trust.cross_signed[ca])
+
+
+def trusted_pki(pki: ClusterPKI, trust: Trust | None) -> ClusterPKI:
+    """The PKI as the files have it: each CA file a bundle (the new CA
+    first: the controller manager signs with the first), each leaf chained,
+    both service-account public keys accepted."""
+    if trust is None:
+        return pki
+    cas = {
+        i: msgspec.structs.replace(
+            getattr(pki, i), certificate=getattr(pki, i).certificate + trust.previous[i]
+        )
+        for i in certlist.CA_IDS
+    }
+    leaves = {
+        spec.field: chained(getattr(pki, spec.field), spec.ca, trust)
+        for spec in certlist.leaves(certlist.Scope.CLUSTER)
+    }
+    return msgspec.structs.replace(
+        pki,
+        **cas,
+        **leaves,
+        service_account_public=pki.service_account_public + trust.previous_service_account,
+    )
+
+
+def current_member(
+    placed: ev.ComponentPlaced, pairs: Mapping[str, KeyPair], trust: Trust | None = None
+) -> ev.ComponentPlaced:
+    server_id, peer_id = certlist.member_ids(placed.component)
+    server = pairs.get(server_id, placed.etcd_server)
+    peer = pairs.get(peer_id, placed.etcd_peer)
+    assert server is not None and peer is not None, "a control-plane replica has its member's"
     return msgspec.structs.replace(
         placed,
-        etcd_server=pairs.get(server, placed.etcd_server),
-        etcd_peer=pairs.get(peer, placed.etcd_peer),
+        etcd_server=chained(server, "etcd_ca", trust),
+        etcd_peer=chained(peer, "etcd_ca", trust),
     )
 
 
 def current_serving(
-    issued: ev.ApiServerCertificateIssued, pairs: Mapping[str, KeyPair]
+    issued: ev.ApiServerCertificateIssued, pairs: Mapping[str, KeyPair], trust: Trust | None = None
 ) -> ev.ApiServerCertificateIssued:
-    return msgspec.structs.replace(issued, serving=pairs.get(certlist.SERVING_ID, issued.serving))
+    serving = pairs.get(certlist.SERVING_ID, issued.serving)
+    return msgspec.structs.replace(issued, serving=chained(serving, "ca", trust))

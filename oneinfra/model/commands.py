@@ -82,6 +82,17 @@ class SetCertificateLifetimes(Command, frozen=True):
     ca_lifetime: int = 0
 
 
+class RotateCA(Command, frozen=True):
+    """A phase of the cluster's two-phase CA rotation: "prepare" (new CAs
+    trusted beside the old, every leaf from the new) or "complete" (the old
+    ones dropped). `force`: complete before the pods' service-account tokens
+    had time to be signed again with the new key."""
+
+    cluster: str
+    phase: str
+    force: bool = False
+
+
 class ScaleCluster(Command, frozen=True):
     name: str
     control_plane_replicas: int

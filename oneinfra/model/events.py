@@ -110,6 +110,33 @@ class CertificatesRenewed(Event, frozen=True):
     reason: str  # "due": 2/3 of its life gone; "asked": renew-certificates
 
 
+class CARotationPrepared(Event, frozen=True):
+    """The first phase of a CA rotation: new CAs (cluster, etcd, front
+    proxy) and service-account key, every leaf issued again from them, and
+    the old CAs trusted beside the new ones until the rotation completes.
+    `cross_signed`: each new CA vouched for by its old one, sent after the
+    leaves it signs so that whoever trusts only the old CA follows it."""
+
+    cluster: str
+    cas: dict[str, KeyPair]  # by CA id: ca, etcd_ca, front_proxy_ca
+    cross_signed: dict[str, str]  # CA id -> PEM
+    previous: dict[str, str]  # CA id -> the old CA's certificate (PEM)
+    service_account_public: str
+    service_account_key: SealedKey
+    previous_service_account: str  # the old public key, still accepted
+    certificates: dict[str, KeyPair]  # every leaf, by certificate id
+    validity: Validity  # the leaves'
+    ca_validity: Validity
+
+
+class CARotationCompleted(Event, frozen=True):
+    """The second phase: the old CAs and service-account key are trusted no
+    more; certificates they signed stop working."""
+
+    cluster: str
+    completed: int  # Unix seconds
+
+
 class CertificateLifetimesChanged(Event, frozen=True):
     """Seconds: what leaves and CAs issued from now on are good for."""
 
@@ -280,6 +307,8 @@ FleetEvent = (
     | ApiServerCertificateIssued
     | CertificatesRenewed
     | CertificateLifetimesChanged
+    | CARotationPrepared
+    | CARotationCompleted
     | ClusterScaled
     | ClusterDeleted
     | KubeconfigIssued

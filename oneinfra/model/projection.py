@@ -11,6 +11,7 @@ from ..pki.certlist import KeyPair, Validity
 from ..pki.x509 import validity_of
 from . import events as ev
 from .state import (
+    CARotation,
     Certificate,
     Cluster,
     Component,
@@ -105,6 +106,16 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             certified(cluster, position, {certlist.SERVING_ID: event.serving}, event.validity)
         case ev.CertificatesRenewed():
             certified(state.clusters[event.cluster], position, event.certificates, event.validity)
+        case ev.CARotationPrepared():
+            cluster = state.clusters[event.cluster]
+            certified(cluster, position, event.cas, event.ca_validity)
+            certified(cluster, position, event.certificates, event.validity)
+            cluster.service_account_at = position
+            cluster.rotation = CARotation(position, event.ca_validity.issued)
+        case ev.CARotationCompleted():
+            cluster = state.clusters[event.cluster]
+            assert cluster.rotation is not None, "the decider completes only a prepared rotation"
+            cluster.rotation = msgspec.structs.replace(cluster.rotation, completed=event.completed)
         case ev.CertificateLifetimesChanged():
             cluster = state.clusters[event.cluster]
             cluster.leaf_lifetime, cluster.ca_lifetime = event.leaf_lifetime, event.ca_lifetime

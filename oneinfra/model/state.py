@@ -41,6 +41,18 @@ class Certificate(msgspec.Struct, frozen=True, gc=False):
     validity: Validity
 
 
+class CARotation(msgspec.Struct, frozen=True, gc=False):
+    """The cluster's latest CA rotation."""
+
+    prepared_at: int  # its CARotationPrepared event: the old CAs, the links to them
+    prepared: int  # when, in Unix seconds
+    completed: int = 0  # when the old CAs were dropped; 0: they are trusted still
+
+    @property
+    def in_progress(self) -> bool:
+        return not self.completed
+
+
 class JoinToken(msgspec.Struct, gc=False):
     token_id: str
     created_at: int  # its JoinTokenCreated event: the sealed secret
@@ -88,6 +100,9 @@ class Cluster(msgspec.Struct, gc=False):
     # it is and what it is good for: what renewal decides on.
     certificates: dict[str, Certificate] = msgspec.field(default_factory=dict)
     certificates_at: int = 0  # the latest event that changed any of them
+    # The event holding its service-account key: 0, its ClusterCreated's.
+    service_account_at: int = 0
+    rotation: CARotation | None = None
 
     def control_planes(self) -> list[Component]:
         return sorted(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import cgroups
 from ..errors import JoinError
-from . import discovery, join
+from . import discovery, join, trust
 from .kubelet import NodeSettings
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -48,6 +48,9 @@ def run_node(args: argparse.Namespace) -> int:
         if args.action == "reset":
             gone = join.reset(settings)
             say(f"removed {len(gone)} files of the kubelet's" if gone else "nothing to remove")
+            return EXIT_OK
+        if args.action == "rotate-trust":
+            trust.rotate_trust(settings, restart=not args.no_restart, say=say)
             return EXIT_OK
         request = join.JoinRequest(
             endpoint=args.endpoint,

@@ -16,7 +16,7 @@ import jwt
 import yaml
 
 from ..errors import JoinError, shown
-from ..pki.x509 import public_key_hash
+from ..pki.x509 import public_key_hashes
 
 TOKEN = re.compile(r"([a-z0-9]{6})\.([a-z0-9]{16})")
 CA_HASH = re.compile(r"sha256:[0-9a-f]{64}")
@@ -103,12 +103,12 @@ def verified_cluster_info(data: dict[str, str], token: Token, ca_hashes: list[st
         cluster = kubeconfig["clusters"][0]["cluster"]
         ca_pem = base64.b64decode(cluster["certificate-authority-data"]).decode()
         server = str(cluster["server"])
-        found_hash = public_key_hash(ca_pem)
+        found_hashes = public_key_hashes(ca_pem)  # mid-rotation: the new CA and the old
     except (yaml.YAMLError, KeyError, IndexError, TypeError, ValueError) as error:
         raise JoinError(f"cluster-info is not a kubeconfig with a CA: {error}") from None
-    if ca_hashes and found_hash not in ca_hashes:
+    if ca_hashes and not set(found_hashes) & set(ca_hashes):
         raise JoinError(
-            f"the cluster's CA is {found_hash}, not the one pinned "
+            f"the cluster's CA is {', '.join(found_hashes)}, not the one pinned "
             f"({', '.join(ca_hashes)}): refusing to trust it"
         )
     return Discovered(server=server, ca_pem=ca_pem)

@@ -76,10 +76,28 @@ class Issuer:
             x509.load_cert(pair.certificate), x509.load_key(unseal(pair.key, self.data_key))
         )
 
-    def new_ca(self, spec: CA) -> tuple[KeyPair, OpenCA]:
+    def new_ca(self, spec: CA, common_name: str = "") -> tuple[KeyPair, OpenCA]:
         key = x509.new_key(self.entropy)
-        certificate = x509.issue_ca(spec.common_name, key, self.now, self.entropy, self.ca_lifetime)
+        name = common_name or spec.common_name
+        certificate = x509.issue_ca(name, key, self.now, self.entropy, self.ca_lifetime)
         return KeyPair(x509.cert_pem(certificate), self.sealed(key)), OpenCA(certificate, key)
+
+    def rotated_ca(self, spec: CA) -> tuple[KeyPair, OpenCA]:
+        """A CA to replace the table's: a name of its own (the time it was
+        made), so that no client confuses it with the one it replaces."""
+        return self.new_ca(spec, f"{spec.common_name}-{self.now:%Y%m%d%H%M%S}")
+
+    def cross_signed(self, new: OpenCA, old: OpenCA) -> str:
+        """`new` vouched for by `old` (PEM)."""
+        return x509.cert_pem(
+            x509.cross_sign(new.certificate, old.certificate, old.key, self.now, self.entropy)
+        )
+
+    def service_account(self) -> tuple[str, SealedKey]:
+        """The service accounts' signing key: a key pair without a
+        certificate (sa.pub, sa.key)."""
+        key = x509.new_key(self.entropy)
+        return x509.public_pem(key), self.sealed(key)
 
     def issue(
         self,
@@ -112,10 +130,7 @@ class Issuer:
         cas: ClusterCAs = {}
         for ca in CAS:
             pairs[ca.field], cas[ca.field] = self.new_ca(ca)
-        # The service accounts' signing key: a key pair without a certificate.
-        service_account = x509.new_key(self.entropy)
-        pairs["service_account_public"] = x509.public_pem(service_account)
-        pairs["service_account_key"] = self.sealed(service_account)
+        pairs["service_account_public"], pairs["service_account_key"] = self.service_account()
         for spec in leaves(Scope.CLUSTER):
             pairs[spec.field], _ = self.issue(spec, cas[spec.ca])
         return ClusterPKI(**pairs), cas  # type: ignore[arg-type]

@@ -68,6 +68,13 @@ def load_cert(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode())
 
 
+def first_certificate(bundle_pem: str) -> str:
+    """The first certificate of a bundle (PEM): the CA itself, when a CA's
+    file bundles the one it replaces after it."""
+    end = "-----END CERTIFICATE-----"
+    return bundle_pem[: bundle_pem.index(end) + len(end)] + "\n"
+
+
 def validity_of(pem: str) -> tuple[int, int]:
     """(issued, expires) in Unix seconds, as a certificate made here says:
     its notBefore is the issuing time less the skew allowed."""
@@ -78,11 +85,18 @@ def validity_of(pem: str) -> tuple[int, int]:
 
 def public_key_hash(certificate_pem: str) -> str:
     """kubeadm's --discovery-token-ca-cert-hash: sha256 of the certificate's
-    SubjectPublicKeyInfo (DER)."""
-    info = (
-        load_cert(certificate_pem)
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    SubjectPublicKeyInfo (DER); of the first one, in a bundle."""
+    return key_hash(load_cert(certificate_pem))
+
+
+def public_key_hashes(bundle_pem: str) -> list[str]:
+    """The hash of every certificate in a bundle (a CA rotation's has two)."""
+    return [key_hash(c) for c in x509.load_pem_x509_certificates(bundle_pem.encode())]
+
+
+def key_hash(certificate: x509.Certificate) -> str:
+    info = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     digest = hashes.Hash(hashes.SHA256())
     digest.update(info)
@@ -150,6 +164,38 @@ def issue_ca(
         builder(subject, subject, public, ca=True, now=now, validity=validity, entropy=entropy)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
+    )
+
+
+def cross_sign(
+    ca: x509.Certificate,
+    issuer: x509.Certificate,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    now: dt.datetime,
+    entropy: Entropy,
+) -> x509.Certificate:
+    """`ca` (its name, key and key id) vouched for by another CA: a client
+    that trusts only `issuer` follows it to certificates `ca` signs, when a
+    server sends it after its own. Good for no longer than either."""
+    public = ca.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    until = min(ca.not_valid_after_utc, issuer.not_valid_after_utc)
+    return (
+        builder(
+            ca.subject,
+            issuer.subject,
+            public,
+            ca=True,
+            now=now,
+            validity=until - now,
+            entropy=entropy,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+        .sign(issuer_key, hashes.SHA256())
     )
 
 

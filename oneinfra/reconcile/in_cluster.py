@@ -17,6 +17,7 @@ import httpx
 
 from ..errors import KubeError
 from ..model import events as ev
+from ..model.certificates import trusted_pki
 from ..model.decider.joins import expired, parse_rfc3339, rfc3339
 from ..model.state import Cluster, api_server_endpoint, vpn_endpoint
 from ..pki.csr import node_of, requested_names, serving_refusal
@@ -25,6 +26,7 @@ from ..render.addons import addons
 from ..render.bootstrap import LiveToken, bootstrap_objects
 from ..render.metrics_server import api_service, metrics_server
 from ..runtime.kube import ClusterAPI, NodeView, join_tokens, pending_serving
+from .certificates import cluster_pki, cluster_trust
 from .shared import Shared
 from .vpn import answer_peer_requests
 
@@ -65,7 +67,11 @@ class InCluster:
         endpoint = api_server_endpoint(cluster, self.shared.fleet.state.hypervisors)
         if endpoint is None:
             raise KubeError("the cluster has no ingress")
-        pki = (await self.shared.events.get(cluster.created_at, ev.ClusterCreated)).pki
+        # cluster-info gives joining workers the CAs trusted now (both, mid-rotation).
+        pki = trusted_pki(
+            await cluster_pki(self.shared.events, cluster),
+            await cluster_trust(self.shared.events, cluster),
+        )
         tokens = await self.live_tokens(cluster, dt.datetime.now(dt.UTC))
         manifests = [
             *bootstrap_objects(

@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 
 from .. import render as bp
 from ..model import events as ev
-from ..model.certificates import current, current_member, current_pki, current_serving, positions
+from ..model.certificates import current_member, current_serving, trusted_pki
 from ..model.kinds import INGRESS, VPN
 from ..model.state import Cluster, Component, FleetState
 from ..pki import certlist
-from ..pki.certlist import KeyPair
 from ..pki.sealing import unseal
 from ..storage.logreader import EventCache
+from .certificates import cluster_pki, cluster_trust, current_pairs
 
 DataKey = Callable[[str], bytes]  # data key id -> the key
 
@@ -62,10 +62,11 @@ def control_plane_key(
     state: FleetState, cluster: Cluster, component: Component, joining: bp.EtcdMembership | None
 ) -> tuple[object, ...]:
     """What a control-plane pod depends on: its placement (its event), the
-    cluster's certificates (their events), how its etcd member joins."""
+    cluster's certificates (their events) and the CAs it trusts (a rotation's
+    phase), how its etcd member joins."""
     members = None if joining is None else (tuple(sorted(joining.members.items())), joining.state)
     return (cluster.cluster_id, component.name, component.placed_at, cluster.created_at,
-            cluster.apiserver_at, cluster.certificates_at, members)  # fmt: skip
+            cluster.apiserver_at, cluster.certificates_at, cluster.rotation, members)  # fmt: skip
 
 
 class PodCache:
@@ -144,25 +145,20 @@ async def render(
         enabled = await events.get(cluster.vpn.enabled_at, ev.VpnEnabled)
         private_key = unseal(enabled.server_private_key, data_key(cluster.key_id))
         return bp.vpn_server(cluster, component, private_key, data_dir=data_dir)
-    created = await events.get(cluster.created_at, ev.ClusterCreated)
     placed = await events.get(component.placed_at, ev.ComponentPlaced)
     issued = await events.get(cluster.apiserver_at, ev.ApiServerCertificateIssued)
-    wanted = [*certlist.CLUSTER_LEAF_IDS, certlist.SERVING_ID, *certlist.member_ids(component.name)]
-    pairs = await current_pairs(events, cluster, wanted)
+    trust = await cluster_trust(events, cluster)
+    pairs = await current_pairs(
+        events, cluster, [certlist.SERVING_ID, *certlist.member_ids(component.name)]
+    )
     return bp.control_plane(
         cluster,
         component,
         state.hypervisors,
-        current_pki(created.pki, pairs),
-        current_member(placed, pairs),
-        current_serving(issued, pairs),
+        trusted_pki(await cluster_pki(events, cluster), trust),
+        current_member(placed, pairs, trust),
+        current_serving(issued, pairs, trust),
         joining,
         data_key(cluster.key_id),
         data_dir=data_dir,
     )
-
-
-async def current_pairs(events: EventCache, cluster: Cluster, ids: list[str]) -> dict[str, KeyPair]:
-    """These certificates of the cluster as they are now (renewed or not)."""
-    found = {p: await events.get(p, ev.Event) for p in positions(cluster, ids)}
-    return current(cluster, found, ids)

@@ -7,17 +7,17 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 
-from ..model import events as ev
-from ..model.state import Cluster, Component
+from ..model.certificates import trusted_pki
+from ..model.state import CARotation, Cluster, Component
 from ..pki.sealing import unseal
 from ..runtime.cri import HypervisorClient
 from ..runtime.tls import client_context
 from ..storage.logreader import EventCache
 from .board import StatusBoard
+from .certificates import cluster_pki, cluster_trust
 from .connections import Connections
 from .fleet import Fleet, Options
 from .membership import Memberships
-from .pods import current_pairs
 from .rollout import Rollouts
 from .workqueue import Doorbells
 
@@ -33,20 +33,24 @@ class Shared:
     events: EventCache
     rollouts: Rollouts = field(default_factory=Rollouts)
     # oneinfra's clients of each cluster, by cluster id, with the position of
-    # the admin certificate each holds.
-    _tls: dict[str, tuple[int, ssl.SSLContext]] = field(default_factory=dict)
+    # the admin certificate each holds and the CA rotation it trusts for.
+    _tls: dict[str, tuple[tuple[int, CARotation | None], ssl.SSLContext]] = field(
+        default_factory=dict
+    )
 
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
         """oneinfra's own client of the cluster, with its admin certificate
-        as it is now: a renewal makes a new one."""
-        admin = cluster.certificates["admin"].at
+        as it is now, trusting the CAs it trusts now: a renewal or a
+        rotation's phase makes a new one."""
+        version = (cluster.certificates["admin"].at, cluster.rotation)
         cached = self._tls.get(cluster.cluster_id)
-        if cached is None or cached[0] != admin:
-            pki = (await self.events.get(cluster.created_at, ev.ClusterCreated)).pki
-            pair = (await current_pairs(self.events, cluster, ["admin"]))["admin"]
-            key = unseal(pair.key, self.fleet.keys.get(cluster.key_id))
+        if cached is None or cached[0] != version:
+            pki = trusted_pki(
+                await cluster_pki(self.events, cluster), await cluster_trust(self.events, cluster)
+            )
+            key = unseal(pki.admin.key, self.fleet.keys.get(cluster.key_id))
             cached = self._tls[cluster.cluster_id] = (
-                admin, client_context(pki.ca.certificate, pair.certificate, key)
+                version, client_context(pki.ca.certificate, pki.admin.certificate, key)
             )  # fmt: skip
         return cached[1]
 

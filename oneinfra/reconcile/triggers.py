@@ -35,6 +35,8 @@ def concerned_by(event: ev.Event, state: FleetState) -> Concerned:
             | ev.ApiServerCertificateIssued()
             | ev.CertificatesRenewed()
             | ev.CertificateLifetimesChanged()  # what the controller manager signs for
+            | ev.CARotationPrepared()
+            | ev.CARotationCompleted()  # and cluster-info's CAs
         ):
             # The cluster's pods change (certificates, the ingress's backends).
             return whole(event.cluster)

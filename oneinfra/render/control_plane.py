@@ -13,10 +13,11 @@ from ..model import events as ev
 from ..model.state import Cluster, Component, Hypervisor
 from ..model.versions import release
 from ..pki.certlist import ClusterPKI
+from ..pki.x509 import first_certificate
 from . import konnectivity
 from .apiserver import apiserver_container
 from .controller_manager import KUBECONFIG as CONTROLLER_MANAGER_CONF
-from .controller_manager import controller_manager_container
+from .controller_manager import SIGNING_CA, controller_manager_container
 from .etcd import EtcdMembership, etcd_container
 from .files import cert_and_key, component_kubeconfig, key_file
 from .pods import (
@@ -45,6 +46,7 @@ def control_plane_files(
     assert placed.etcd_server is not None and placed.etcd_peer is not None
     return [
         File("pki/ca.crt", pki.ca.certificate.encode()),
+        File(f"pki/{SIGNING_CA}", first_certificate(pki.ca.certificate).encode()),
         key_file("pki/ca.key", pki.ca.key, data_key),  # the controller manager signs with it
         File("pki/etcd/ca.crt", pki.etcd_ca.certificate.encode()),
         File("pki/front-proxy-ca.crt", pki.front_proxy_ca.certificate.encode()),

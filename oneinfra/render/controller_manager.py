@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .pods import KUBECONFIGS, PKI, ContainerSpec, Mount
 
+SIGNING_CA = "signing-ca.crt"
+
 KUBECONFIG = f"{KUBECONFIGS}/conf/controller-manager.conf"
 
 
@@ -23,7 +25,8 @@ def controller_manager_container(
             "--bind-address=127.0.0.1",
             "--secure-port=0",  # replicas share the host network: no fixed port to collide on
             f"--client-ca-file={PKI}/ca.crt",
-            f"--cluster-signing-cert-file={PKI}/ca.crt",
+            # The CA alone: its signer takes no bundle (ca.crt is one mid-rotation).
+            f"--cluster-signing-cert-file={PKI}/{SIGNING_CA}",
             f"--cluster-signing-key-file={PKI}/ca.key",
             f"--cluster-signing-duration={signing_seconds}s",
             f"--root-ca-file={PKI}/ca.crt",

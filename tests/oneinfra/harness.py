@@ -9,7 +9,9 @@ from oneinfra.errors import DomainError
 from oneinfra.model import commands as cmd
 from oneinfra.model import decider, projection
 from oneinfra.model import events as ev
+from oneinfra.model.certificates import pki_now, pki_positions
 from oneinfra.model.state import FleetState
+from oneinfra.pki.certlist import ClusterPKI
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
@@ -38,7 +40,7 @@ class Fleet:
             now=self.clock,
             entropy=os.urandom,
             data_keys=self.keys,
-            pki={name: self.created(name).pki for name in needed},
+            pki={name: self.pki(name) for name in needed},
         )
         decision = decider.decide(self.state, command, context)
         self.keys.update(decision.new_keys)
@@ -49,6 +51,11 @@ class Fleet:
         for key_id in decision.destroyed_keys:
             self.keys.pop(key_id, None)
         return decision
+
+    def pki(self, cluster: str) -> ClusterPKI:
+        """The cluster's PKI as it is now (rotated, renewed or not), as the daemon reads it."""
+        found = self.state.clusters[cluster]
+        return pki_now(found, {p: self.at(p) for p in pki_positions(found)})
 
     def created(self, cluster: str) -> ev.ClusterCreated:
         event = self.at(self.state.clusters[cluster].created_at)

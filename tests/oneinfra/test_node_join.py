@@ -11,12 +11,14 @@ from pathlib import Path
 import jwt
 import pytest
 import yaml
+from cryptography import x509 as crypto_x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from oneinfra.errors import JoinError
 from oneinfra.model import commands as cmd
-from oneinfra.node import discovery, kubelet
+from oneinfra.node import discovery, kubelet, trust
 from oneinfra.node.discovery import Token
 from oneinfra.node.kubelet import NodeSettings
 from oneinfra.pki.x509 import public_key_hash
@@ -62,6 +64,30 @@ def test_signed_cluster_info_with_the_pinned_ca_is_trusted(ca_pem: str) -> None:
 def test_another_ca_than_the_pinned_one_is_refused(ca_pem: str) -> None:
     with pytest.raises(JoinError, match="not the one pinned"):
         discovery.verified_cluster_info(data_of(ca_pem), TOKEN, ["sha256:" + "0" * 64])
+
+
+def test_mid_rotation_cluster_info_trusts_both_cas_and_either_pin_holds(ca_pem: str) -> None:
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="other"))
+    new_pem = fleet.created("other").pki.ca.certificate
+    bundle = new_pem + ca_pem  # what cluster-info says between prepare and complete
+    for pinned in (new_pem, ca_pem):
+        found = discovery.verified_cluster_info(data_of(bundle), TOKEN, [public_key_hash(pinned)])
+        assert found.ca_pem == bundle
+    with pytest.raises(JoinError, match="not the one pinned"):
+        discovery.verified_cluster_info(data_of(bundle), TOKEN, ["sha256:" + "0" * 64])
+
+
+def test_a_rotation_s_client_csr_is_the_kubelet_s_own_kind() -> None:
+    request = trust.signing_request("w0", ec.generate_private_key(ec.SECP256R1()))
+    spec = request["spec"]
+    assert spec["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"
+    assert spec["usages"] == ["digital signature", "client auth"]
+    csr = crypto_x509.load_pem_x509_csr(base64.b64decode(spec["request"]))
+    assert csr.is_signature_valid
+    assert csr.subject.rfc4514_string() == "CN=system:node:w0,O=system:nodes"
+    assert request["metadata"]["name"].startswith("oneinfra-rotate-w0-")
 
 
 def test_a_changed_kubeconfig_breaks_the_signature(ca_pem: str) -> None:

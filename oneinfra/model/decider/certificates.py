@@ -1,6 +1,8 @@
 """Decisions about a cluster's certificates over time: leaves renewed from
 the same CAs, with the same names and a new key each, on demand or when
-due (2/3 of their life gone: what the daemon asks for, `due`)."""
+due (2/3 of their life gone: what the daemon asks for, `due`); and the CAs
+themselves rotated in two phases (prepare: new CAs trusted beside the old,
+every leaf from the new; complete: the old ones dropped)."""
 
 from __future__ import annotations
 
@@ -83,6 +85,65 @@ def renew_certificates(
                 reason="due" if command.due_only else "asked",
             )
         ]
+    )
+
+
+PREPARE, COMPLETE = "prepare", "complete"
+# Pods' service-account tokens last an hour and the kubelet has them signed
+# again at 80% of that: an hour after prepare, none is signed by the old key.
+TOKENS_RESIGNED_WITHIN = 3600
+
+
+def rotate_ca(state: FleetState, command: cmd.RotateCA, context: Context) -> Decision:
+    cluster = existing_cluster(state, command.cluster)
+    now = int(context.now.timestamp())
+    rotation = cluster.rotation
+    if command.phase == PREPARE:
+        if rotation is not None and rotation.in_progress:
+            raise DomainError(
+                f"cluster {shown(cluster.name)}'s CA rotation was prepared "
+                f"{now - rotation.prepared} s ago and is not complete; complete it first"
+            )
+        return Decision(events=[prepared(state, cluster, context)])
+    if command.phase != COMPLETE:
+        raise DomainError(f"no CA rotation phase {shown(command.phase)}; use prepare or complete")
+    if rotation is None or not rotation.in_progress:
+        raise DomainError(
+            f"cluster {shown(cluster.name)} has no CA rotation to complete; prepare one first"
+        )
+    waited = now - rotation.prepared
+    if waited < TOKENS_RESIGNED_WITHIN and not command.force:
+        raise DomainError(
+            f"cluster {shown(cluster.name)}'s rotation was prepared {waited} s ago: pods' "
+            f"service-account tokens may still be signed by the old key (they are signed "
+            f"again within {TOKENS_RESIGNED_WITHIN} s); complete after that, or force it"
+        )
+    return Decision(events=[ev.CARotationCompleted(cluster=cluster.name, completed=now)])
+
+
+def prepared(state: FleetState, cluster: Cluster, context: Context) -> ev.CARotationPrepared:
+    """New CAs and service-account key, each new CA signed by its old one,
+    and every leaf issued again from the new CAs."""
+    issuer = context.cluster_issuer(cluster)
+    pki = context.pki[cluster.name]
+    old = {ca: issuer.open_ca(getattr(pki, ca)) for ca in certlist.CA_IDS}
+    pairs, new = {}, {}
+    for spec in certlist.CAS:
+        pairs[spec.field], new[spec.field] = issuer.rotated_ca(spec)
+    public, key = issuer.service_account()
+    return ev.CARotationPrepared(
+        cluster=cluster.name,
+        cas=pairs,
+        cross_signed={ca: issuer.cross_signed(new[ca], old[ca]) for ca in certlist.CA_IDS},
+        previous={ca: getattr(pki, ca).certificate for ca in certlist.CA_IDS},
+        service_account_public=public,
+        service_account_key=key,
+        previous_service_account=pki.service_account_public,
+        certificates={
+            i: reissued(state, cluster, issuer, new, i) for i in sorted(leaf_ids(cluster))
+        },
+        validity=issuer.validity(),
+        ca_validity=issuer.validity(ca=True),
     )
 
 

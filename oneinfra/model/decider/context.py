@@ -55,18 +55,18 @@ class Decision:
     reply: str | None = None  # a kubeconfig: for the caller only, never stored
 
 
-def pki_needed(state: FleetState, command: cmd.Command) -> dict[str, int]:
-    """The clusters whose CAs the command signs with: name -> the log position
-    of the ClusterCreated event that holds them."""
+def pki_needed(state: FleetState, command: cmd.Command) -> list[str]:
+    """The clusters whose CAs the command signs with (their PKI as it is now
+    goes into the context)."""
     name = None
     if isinstance(command, cmd.ScaleCluster):
         name = command.name
-    elif isinstance(command, cmd.IssueKubeconfig | cmd.RenewCertificates) or (
+    elif isinstance(command, cmd.IssueKubeconfig | cmd.RenewCertificates | cmd.RotateCA) or (
         isinstance(command, cmd.AddVpnPeer) and command.certify_key
     ):
         name = command.cluster
     cluster = state.clusters.get(name) if name is not None else None
-    return {cluster.name: cluster.created_at} if cluster is not None else {}
+    return [cluster.name] if cluster is not None else []
 
 
 def new_id(context: Context) -> str:

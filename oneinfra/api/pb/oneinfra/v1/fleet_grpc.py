@@ -47,6 +47,10 @@ class FleetBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def RotateCA(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.RotateCARequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def DeleteCluster(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply]') -> None:
         pass
 
@@ -158,6 +162,12 @@ class FleetBase(abc.ABC):
                 self.SetCertificateLifetimes,
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.SetCertificateLifetimesRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+            ),
+            '/oneinfra.v1.Fleet/RotateCA': grpclib.const.Handler(
+                self.RotateCA,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.RotateCARequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
             ),
             '/oneinfra.v1.Fleet/DeleteCluster': grpclib.const.Handler(
@@ -308,6 +318,12 @@ class FleetStub:
             channel,
             '/oneinfra.v1.Fleet/SetCertificateLifetimes',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.SetCertificateLifetimesRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+        )
+        self.RotateCA = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/RotateCA',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.RotateCARequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
         )
         self.DeleteCluster = grpclib.client.UnaryUnaryMethod(

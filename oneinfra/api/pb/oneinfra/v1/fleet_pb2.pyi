@@ -155,6 +155,16 @@ class SetCertificateLifetimesRequest(_message.Message):
     ca_lifetime_seconds: int
     def __init__(self, name: _Optional[str] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ...) -> None: ...
 
+class RotateCARequest(_message.Message):
+    __slots__ = ("name", "phase", "force")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    phase: str
+    force: bool
+    def __init__(self, name: _Optional[str] = ..., phase: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
 class EnableVpnRequest(_message.Message):
     __slots__ = ("name", "vpn_cidr")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -241,7 +251,7 @@ class ClusterProgress(_message.Message):
     def __init__(self, cluster: _Optional[_Union[Cluster, _Mapping]] = ..., gone: _Optional[bool] = ..., remaining: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status", "vpn_server_address", "vpn_server_public_key", "vpn_endpoint", "vpn_peers", "certificate_lifetime_seconds", "ca_lifetime_seconds", "certificates")
+    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status", "vpn_server_address", "vpn_server_public_key", "vpn_endpoint", "vpn_peers", "certificate_lifetime_seconds", "ca_lifetime_seconds", "certificates", "ca_rotation")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     KUBERNETES_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +272,7 @@ class Cluster(_message.Message):
     CERTIFICATE_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CA_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    CA_ROTATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster_id: str
     kubernetes_version: str
@@ -282,7 +293,8 @@ class Cluster(_message.Message):
     certificate_lifetime_seconds: int
     ca_lifetime_seconds: int
     certificates: _containers.RepeatedCompositeFieldContainer[Certificate]
-    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ..., vpn_server_address: _Optional[str] = ..., vpn_server_public_key: _Optional[str] = ..., vpn_endpoint: _Optional[str] = ..., vpn_peers: _Optional[int] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ...) -> None: ...
+    ca_rotation: CARotation
+    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ..., vpn_server_address: _Optional[str] = ..., vpn_server_public_key: _Optional[str] = ..., vpn_endpoint: _Optional[str] = ..., vpn_peers: _Optional[int] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ..., ca_rotation: _Optional[_Union[CARotation, _Mapping]] = ...) -> None: ...
 
 class Certificate(_message.Message):
     __slots__ = ("id", "file", "component", "ca", "issued_at", "expires_at", "renews_at")
@@ -301,6 +313,16 @@ class Certificate(_message.Message):
     expires_at: str
     renews_at: str
     def __init__(self, id: _Optional[str] = ..., file: _Optional[str] = ..., component: _Optional[str] = ..., ca: _Optional[bool] = ..., issued_at: _Optional[str] = ..., expires_at: _Optional[str] = ..., renews_at: _Optional[str] = ...) -> None: ...
+
+class CARotation(_message.Message):
+    __slots__ = ("prepared_at", "completed_at", "completable_at")
+    PREPARED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETABLE_AT_FIELD_NUMBER: _ClassVar[int]
+    prepared_at: str
+    completed_at: str
+    completable_at: str
+    def __init__(self, prepared_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., completable_at: _Optional[str] = ...) -> None: ...
 
 class ClusterList(_message.Message):
     __slots__ = ("clusters",)

@@ -1,0 +1,218 @@
+"""Two-phase CA rotation: prepare makes new CAs and service-account key,
+issues every leaf again from them and keeps the old CAs trusted (each new
+CA cross-signed by its old one, so whoever trusts only the old follows the
+chain); complete drops the old ones. Refusals change nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+from cryptography import x509 as crypto_x509
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from eventstore import InMemoryEventStore
+from oneinfra import render as bp
+from oneinfra.daemon.service import FleetService
+from oneinfra.model import commands as cmd
+from oneinfra.model import events as ev
+from oneinfra.model.certificates import trust_in, trusted_pki
+from oneinfra.model.decider.certificates import TOKENS_RESIGNED_WITHIN
+from oneinfra.pki import certlist
+from oneinfra.pki.x509 import load_cert
+from oneinfra.reconcile.pods import desired_pods
+from oneinfra.storage.keystore import KeyStore
+from oneinfra.storage.logreader import EventCache
+
+from .harness import NOW, Fleet
+from .test_decider import refused
+
+
+def prepared_fleet() -> tuple[Fleet, ev.CARotationPrepared]:
+    fleet = Fleet()
+    fleet.hypervisors(private=5)
+    fleet.run(cmd.CreateCluster(name="prod", control_plane_replicas=3))
+    (event,) = fleet.run(cmd.RotateCA(cluster="prod", phase="prepare")).events
+    assert isinstance(event, ev.CARotationPrepared)
+    return fleet, event
+
+
+def certificates(bundle: str) -> list[crypto_x509.Certificate]:
+    return crypto_x509.load_pem_x509_certificates(bundle.encode())
+
+
+def test_prepare_makes_new_cas_and_issues_every_leaf_again_from_them() -> None:
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="prod", control_plane_replicas=3))
+    old = fleet.pki("prod")
+    leaves_before = {
+        i for i in fleet.state.clusters["prod"].certificates if i not in certlist.CA_IDS
+    }
+    (event,) = fleet.run(cmd.RotateCA(cluster="prod", phase="prepare")).events
+    assert isinstance(event, ev.CARotationPrepared)
+    assert set(event.cas) == set(certlist.CA_IDS) and set(event.certificates) == leaves_before
+    new = fleet.pki("prod")
+    for ca in certlist.CA_IDS:
+        before, after = (
+            load_cert(getattr(old, ca).certificate),
+            load_cert(getattr(new, ca).certificate),
+        )
+        assert before.public_key() != after.public_key()
+        # A name of its own: no client confuses it with the one it replaces.
+        assert after.subject != before.subject
+        assert event.previous[ca] == getattr(old, ca).certificate
+        cross = load_cert(event.cross_signed[ca])
+        cross.verify_directly_issued_by(before)
+        assert cross.public_key() == after.public_key() and cross.subject == after.subject
+    assert new.service_account_public != old.service_account_public
+    assert event.previous_service_account == old.service_account_public
+    for certificate_id, pair in event.certificates.items():
+        spec = certlist.leaf(certificate_id.partition("/")[0])
+        issuer = load_cert(getattr(new, spec.ca).certificate)
+        load_cert(pair.certificate).verify_directly_issued_by(issuer)
+    cluster = fleet.state.clusters["prod"]
+    assert cluster.rotation is not None and cluster.rotation.in_progress
+    assert all(c.at == len(fleet.log) for c in cluster.certificates.values())
+
+
+def test_between_the_phases_files_trust_both_cas_and_leaves_chain_to_the_old() -> None:
+    fleet, event = prepared_fleet()
+    cluster = fleet.state.clusters["prod"]
+    trust = trust_in(cluster, event)
+    files = trusted_pki(fleet.pki("prod"), trust)
+    bundle = certificates(files.ca.certificate)
+    assert [c.public_key() for c in bundle] == [
+        load_cert(event.cas["ca"].certificate).public_key(),  # first: the signer's own
+        load_cert(event.previous["ca"]).public_key(),
+    ]
+    assert files.service_account_public.count("BEGIN PUBLIC KEY") == 2
+    chain = certificates(files.admin.certificate)
+    assert len(chain) == 2 and chain[1] == load_cert(event.cross_signed["ca"])
+    # Completed: back to one CA per file, leaves alone.
+    fleet.clock = NOW + dt.timedelta(seconds=TOKENS_RESIGNED_WITHIN)
+    fleet.run(cmd.RotateCA(cluster="prod", phase="complete"))
+    assert trust_in(fleet.state.clusters["prod"], event) is None
+    assert fleet.state.clusters["prod"].rotation.completed  # type: ignore[union-attr]
+
+
+def test_a_renewal_or_a_scale_mid_rotation_issues_from_the_new_cas() -> None:
+    fleet, event = prepared_fleet()
+    (renewed,) = fleet.run(
+        cmd.RenewCertificates(cluster="prod", certificates=["admin.conf"])
+    ).events
+    assert isinstance(renewed, ev.CertificatesRenewed)
+    new_ca = load_cert(event.cas["ca"].certificate)
+    load_cert(renewed.certificates["admin"].certificate).verify_directly_issued_by(new_ca)
+    fleet.run(cmd.ScaleCluster(name="prod", control_plane_replicas=5))
+    placed = [e for e in fleet.log if isinstance(e, ev.ComponentPlaced)][-1]
+    assert placed.etcd_server is not None
+    new_etcd_ca = load_cert(event.cas["etcd_ca"].certificate)
+    load_cert(placed.etcd_server.certificate).verify_directly_issued_by(new_etcd_ca)
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (cmd.RotateCA(cluster="prod", phase="complete"), "no CA rotation to complete"),
+        (cmd.RotateCA(cluster="prod", phase="sideways"), "no CA rotation phase 'sideways'"),
+        (cmd.RotateCA(cluster="nope", phase="prepare"), "unknown cluster"),
+    ],
+)
+def test_a_phase_that_cannot_be_is_refused_changing_nothing(
+    command: cmd.Command, said: str
+) -> None:
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="prod"))
+    refused(fleet, command, said)
+
+
+def test_prepared_twice_or_completed_too_soon_is_refused_and_force_completes() -> None:
+    fleet, _ = prepared_fleet()
+    refused(fleet, cmd.RotateCA(cluster="prod", phase="prepare"), "complete it first")
+    fleet.clock = NOW + dt.timedelta(seconds=60)
+    refused(
+        fleet, cmd.RotateCA(cluster="prod", phase="complete"), "prepared 60 s ago: pods' service"
+    )
+    (completed,) = fleet.run(cmd.RotateCA(cluster="prod", phase="complete", force=True)).events
+    assert isinstance(completed, ev.CARotationCompleted)
+    refused(fleet, cmd.RotateCA(cluster="prod", phase="complete"), "no CA rotation to complete")
+    # And a new rotation may start: from the CAs of the last one.
+    last = fleet.pki("prod").ca.certificate
+    (again,) = fleet.run(cmd.RotateCA(cluster="prod", phase="prepare")).events
+    assert isinstance(again, ev.CARotationPrepared) and again.previous["ca"] == last
+
+
+def verifies(leaf: crypto_x509.Certificate, chain: list[crypto_x509.Certificate],
+             roots: list[str], name: str) -> bool:  # fmt: skip
+    """Whether a client trusting only `roots` accepts a server sending
+    `leaf` and `chain` for `name`."""
+    verifier = (
+        PolicyBuilder()
+        .store(Store([load_cert(r) for r in roots]))
+        .build_server_verifier(crypto_x509.DNSName(name))
+    )
+    try:
+        verifier.verify(leaf, chain)
+    except VerificationError:
+        return False
+    return True
+
+
+@pytest.mark.anyio
+async def test_the_api_servers_files_mid_rotation_satisfy_old_and_new_clients(
+    tmp_path: Path,
+) -> None:
+    """The pods as the reconciler renders them: a client trusting only the
+    old CA, or only the new, accepts the serving chain; the controller
+    manager signs with the new CA alone. Completed: the old one is out."""
+    store = InMemoryEventStore()
+    keys = KeyStore(tmp_path / "keys.db", os.urandom(32))
+    clock = [NOW]
+    service = await FleetService.open(store, keys, clock=lambda: clock[0])
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(service.run)
+        await service.execute(
+            cmd.RegisterHypervisor(
+                name="pub", endpoint="unix:///run/pub.sock", role="public", ip_address="10.0.0.1"
+            )
+        )
+        await service.execute(cmd.RegisterHypervisor(
+            name="priv0", endpoint="unix:///run/priv0.sock", role="private",
+            ip_address="10.0.0.10"))  # fmt: skip
+        await service.execute(cmd.CreateCluster(name="prod"))
+        old = (await service.cluster_pki("prod")).ca.certificate
+        await service.execute(cmd.RotateCA(cluster="prod", phase="prepare"))
+        new = (await service.cluster_pki("prod")).ca.certificate
+        mid = await control_plane_files(service, store, keys)
+        clock[0] = NOW + dt.timedelta(seconds=TOKENS_RESIGNED_WITHIN)
+        await service.execute(cmd.RotateCA(cluster="prod", phase="complete"))
+        after = await control_plane_files(service, store, keys)
+        service.stop_accepting()
+
+    assert certificates(mid["pki/ca.crt"]) == [load_cert(new), load_cert(old)]
+    assert mid["pki/signing-ca.crt"] == new
+    serving, *chain = certificates(mid["pki/apiserver.crt"])
+    assert verifies(serving, chain, [old], "kubernetes") and verifies(
+        serving, chain, [new], "kubernetes"
+    )
+    assert mid["pki/sa.pub"].count("BEGIN PUBLIC KEY") == 2
+    assert len(certificates(mid["pki/etcd/server.crt"])) == 2
+
+    assert after["pki/ca.crt"] == new and after["pki/signing-ca.crt"] == new
+    serving, *chain = certificates(after["pki/apiserver.crt"])
+    assert chain == [] and not verifies(serving, chain, [old], "kubernetes")
+    assert verifies(serving, chain, [new], "kubernetes")
+    assert after["pki/sa.pub"].count("BEGIN PUBLIC KEY") == 1
+
+
+async def control_plane_files(
+    service: FleetService, store: InMemoryEventStore, keys: KeyStore
+) -> dict[str, str]:
+    (pod,) = await desired_pods(service.state, "priv0", EventCache(store), keys.get)
+    assert pod.labels[bp.LABEL_COMPONENT] == "control-plane-0"
+    return {f.path: f.content.decode() for f in pod.files if not f.path.endswith(".key")}
