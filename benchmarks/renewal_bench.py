@@ -50,7 +50,7 @@ class Client(threading.Thread):
 
     def __init__(self, client: httpx.Client) -> None:
         super().__init__(daemon=True)
-        self.client, self.ok, self.stopped = client, 0, threading.Event()
+        self.client, self.ok, self.retried, self.stopped = client, 0, 0, threading.Event()
         self.why: Counter[str] = Counter()
         self.outcomes: list[tuple[float, str]] = []  # each request's time, why it failed or ""
 
@@ -62,8 +62,8 @@ class Client(threading.Thread):
         while not self.stopped.is_set():
             when, why = time.monotonic(), ""
             try:
-                status = self.client.get(ASKED).status_code
-                why = "" if status == 200 else f"HTTP {status}"
+                reply = self.get()
+                why = "" if reply.status_code == 200 else f"HTTP {reply.status_code}: {said(reply)}"
             except httpx.HTTPError as error:
                 why = type(error).__name__
             self.outcomes.append((when, why))
@@ -72,6 +72,25 @@ class Client(threading.Thread):
             else:
                 self.ok += 1
             time.sleep(EVERY)
+
+    def get(self) -> httpx.Response:
+        """One GET, sent again once where kubectl's client would: the
+        connection closed as it went out (an API server stopping sends
+        GOAWAY; Go's HTTP/2 transport sends a request the server did not
+        process again on a new one), or a 429/503 with Retry-After (an API
+        server past its shutdown delay answers so; client-go waits and asks
+        again). Such retries are counted apart."""
+        try:
+            reply = self.client.get(ASKED)
+        except httpx.RemoteProtocolError:
+            self.retried += 1
+            return self.client.get(ASKED)
+        wait = reply.headers.get("Retry-After")
+        if reply.status_code in (429, 503) and wait is not None and wait.isdigit():
+            self.retried += 1
+            time.sleep(min(int(wait), 1))
+            return self.client.get(ASKED)
+        return reply
 
     def outages(self) -> list[float]:
         """Seconds from each run of failures' first request to the next success."""
@@ -85,6 +104,14 @@ class Client(threading.Thread):
         if began is not None:
             found.append(self.outcomes[-1][0] - began)
         return found
+
+
+def said(reply: httpx.Response) -> str:
+    """A failed reply's reason, as a Kubernetes Status (or its body) gives it."""
+    try:
+        return str(reply.json().get("message", ""))[:100]
+    except ValueError:
+        return reply.text[:100]
 
 
 def serials(endpoints: list[str]) -> dict[str, int | None]:
@@ -201,6 +228,7 @@ def main() -> None:
                      statistics.median(r[1].failed for r in runs), "requests",
                      runs=[f"{r[1].failed}/{r[1].failed + r[1].ok}" for r in runs],
                      why=[dict(r[1].why) for r in runs], every_ms=int(EVERY * 1000),
+                     retried=[r[1].retried for r in runs],
                      outages_s=[[round(o, 1) for o in r[1].outages()] for r in runs],
                      http=http)  # fmt: skip
                 if count == 1:  # 1 -> 3 -> 1, the same client asking
@@ -208,7 +236,7 @@ def main() -> None:
                         took, asking = scale(socket, name, client, replicas)
                         emit(f"scale_{before}_to_{replicas}_replicas", took, "s",
                              failed=f"{asking.failed}/{asking.failed + asking.ok}",
-                             why=dict(asking.why),
+                             why=dict(asking.why), retried=asking.retried,
                              outages_s=[round(o, 1) for o in asking.outages()],
                              http=http)  # fmt: skip
                 oneinfra(socket, "cluster", "delete", name, "--wait", "--timeout", "5m")

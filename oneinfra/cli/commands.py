@@ -100,12 +100,17 @@ def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> No
 
 
 def rotation_state(rotation: api.CARotation) -> str:
-    if rotation.completed_at:
-        return f"prepared {rotation.prepared_at}, completed {rotation.completed_at}"
-    return (
-        f"prepared {rotation.prepared_at}: old and new CAs trusted; complete it from "
-        f"{rotation.completable_at} (or with --force)"
+    if not rotation.completed_at:
+        return (
+            f"prepared {rotation.prepared_at}: old and new CAs trusted; run 'oneinfra node "
+            f"rotate-trust' on every worker, then complete it"
+        )
+    key = (
+        f"old service-account key retired {rotation.old_key_retired_at}"
+        if rotation.old_key_retired_at
+        else f"old service-account key accepted until {rotation.old_key_until}"
     )
+    return f"prepared {rotation.prepared_at}, completed {rotation.completed_at}; {key}"
 
 
 def done(reply: api.CommandReply, fmt: str, message: str) -> None:
@@ -260,7 +265,7 @@ async def cluster_rotate_ca(stub: FleetStub, args: argparse.Namespace) -> None:
         else:
             print(f"cluster {reply.name}: its CAs were never rotated")
         return
-    request = api.RotateCARequest(name=args.name, phase=args.phase, force=args.force)
+    request = api.RotateCARequest(name=args.name, phase=args.phase)
     show_clusters([await stub.RotateCA(request)], args.output, single=True)
 
 

@@ -298,10 +298,6 @@ def clusters(parser: argparse.ArgumentParser) -> None:
         help="prepare: new CAs trusted beside the old, every certificate from the new; "
         "complete: the old ones dropped; status: where the rotation is",
     )  # fmt: skip
-    rotate.add_argument(
-        "--force", action="store_true",
-        help="complete before pods' service-account tokens were signed again (an hour)",
-    )  # fmt: skip
     delete = cl.add("delete", "delete a cluster and its keys (its history stays)")
     named(delete, "cluster")
     waits(delete, "gone from every hypervisor")

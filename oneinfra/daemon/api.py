@@ -194,7 +194,7 @@ class FleetServer(fleet_grpc.FleetBase):
         return await self.get_cluster(api.NameRequest(name=message.name))
 
     async def rotate_ca(self, message: api.RotateCARequest) -> api.Cluster:
-        command = cmd.RotateCA(cluster=message.name, phase=message.phase, force=message.force)
+        command = cmd.RotateCA(cluster=message.name, phase=message.phase)
         await self._run(command)
         return await self.get_cluster(api.NameRequest(name=message.name))
 

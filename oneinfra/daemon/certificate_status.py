@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
-from ..model.decider.certificates import TOKENS_RESIGNED_WITHIN
+from ..model.decider.certificates import key_retires_at
 from ..model.decider.joins import rfc3339
 from ..model.state import Cluster
 from ..pki import certlist
@@ -26,7 +26,8 @@ def rotation_view(cluster: Cluster) -> api.CARotation | None:
     return api.CARotation(
         prepared_at=timestamp(rotation.prepared),
         completed_at=timestamp(rotation.completed) if rotation.completed else "",
-        completable_at=timestamp(rotation.prepared + TOKENS_RESIGNED_WITHIN),
+        old_key_until=timestamp(key_retires_at(rotation)),
+        old_key_retired_at=timestamp(rotation.key_retired) if rotation.key_retired else "",
     )
 
 
@@ -62,7 +63,10 @@ def certificate_warnings(cluster: Cluster, now: float) -> list[str]:
         elif certificate_id in certlist.CA_IDS:
             if validity.expires - now < WARN_BEFORE:
                 days = int((validity.expires - now) // certlist.DAY)
-                said.append(f"CA {name} expires in {days} days, and no CA is renewed by itself")
+                said.append(
+                    f"CA {name} expires in {days} days, and no CA is renewed by itself: "
+                    f"rotate it (cluster rotate-ca)"
+                )
         elif now > validity.renew_at + (validity.expires - validity.renew_at) / 2:
             said.append(f"{name} was due for renewal at {timestamp(validity.renew_at)}")
     return said

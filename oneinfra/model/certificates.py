@@ -113,15 +113,19 @@ class Trust(msgspec.Struct, frozen=True, gc=False):
 
 
 def trust_in(cluster: Cluster, prepared: ev.CARotationPrepared) -> Trust | None:
-    """The trust a prepared rotation adds; None once it is complete."""
-    if cluster.rotation is None or not cluster.rotation.in_progress:
+    """The trust a rotation adds: everything until it is complete, the old
+    service-account key alone until it is retired, then nothing."""
+    rotation = cluster.rotation
+    if rotation is None or rotation.key_retired:
         return None
+    if not rotation.in_progress:
+        return Trust({}, {}, prepared.previous_service_account)
     return Trust(prepared.previous, prepared.cross_signed, prepared.previous_service_account)
 
 
 def chained(pair: KeyPair, ca: str, trust: Trust | None) -> KeyPair:
     """A leaf signed by CA `ca`, followed by the link to its old CA."""
-    if trust is None:
+    if trust is None or ca not in trust.cross_signed:
         return pair
     return msgspec.structs.replace(pair, certificate=pair.certificate + trust.cross_signed[ca])
 
@@ -133,10 +137,8 @@ def trusted_pki(pki: ClusterPKI, trust: Trust | None) -> ClusterPKI:
     if trust is None:
         return pki
     cas = {
-        i: msgspec.structs.replace(
-            getattr(pki, i), certificate=getattr(pki, i).certificate + trust.previous[i]
-        )
-        for i in certlist.CA_IDS
+        i: msgspec.structs.replace(getattr(pki, i), certificate=getattr(pki, i).certificate + old)
+        for i, old in trust.previous.items()
     }
     leaves = {
         spec.field: chained(getattr(pki, spec.field), spec.ca, trust)

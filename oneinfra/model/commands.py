@@ -85,12 +85,17 @@ class SetCertificateLifetimes(Command, frozen=True):
 class RotateCA(Command, frozen=True):
     """A phase of the cluster's two-phase CA rotation: "prepare" (new CAs
     trusted beside the old, every leaf from the new) or "complete" (the old
-    ones dropped). `force`: complete before the pods' service-account tokens
-    had time to be signed again with the new key."""
+    ones dropped)."""
 
     cluster: str
     phase: str
-    force: bool = False
+
+
+class RetireServiceAccountKey(Command, frozen=True):
+    """The daemon's, when due: a completed rotation's old service-account
+    key no longer accepted (nothing happens before that)."""
+
+    cluster: str
 
 
 class ScaleCluster(Command, frozen=True):

@@ -130,11 +130,22 @@ class CARotationPrepared(Event, frozen=True):
 
 
 class CARotationCompleted(Event, frozen=True):
-    """The second phase: the old CAs and service-account key are trusted no
-    more; certificates they signed stop working."""
+    """The second phase: the old CAs are trusted no more; certificates they
+    signed stop working. The old service-account key goes with them when
+    pods' tokens had time to be signed again (`key_retired`), later
+    (ServiceAccountKeyRetired) otherwise."""
 
     cluster: str
     completed: int  # Unix seconds
+    key_retired: bool = False
+
+
+class ServiceAccountKeyRetired(Event, frozen=True):
+    """A rotation's old service-account key no longer accepted: every pod's
+    token has been signed again with the new one by now."""
+
+    cluster: str
+    retired: int  # Unix seconds
 
 
 class CertificateLifetimesChanged(Event, frozen=True):
@@ -309,6 +320,7 @@ FleetEvent = (
     | CertificateLifetimesChanged
     | CARotationPrepared
     | CARotationCompleted
+    | ServiceAccountKeyRetired
     | ClusterScaled
     | ClusterDeleted
     | KubeconfigIssued

@@ -115,7 +115,14 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
         case ev.CARotationCompleted():
             cluster = state.clusters[event.cluster]
             assert cluster.rotation is not None, "the decider completes only a prepared rotation"
-            cluster.rotation = msgspec.structs.replace(cluster.rotation, completed=event.completed)
+            retired = event.completed if event.key_retired else 0
+            cluster.rotation = msgspec.structs.replace(
+                cluster.rotation, completed=event.completed, key_retired=retired
+            )
+        case ev.ServiceAccountKeyRetired():
+            cluster = state.clusters[event.cluster]
+            assert cluster.rotation is not None, "the decider retires only a rotation's old key"
+            cluster.rotation = msgspec.structs.replace(cluster.rotation, key_retired=event.retired)
         case ev.CertificateLifetimesChanged():
             cluster = state.clusters[event.cluster]
             cluster.leaf_lifetime, cluster.ca_lifetime = event.leaf_lifetime, event.ca_lifetime

@@ -47,6 +47,9 @@ class CARotation(msgspec.Struct, frozen=True, gc=False):
     prepared_at: int  # its CARotationPrepared event: the old CAs, the links to them
     prepared: int  # when, in Unix seconds
     completed: int = 0  # when the old CAs were dropped; 0: they are trusted still
+    # When the old service-account key stopped being accepted (0: it is
+    # still): pods' tokens it signed live on for a while after complete.
+    key_retired: int = 0
 
     @property
     def in_progress(self) -> bool:

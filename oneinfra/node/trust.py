@@ -50,9 +50,10 @@ CLIENT_CURRENT = "kubelet-client-current.pem"
 SERVING_CURRENT = "kubelet-server-current.pem"
 
 
-def kubelet_client(settings: NodeSettings) -> httpx.Client:
+def kubelet_client(settings: NodeSettings, anonymous: bool = False) -> httpx.Client:
     """The API as the kubelet reaches it: its server, its CA file, its
-    current client certificate."""
+    current client certificate (not `anonymous`: cluster-info is for
+    anyone, and a node may not read it as itself)."""
     try:
         config: Any = yaml.safe_load(settings.kubeconfig.read_text())
         server = str(config["clusters"][0]["cluster"]["server"])
@@ -65,7 +66,8 @@ def kubelet_client(settings: NodeSettings) -> httpx.Client:
         raise JoinError(f"the kubelet has no client certificate yet ({current})")
     try:
         verify = ssl.create_default_context(cafile=str(settings.ca_file))
-        verify.load_cert_chain(str(current))  # certificate and key, in the one file
+        if not anonymous:
+            verify.load_cert_chain(str(current))  # certificate and key, in the one file
     except (OSError, ValueError) as error:
         raise JoinError(f"cannot use the kubelet's CA or certificate: {error}") from None
     return httpx.Client(base_url=server, verify=verify, timeout=TIMEOUT)
@@ -167,8 +169,9 @@ def rotate_trust(
 ) -> bool:
     """The node's part of a rotation; False when there was nothing to do
     (it trusts the cluster's CAs already, and its certificate is the new CA's)."""
+    with kubelet_client(settings, anonymous=True) as anyone:
+        bundle = trusted_now(anyone)
     with kubelet_client(settings) as client:
-        bundle = trusted_now(client)
         signer = x509.load_pem_x509_certificates(bundle.encode())[0]
         current = x509.load_pem_x509_certificate((settings.cert_dir / CLIENT_CURRENT).read_bytes())
         if settings.ca_file.read_text() == bundle and current.issuer == signer.subject:

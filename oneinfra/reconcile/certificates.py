@@ -25,7 +25,7 @@ async def cluster_pki(events: EventCache, cluster: Cluster) -> ClusterPKI:
 
 async def cluster_trust(events: EventCache, cluster: Cluster) -> Trust | None:
     """What a CA rotation in progress adds to the files; None when none is."""
-    if cluster.rotation is None or not cluster.rotation.in_progress:
+    if cluster.rotation is None or cluster.rotation.key_retired:
         return None
     prepared = await events.get(cluster.rotation.prepared_at, ev.CARotationPrepared)
     return trust_in(cluster, prepared)

@@ -22,7 +22,7 @@ from ..model.decider.joins import expired, parse_rfc3339, rfc3339
 from ..model.state import Cluster, api_server_endpoint, vpn_endpoint
 from ..pki.csr import node_of, requested_names, serving_refusal
 from ..pki.sealing import unseal
-from ..render.addons import addons
+from ..render.addons import addons, newest_ca_stamp, restarted_for_rotation
 from ..render.bootstrap import LiveToken, bootstrap_objects
 from ..render.metrics_server import api_service, metrics_server
 from ..runtime.kube import ClusterAPI, NodeView, join_tokens, pending_serving
@@ -73,17 +73,6 @@ class InCluster:
             await cluster_trust(self.shared.events, cluster),
         )
         tokens = await self.live_tokens(cluster, dt.datetime.now(dt.UTC))
-        manifests = [
-            *bootstrap_objects(
-                cluster,
-                endpoint,
-                pki.ca.certificate,
-                tokens,
-                vpn_endpoint(cluster, self.shared.fleet.state.hypervisors),
-            ),
-            *addons(cluster, endpoint),
-            *metrics_server(endpoint),
-        ]
         api = self._apis.get(cluster.cluster_id)
         if api is not None and api.tls is not tls:  # a renewed admin certificate
             await self.forget(cluster.cluster_id)
@@ -91,6 +80,20 @@ class InCluster:
         if api is None:
             api = self._apis[cluster.cluster_id] = ClusterAPI(endpoint, tls)
         try:
+            # Rotated once: the workloads start again as the newest CA reaches pods.
+            stamp = newest_ca_stamp(cluster, await api.root_ca()) if cluster.rotation else None
+            manifests = [
+                *bootstrap_objects(
+                    cluster,
+                    endpoint,
+                    pki.ca.certificate,
+                    tokens,
+                    vpn_endpoint(cluster, self.shared.fleet.state.hypervisors),
+                ),
+                *restarted_for_rotation(
+                    [*addons(cluster, endpoint), *metrics_server(endpoint)], stamp
+                ),
+            ]
             applied = await api.apply(manifests)
             pruned = await api.prune_token_secrets(
                 {f"bootstrap-token-{t.token_id}" for t in tokens}

@@ -16,8 +16,8 @@ import anyio
 
 from ..errors import DomainError
 from ..model import commands as cmd
-from ..model.decider.certificates import due, leaf_ids
-from ..model.state import FleetState
+from ..model.decider.certificates import due, key_retirement_due, key_retires_at, leaf_ids
+from ..model.state import Cluster, FleetState
 from .fleet import Fleet
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,27 @@ SOONEST = 0.5  # seconds: no busier than this, whatever is due
 
 
 def next_renewal(state: FleetState) -> float | None:
-    """When the first leaf of the fleet comes due (Unix seconds)."""
-    return min(
-        (c.certificates[i].validity.renew_at for c in state.clusters.values() for i in leaf_ids(c)),
-        default=None,
+    """When the first leaf of the fleet comes due, or a rotation's old
+    service-account key may go (Unix seconds)."""
+    clusters = state.clusters.values()
+    leaves = (c.certificates[i].validity.renew_at for c in clusters for i in leaf_ids(c))
+    keys = (
+        key_retires_at(c.rotation)
+        for c in clusters
+        if c.rotation is not None and c.rotation.completed and not c.rotation.key_retired
     )
+    return min((*leaves, *keys), default=None)
+
+
+def due_commands(state: FleetState, now: int) -> list[tuple[Cluster, cmd.Command]]:
+    """What the daemon decides now, as itself: due renewals, due key retirements."""
+    found: list[tuple[Cluster, cmd.Command]] = []
+    for cluster in state.clusters.values():
+        if due(cluster, now):
+            found.append((cluster, cmd.RenewCertificates(cluster=cluster.name, due_only=True)))
+        if key_retirement_due(cluster, now):
+            found.append((cluster, cmd.RetireServiceAccountKey(cluster=cluster.name)))
+    return found
 
 
 async def renew_when_due(fleet: Fleet, look_every: float = LOOK_EVERY) -> None:
@@ -39,9 +55,9 @@ async def renew_when_due(fleet: Fleet, look_every: float = LOOK_EVERY) -> None:
     while True:
         now = int(time.time())
         failed = {name: said for name, said in failed.items() if name in fleet.state.clusters}
-        for cluster in [c for c in fleet.state.clusters.values() if due(c, now)]:
+        for cluster, command in due_commands(fleet.state, now):
             try:
-                await fleet.execute(cmd.RenewCertificates(cluster=cluster.name, due_only=True))
+                await fleet.execute(command)
                 failed.pop(cluster.name, None)
             except Exception as error:  # deleted meanwhile, the store full: tried again later
                 said = str(error) if isinstance(error, DomainError) else repr(error)

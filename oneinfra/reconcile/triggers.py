@@ -37,6 +37,7 @@ def concerned_by(event: ev.Event, state: FleetState) -> Concerned:
             | ev.CertificateLifetimesChanged()  # what the controller manager signs for
             | ev.CARotationPrepared()
             | ev.CARotationCompleted()  # and cluster-info's CAs
+            | ev.ServiceAccountKeyRetired()
         ):
             # The cluster's pods change (certificates, the ingress's backends).
             return whole(event.cluster)

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ..model.state import Cluster
+from ..pki.x509 import first_certificate, public_key_hash
 from . import konnectivity
 from .bootstrap import Manifest, cluster_dns, cluster_role_binding, meta
 
@@ -401,6 +402,39 @@ def konnectivity_agent(cluster: Cluster, endpoint: str) -> list[Manifest]:
         "volumes": [token],
     }  # fmt: skip
     return [service_account(konnectivity.AGENT), daemon_set(konnectivity.AGENT, pod)]
+
+
+TRUST_ANNOTATION = "oneinfra.io/newest-ca"
+
+
+def restarted_for_rotation(manifests: list[Manifest], stamp: str | None) -> list[Manifest]:
+    """Every workload of these started again when `stamp` changes (the
+    newest CA pods are given: see newest_ca_stamp): their clients read the
+    CA bundle only as they start, and after complete the old CA alone no
+    longer verifies the API server. None (a cluster never rotated): untouched."""
+    if stamp is None:
+        return manifests
+    changed = []
+    for manifest in manifests:
+        if manifest.get("kind") in ("DaemonSet", "Deployment"):
+            template = manifest["spec"]["template"]
+            annotations = {**template["metadata"].get("annotations", {}), TRUST_ANNOTATION: stamp}
+            metadata = {**template["metadata"], "annotations": annotations}
+            spec = {**manifest["spec"], "template": {**template, "metadata": metadata}}
+            manifest = {**manifest, "spec": spec}
+        changed.append(manifest)
+    return changed
+
+
+def newest_ca_stamp(cluster: Cluster, published: str) -> str | None:
+    """What restarts the cluster's workloads: the newest CA of the bundle
+    the controller manager publishes (kube-root-ca.crt). It changes once a
+    prepared rotation's bundle is out, so that pods started again read it;
+    not at complete (the bundle loses the old CA, the newest stays). None
+    for a cluster never rotated."""
+    if cluster.rotation is None or "-----BEGIN CERTIFICATE-----" not in published:
+        return None
+    return public_key_hash(first_certificate(published)).removeprefix("sha256:")[:16]
 
 
 def addons(cluster: Cluster, endpoint: str) -> list[Manifest]:

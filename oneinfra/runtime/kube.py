@@ -26,7 +26,7 @@ from lightkube.resources.certificates_v1 import (
     CertificateSigningRequestApproval,
     CertificateSigningRequestStatus,
 )
-from lightkube.resources.core_v1 import Node, Secret
+from lightkube.resources.core_v1 import ConfigMap, Node, Secret
 
 from ..errors import KubeError
 from ..pki.csr import PeerRequest, ServingRequest, common_name, node_of
@@ -185,6 +185,15 @@ class ClusterAPI:
 
     async def close(self) -> None:
         await self.client.close()
+
+    async def root_ca(self) -> str:
+        """The CA bundle the controller manager publishes to pods
+        (kube-root-ca.crt), as it is now."""
+        try:
+            found = await self.client.get(ConfigMap, "kube-root-ca.crt", namespace="kube-system")
+        except ApiError as error:
+            raise KubeError(f"reading kube-root-ca.crt: {error.status.message}") from None
+        return str((found.data or {}).get("ca.crt", ""))
 
     async def nodes(self) -> list[NodeView]:
         try:

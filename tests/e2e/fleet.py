@@ -3,6 +3,7 @@ the local hypervisors (a module's fixture), and kubectl."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -73,3 +74,35 @@ def eventually(check: Any, what: str, seconds: float = 120) -> Any:
             return value
         assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
         time.sleep(0.5)
+
+
+def local(*args: str) -> subprocess.CompletedProcess[str]:
+    """`oneinfra local ...`: a local worker joined, left, rotated."""
+    return subprocess.run(
+        [sys.executable, "-m", "oneinfra", "local", *args],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+
+
+def new_token(daemon: Daemon, cluster: str) -> tuple[str, str, str]:
+    """A fresh token with its endpoint and CA hash, from `join-command`'s line."""
+    line = daemon.cli("cluster", "join-command", cluster).stdout.splitlines()[0]
+    words = line.split()  # oneinfra node join ENDPOINT --token T --discovery-token-ca-cert-hash H
+    return words[3], words[5], words[7]
+
+
+def join(worker: str, endpoint: str, token: str, ca_hash: str, *extra: str) -> Any:
+    return local("join", worker, endpoint, "--token", token,
+                 "--discovery-token-ca-cert-hash", ca_hash, *extra)  # fmt: skip
+
+
+def nodes(config_file: Path) -> dict[str, bool]:
+    """name -> Ready."""
+    found = json.loads(kubectl(config_file, "get", "nodes", "-o", "json").stdout)["items"]
+    return {
+        n["metadata"]["name"]: any(
+            c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
+        )
+        for n in found
+    }

@@ -12,8 +12,6 @@ import json
 import os
 import re
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,7 @@ from cryptography import x509
 from oneinfra.local import config
 from tests.oneinfra.daemon import Daemon
 
-from .conftest import ROOT
-from .fleet import WAIT, eventually, fleet, kubeconfig, kubectl
+from .fleet import WAIT, eventually, fleet, kubeconfig, kubectl, local
 
 __all__ = ["fleet"]  # the module's fixture
 
@@ -179,10 +176,3 @@ def node_ready(config_file: Path, node: str) -> bool:
         return False
     conditions = json.loads(found.stdout)["status"].get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def local(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oneinfra", "local", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip

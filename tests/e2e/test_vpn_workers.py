@@ -28,10 +28,21 @@ from oneinfra.node import join as node_join
 from oneinfra.node import vpn as node_vpn
 from tests.oneinfra.daemon import Daemon
 
-from .fleet import KUBECTL, WAIT, eventually, fleet, kubeconfig, kubectl
+from .fleet import (
+    KUBECTL,
+    WAIT,
+    eventually,
+    fleet,
+    join,
+    kubeconfig,
+    kubectl,
+    local,
+    new_token,
+    nodes,
+)
 from .test_clusters import stop_container
 from .test_vpn import served, served_peers
-from .test_workers import http_get, join, local, new_token, nodes, webhook_is_called
+from .test_workers import http_get, webhook_is_called
 
 __all__ = ["fleet"]  # the module's fixture
 

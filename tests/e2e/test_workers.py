@@ -31,8 +31,18 @@ from cryptography.x509.oid import NameOID
 from oneinfra.local import config
 from tests.oneinfra.daemon import Daemon
 
-from .conftest import ROOT
-from .fleet import KUBECTL, create, eventually, fleet, kubeconfig, kubectl
+from .fleet import (
+    KUBECTL,
+    create,
+    eventually,
+    fleet,
+    join,
+    kubeconfig,
+    kubectl,
+    local,
+    new_token,
+    nodes,
+)
 
 __all__ = ["fleet"]  # the module's fixture
 
@@ -82,36 +92,6 @@ class Joined:
     config: Path  # an admin kubeconfig
     endpoint: str
     ca_hash: str
-
-
-def local(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oneinfra", "local", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
-def new_token(daemon: Daemon, cluster: str) -> tuple[str, str, str]:
-    """A fresh token with its endpoint and CA hash, from `join-command`'s line."""
-    line = daemon.cli("cluster", "join-command", cluster).stdout.splitlines()[0]
-    words = line.split()  # oneinfra node join ENDPOINT --token T --discovery-token-ca-cert-hash H
-    return words[3], words[5], words[7]
-
-
-def join(worker: str, endpoint: str, token: str, ca_hash: str, *extra: str) -> Any:
-    return local("join", worker, endpoint, "--token", token,
-                 "--discovery-token-ca-cert-hash", ca_hash, *extra)  # fmt: skip
-
-
-def nodes(config_file: Path) -> dict[str, bool]:
-    """name -> Ready."""
-    found = json.loads(kubectl(config_file, "get", "nodes", "-o", "json").stdout)["items"]
-    return {
-        n["metadata"]["name"]: any(
-            c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]
-        )
-        for n in found
-    }
 
 
 def head(daemon: Daemon) -> str:

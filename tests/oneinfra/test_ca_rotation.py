@@ -24,6 +24,13 @@ from oneinfra.model.decider.certificates import TOKENS_RESIGNED_WITHIN
 from oneinfra.pki import certlist
 from oneinfra.pki.x509 import load_cert
 from oneinfra.reconcile.pods import desired_pods
+from oneinfra.reconcile.renewals import due_commands, next_renewal
+from oneinfra.render.addons import (
+    TRUST_ANNOTATION,
+    addons,
+    newest_ca_stamp,
+    restarted_for_rotation,
+)
 from oneinfra.storage.keystore import KeyStore
 from oneinfra.storage.logreader import EventCache
 
@@ -131,20 +138,57 @@ def test_a_phase_that_cannot_be_is_refused_changing_nothing(
     refused(fleet, command, said)
 
 
-def test_prepared_twice_or_completed_too_soon_is_refused_and_force_completes() -> None:
-    fleet, _ = prepared_fleet()
+def test_complete_drops_the_old_cas_at_once_and_the_old_key_an_hour_after_prepare() -> None:
+    """Pods' tokens of the old key are accepted until the kubelet has had
+    them signed again: the daemon retires that key when the hour is up (a
+    look before that does nothing); a new rotation waits for it."""
+    fleet, event = prepared_fleet()
     refused(fleet, cmd.RotateCA(cluster="prod", phase="prepare"), "complete it first")
     fleet.clock = NOW + dt.timedelta(seconds=60)
-    refused(
-        fleet, cmd.RotateCA(cluster="prod", phase="complete"), "prepared 60 s ago: pods' service"
-    )
-    (completed,) = fleet.run(cmd.RotateCA(cluster="prod", phase="complete", force=True)).events
-    assert isinstance(completed, ev.CARotationCompleted)
+    (completed,) = fleet.run(cmd.RotateCA(cluster="prod", phase="complete")).events
+    assert isinstance(completed, ev.CARotationCompleted) and not completed.key_retired
+    cluster = fleet.state.clusters["prod"]
+    trust = trust_in(cluster, event)
+    assert trust is not None and not trust.previous and not trust.cross_signed
+    files = trusted_pki(fleet.pki("prod"), trust)
+    assert len(certificates(files.ca.certificate)) == 1
+    assert len(certificates(files.admin.certificate)) == 1
+    assert files.service_account_public.count("BEGIN PUBLIC KEY") == 2
     refused(fleet, cmd.RotateCA(cluster="prod", phase="complete"), "no CA rotation to complete")
+    refused(fleet, cmd.RotateCA(cluster="prod", phase="prepare"), "accepted for another 3540 s")
+    assert fleet.run(cmd.RetireServiceAccountKey(cluster="prod")).events == []  # not yet
+    fleet.clock = NOW + dt.timedelta(seconds=TOKENS_RESIGNED_WITHIN)
+    (retired,) = fleet.run(cmd.RetireServiceAccountKey(cluster="prod")).events
+    assert isinstance(retired, ev.ServiceAccountKeyRetired)
+    assert trust_in(fleet.state.clusters["prod"], event) is None
+    assert fleet.run(cmd.RetireServiceAccountKey(cluster="prod")).events == []  # never twice
     # And a new rotation may start: from the CAs of the last one.
     last = fleet.pki("prod").ca.certificate
     (again,) = fleet.run(cmd.RotateCA(cluster="prod", phase="prepare")).events
     assert isinstance(again, ev.CARotationPrepared) and again.previous["ca"] == last
+
+
+def test_a_rotation_completed_after_the_hour_retires_the_old_key_with_the_cas() -> None:
+    fleet, event = prepared_fleet()
+    fleet.clock = NOW + dt.timedelta(seconds=TOKENS_RESIGNED_WITHIN)
+    (completed,) = fleet.run(cmd.RotateCA(cluster="prod", phase="complete")).events
+    assert isinstance(completed, ev.CARotationCompleted) and completed.key_retired
+    assert trust_in(fleet.state.clusters["prod"], event) is None
+    assert fleet.run(cmd.RetireServiceAccountKey(cluster="prod")).events == []
+
+
+def test_the_daemon_retires_the_old_key_when_due_and_looks_again_then() -> None:
+    fleet, _ = prepared_fleet()
+    fleet.run(cmd.RotateCA(cluster="prod", phase="complete"))
+    now = int(NOW.timestamp())
+    assert due_commands(fleet.state, now) == []
+    assert next_renewal(fleet.state) == min(
+        now + TOKENS_RESIGNED_WITHIN,
+        min(c.validity.renew_at for i, c in fleet.state.clusters["prod"].certificates.items()
+            if i not in certlist.CA_IDS),
+    )  # fmt: skip
+    ((_, command),) = due_commands(fleet.state, now + TOKENS_RESIGNED_WITHIN)
+    assert command == cmd.RetireServiceAccountKey(cluster="prod")
 
 
 def verifies(leaf: crypto_x509.Certificate, chain: list[crypto_x509.Certificate],
@@ -189,7 +233,7 @@ async def test_the_api_servers_files_mid_rotation_satisfy_old_and_new_clients(
         await service.execute(cmd.RotateCA(cluster="prod", phase="prepare"))
         new = (await service.cluster_pki("prod")).ca.certificate
         mid = await control_plane_files(service, store, keys)
-        clock[0] = NOW + dt.timedelta(seconds=TOKENS_RESIGNED_WITHIN)
+        clock[0] = NOW + dt.timedelta(seconds=TOKENS_RESIGNED_WITHIN)  # the old key goes too
         await service.execute(cmd.RotateCA(cluster="prod", phase="complete"))
         after = await control_plane_files(service, store, keys)
         service.stop_accepting()
@@ -216,3 +260,32 @@ async def control_plane_files(
     (pod,) = await desired_pods(service.state, "priv0", EventCache(store), keys.get)
     assert pod.labels[bp.LABEL_COMPONENT] == "control-plane-0"
     return {f.path: f.content.decode() for f in pod.files if not f.path.endswith(".key")}
+
+
+def test_the_cluster_s_own_workloads_start_again_once_the_newest_ca_reaches_pods() -> None:
+    """Their clients read the CA bundle as they start: their pod templates
+    carry the newest CA of kube-root-ca.crt, which changes once the
+    prepared bundle is published, and not at complete; a cluster never
+    rotated keeps its manifests as they were."""
+    fleet, event = prepared_fleet()
+    cluster = fleet.state.clusters["prod"]
+    old, new = event.previous["ca"], event.cas["ca"].certificate
+    manifests = addons(cluster, "https://192.0.2.1:30000")
+    assert restarted_for_rotation(manifests, None) == manifests
+    assert newest_ca_stamp(cluster, "") is None
+    before = newest_ca_stamp(cluster, old)  # prepared, its bundle not out yet
+    published = newest_ca_stamp(cluster, new + old)
+    assert before and published and before != published
+    assert newest_ca_stamp(cluster, new) == published  # completed: no restart
+    stamped = restarted_for_rotation(manifests, published)
+    workloads = [m for m in stamped if m["kind"] in ("DaemonSet", "Deployment")]
+    assert workloads and all(
+        m["spec"]["template"]["metadata"]["annotations"][TRUST_ANNOTATION] == published
+        for m in workloads
+    )
+    others = [m for m in stamped if m["kind"] not in ("DaemonSet", "Deployment")]
+    assert others == [m for m in manifests if m["kind"] not in ("DaemonSet", "Deployment")]
+    never = Fleet()
+    never.hypervisors()
+    never.run(cmd.CreateCluster(name="prod"))
+    assert newest_ca_stamp(never.state.clusters["prod"], old) is None

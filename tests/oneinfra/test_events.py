@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import typing
 from typing import Any
 
@@ -25,7 +26,9 @@ def test_every_event_of_a_real_history_round_trips() -> None:
     fleet.run(cmd.RenewCertificates(cluster="prod"))
     fleet.run(cmd.SetCertificateLifetimes(cluster="prod", certificate_lifetime=3600))
     fleet.run(cmd.RotateCA(cluster="prod", phase="prepare"))
-    fleet.run(cmd.RotateCA(cluster="prod", phase="complete", force=True))
+    fleet.run(cmd.RotateCA(cluster="prod", phase="complete"))
+    fleet.clock += dt.timedelta(hours=1)
+    fleet.run(cmd.RetireServiceAccountKey(cluster="prod"))
     fleet.run(cmd.LabelHypervisor(name="private-0", set={"zone": "a"}))
     fleet.run(cmd.IssueKubeconfig(cluster="prod"))
     fleet.run(cmd.CreateJoinToken(cluster="prod"))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ...errors import DomainError
 from .. import commands as cmd
 from ..state import FleetState
-from .certificates import renew_certificates, rotate_ca, set_lifetimes
+from .certificates import renew_certificates, retire_service_account_key, rotate_ca, set_lifetimes
 from .clusters import MAX_REPLICAS, create_cluster, delete_cluster, scale_cluster
 from .context import Context, DataKeys, Decision, pki_needed
 from .hypervisors import label_hypervisor, register_hypervisor, remove_hypervisor
@@ -46,6 +46,7 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.RenewCertificates: renew_certificates,  # type: ignore[dict-item]
     cmd.SetCertificateLifetimes: set_lifetimes,  # type: ignore[dict-item]
     cmd.RotateCA: rotate_ca,  # type: ignore[dict-item]
+    cmd.RetireServiceAccountKey: retire_service_account_key,  # type: ignore[dict-item]
     cmd.IssueKubeconfig: issue_kubeconfig,  # type: ignore[dict-item]
     cmd.CreateJoinToken: create_join_token,  # type: ignore[dict-item]
     cmd.RevokeJoinToken: revoke_join_token,  # type: ignore[dict-item]

@@ -12,7 +12,7 @@ from ...pki.certlist import KeyPair, leaf
 from ...pki.issuer import Issuer, OpenCA
 from .. import commands as cmd
 from .. import events as ev
-from ..state import Cluster, FleetState, etcd_member_name
+from ..state import CARotation, Cluster, FleetState, etcd_member_name
 from .clusters import lifetimes
 from .context import Context, Decision, existing_cluster
 
@@ -104,6 +104,12 @@ def rotate_ca(state: FleetState, command: cmd.RotateCA, context: Context) -> Dec
                 f"cluster {shown(cluster.name)}'s CA rotation was prepared "
                 f"{now - rotation.prepared} s ago and is not complete; complete it first"
             )
+        if rotation is not None and not rotation.key_retired:
+            raise DomainError(
+                f"cluster {shown(cluster.name)}'s last rotation's old service-account key is "
+                f"accepted for another {key_retires_at(rotation) - now} s (pods' tokens it "
+                f"signed); prepare again after that"
+            )
         return Decision(events=[prepared(state, cluster, context)])
     if command.phase != COMPLETE:
         raise DomainError(f"no CA rotation phase {shown(command.phase)}; use prepare or complete")
@@ -111,14 +117,35 @@ def rotate_ca(state: FleetState, command: cmd.RotateCA, context: Context) -> Dec
         raise DomainError(
             f"cluster {shown(cluster.name)} has no CA rotation to complete; prepare one first"
         )
-    waited = now - rotation.prepared
-    if waited < TOKENS_RESIGNED_WITHIN and not command.force:
-        raise DomainError(
-            f"cluster {shown(cluster.name)}'s rotation was prepared {waited} s ago: pods' "
-            f"service-account tokens may still be signed by the old key (they are signed "
-            f"again within {TOKENS_RESIGNED_WITHIN} s); complete after that, or force it"
-        )
-    return Decision(events=[ev.CARotationCompleted(cluster=cluster.name, completed=now)])
+    completed = ev.CARotationCompleted(
+        cluster=cluster.name, completed=now, key_retired=now >= key_retires_at(rotation)
+    )
+    return Decision(events=[completed])
+
+
+def key_retires_at(rotation: CARotation) -> int:
+    """When a rotation's old service-account key may go (Unix seconds)."""
+    return rotation.prepared + TOKENS_RESIGNED_WITHIN
+
+
+def key_retirement_due(cluster: Cluster, now: int) -> bool:
+    rotation = cluster.rotation
+    return (
+        rotation is not None
+        and not rotation.in_progress
+        and not rotation.key_retired
+        and now >= key_retires_at(rotation)
+    )
+
+
+def retire_service_account_key(
+    state: FleetState, command: cmd.RetireServiceAccountKey, context: Context
+) -> Decision:
+    cluster = existing_cluster(state, command.cluster)
+    now = int(context.now.timestamp())
+    if not key_retirement_due(cluster, now):
+        return Decision(events=[])
+    return Decision(events=[ev.ServiceAccountKeyRetired(cluster=cluster.name, retired=now)])
 
 
 def prepared(state: FleetState, cluster: Cluster, context: Context) -> ev.CARotationPrepared:

@@ -156,14 +156,12 @@ class SetCertificateLifetimesRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ...) -> None: ...
 
 class RotateCARequest(_message.Message):
-    __slots__ = ("name", "phase", "force")
+    __slots__ = ("name", "phase")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
-    FORCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     phase: str
-    force: bool
-    def __init__(self, name: _Optional[str] = ..., phase: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., phase: _Optional[str] = ...) -> None: ...
 
 class EnableVpnRequest(_message.Message):
     __slots__ = ("name", "vpn_cidr")
@@ -315,14 +313,16 @@ class Certificate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., file: _Optional[str] = ..., component: _Optional[str] = ..., ca: _Optional[bool] = ..., issued_at: _Optional[str] = ..., expires_at: _Optional[str] = ..., renews_at: _Optional[str] = ...) -> None: ...
 
 class CARotation(_message.Message):
-    __slots__ = ("prepared_at", "completed_at", "completable_at")
+    __slots__ = ("prepared_at", "completed_at", "old_key_until", "old_key_retired_at")
     PREPARED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
-    COMPLETABLE_AT_FIELD_NUMBER: _ClassVar[int]
+    OLD_KEY_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    OLD_KEY_RETIRED_AT_FIELD_NUMBER: _ClassVar[int]
     prepared_at: str
     completed_at: str
-    completable_at: str
-    def __init__(self, prepared_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., completable_at: _Optional[str] = ...) -> None: ...
+    old_key_until: str
+    old_key_retired_at: str
+    def __init__(self, prepared_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., old_key_until: _Optional[str] = ..., old_key_retired_at: _Optional[str] = ...) -> None: ...
 
 class ClusterList(_message.Message):
     __slots__ = ("clusters",)
