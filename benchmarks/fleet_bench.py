@@ -49,9 +49,9 @@ from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
 from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
 from oneinfra.api.runtime import v1 as cri
 from oneinfra.daemon.service import fold_from
-from oneinfra.model.decider.certificates import due, leaf_ids
+from oneinfra.model.decider.certificates import leaf_ids
 from oneinfra.model.state import FleetState
-from oneinfra.reconcile.renewals import next_renewal
+from oneinfra.reconcile.renewals import due_commands, next_renewal
 from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
 
 PUBLIC, PRIVATE = 10, 90
@@ -133,7 +133,7 @@ async def renewal_look(root: Path) -> tuple[float, int]:
     times = []
     for _ in range(20):
         began = time.perf_counter()
-        [c for c in state.clusters.values() if due(c, now)]
+        due_commands(state, now)  # due renewals and due key retirements, as the daemon looks
         next_renewal(state)
         times.append(time.perf_counter() - began)
     leaves = sum(len(leaf_ids(c)) for c in state.clusters.values())
