@@ -118,6 +118,7 @@ class FleetServer(fleet_grpc.FleetBase):
     ) -> None:
         self.service = service
         self.board = board or StatusBoard()  # the reconciler's; empty without one
+        self.reconciling = board is not None
         self.main = main or MainLoop()
 
     @contextlib.contextmanager
@@ -195,8 +196,37 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def rotate_ca(self, message: api.RotateCARequest) -> api.Cluster:
         command = cmd.RotateCA(cluster=message.name, phase=message.phase)
+        if message.phase == "complete":
+            await self.workers_trust_the_new_ca(message.name)
         await self._run(command)
         return await self.get_cluster(api.NameRequest(name=message.name))
+
+    async def workers_trust_the_new_ca(self, name: str) -> None:
+        """Complete cuts off a worker still on the old CA: refused while one
+        is (`node rotate-trust` on it records that it no longer is)."""
+        if not self.reconciling:
+            return  # nobody watches the nodes: nothing to know them by
+        with self.reading() as state:
+            cluster = state.clusters.get(name)
+            if cluster is None or cluster.rotation is None or not cluster.rotation.in_progress:
+                return  # the decider says why not
+            cluster_id = cluster.cluster_id
+        pki = await self.main.call(self.service.cluster_pki, name)
+        untrusting = self.board.untrusting_nodes(
+            name, cluster_id, public_key_hash(pki.ca.certificate)
+        )
+        if untrusting is None:
+            raise DomainError(
+                f"cluster {shown(name)}'s nodes were not observed since the daemon started; "
+                f"try again in a few seconds"
+            )
+        if untrusting:
+            listed = ", ".join(shown(n) for n in untrusting[:10])
+            raise DomainError(
+                f"completing would cut off {len(untrusting)} node(s) of cluster {shown(name)} "
+                f"that still trust only the old CA: {listed}; run 'oneinfra node rotate-trust' "
+                f"on each (or remove it: 'oneinfra node remove'), then complete"
+            )
 
     async def delete_cluster(self, message: api.NameRequest) -> api.CommandReply:
         return api.CommandReply(position=await self._run(cmd.DeleteCluster(name=message.name)))

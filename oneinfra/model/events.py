@@ -290,6 +290,17 @@ class ServingCertificateApproved(Event, frozen=True):
     names: list[str]
 
 
+class NodeTrustRotated(Event, frozen=True):
+    """A worker took a CA rotation's new CAs (`node rotate-trust`): its CA
+    file holds them, and its client certificate is the new cluster CA's."""
+
+    cluster: str
+    cluster_id: str
+    node: str
+    csr: str
+    ca: str  # the new cluster CA's public-key hash
+
+
 class ServingCertificateRefused(Event, frozen=True):
     cluster: str
     cluster_id: str
@@ -306,6 +317,7 @@ StatusEvent = (
     | NodeLeft
     | ServingCertificateApproved
     | ServingCertificateRefused
+    | NodeTrustRotated
 )
 
 FleetEvent = (

@@ -177,9 +177,11 @@ def rotate_trust(
         if settings.ca_file.read_text() == bundle and current.issuer == signer.subject:
             say("the kubelet trusts the cluster's CAs and holds the new CA's certificate already")
             return False
+        # The CA file first: the daemon takes the CSR below as word that it
+        # is written (the bundle keeps the old CA, so nothing breaks meanwhile).
+        write_atomically(settings.ca_file, bundle, 0o644)
+        say(f"CA file {settings.ca_file}: {bundle.count('BEGIN CERTIFICATE')} CAs trusted")
         key, pem = new_client_certificate(client, settings.node_name, signer, timeout)
-    write_atomically(settings.ca_file, bundle, 0o644)
-    say(f"CA file {settings.ca_file}: {bundle.count('BEGIN CERTIFICATE')} CAs trusted")
     say(f"client certificate of {signer.subject.rfc4514_string()}: "
         f"{install_client_certificate(settings, key, pem)}")  # fmt: skip
     (settings.cert_dir / SERVING_CURRENT).unlink(missing_ok=True)

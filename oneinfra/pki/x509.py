@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Callable, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -73,6 +74,15 @@ def first_certificate(bundle_pem: str) -> str:
     file bundles the one it replaces after it."""
     end = "-----END CERTIFICATE-----"
     return bundle_pem[: bundle_pem.index(end) + len(end)] + "\n"
+
+
+def issued_by(certificate_pem: str, ca_pem: str) -> bool:
+    """Whether the CA signed the certificate (its name and signature)."""
+    try:
+        load_cert(certificate_pem).verify_directly_issued_by(load_cert(ca_pem))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def validity_of(pem: str) -> tuple[int, int]:

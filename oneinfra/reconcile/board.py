@@ -131,6 +131,8 @@ class StatusBoard:
                     self.joins.pop((event.cluster_id, event.node), None)
                 case ev.ServingCertificateApproved() | ev.ServingCertificateRefused():
                     self.recorded[("csr", event.cluster_id, event.csr)] = DECIDED
+                case ev.NodeTrustRotated():
+                    self.recorded[("trust", event.cluster_id, event.node)] = event.ca
 
     def _record(self, subject: tuple[str, ...], phase: str, event: ev.Event) -> None:
         if self.recorded.get(subject) != phase:
@@ -304,6 +306,22 @@ class StatusBoard:
             return False
         self._record(subject, DECIDED, event)
         return True
+
+    @locked
+    def trust_rotated(self, event: ev.NodeTrustRotated) -> None:
+        """A worker holds a rotation's new CAs (recorded once per CA)."""
+        self._record(("trust", event.cluster_id, event.node), event.ca, event)
+
+    @locked
+    def untrusting_nodes(self, name: str, cluster_id: str, ca: str) -> list[str] | None:
+        """The cluster's nodes not known to hold the CA `ca` (its public-key
+        hash) yet; None when its nodes were not observed since the start."""
+        status = self.clusters.get(cluster_id)
+        if status is None or not status.nodes_seen:
+            return None
+        return sorted(
+            n.name for n in status.nodes if self.recorded.get(("trust", cluster_id, n.name)) != ca
+        )
 
     @locked
     def cluster_deleted(self, name: str, cluster_id: str) -> None:

@@ -22,10 +22,11 @@ from ..model.decider.joins import expired, parse_rfc3339, rfc3339
 from ..model.state import Cluster, api_server_endpoint, vpn_endpoint
 from ..pki.csr import node_of, requested_names, serving_refusal
 from ..pki.sealing import unseal
+from ..pki.x509 import first_certificate, issued_by, public_key_hash
 from ..render.addons import addons, newest_ca_stamp, restarted_for_rotation
 from ..render.bootstrap import LiveToken, bootstrap_objects
 from ..render.metrics_server import api_service, metrics_server
-from ..runtime.kube import ClusterAPI, NodeView, join_tokens, pending_serving
+from ..runtime.kube import ClusterAPI, NodeView, join_tokens, pending_serving, rotated_trust
 from .certificates import cluster_pki, cluster_trust
 from .shared import Shared
 from .vpn import answer_peer_requests
@@ -98,7 +99,8 @@ class InCluster:
             pruned = await api.prune_token_secrets(
                 {f"bootstrap-token-{t.token_id}" for t in tokens}
             )
-            busy, serving = await self.nodes(cluster, api)
+            newest = first_certificate(pki.ca.certificate) if cluster.rotation else None
+            busy, serving = await self.nodes(cluster, api, newest)
             if serving:
                 applied += await api.apply([api_service()])
         except httpx.HTTPError as error:
@@ -107,7 +109,9 @@ class InCluster:
         done += f", {len(pruned)} revoked or expired token(s) deleted" if pruned else ""
         return done, busy
 
-    async def nodes(self, cluster: Cluster, api: ClusterAPI) -> tuple[bool, bool]:
+    async def nodes(
+        self, cluster: Cluster, api: ClusterAPI, newest_ca: str | None = None
+    ) -> tuple[bool, bool]:
         """The Nodes recorded as they join and leave; kubelets' serving CSRs
         approved when they ask for their own names only, refused (and told
         why) otherwise. Whether something is under way (a node not Ready, a
@@ -123,6 +127,12 @@ class InCluster:
         board.nodes_observed(cluster.name, cluster.cluster_id, nodes, join_tokens(csrs), now)
         addresses = {n.name: n.addresses for n in nodes}
         objects = {c.metadata.name: c for c in csrs if c.metadata and c.metadata.name}
+        if newest_ca is not None:  # rotated: which workers took the newest CA
+            ca = public_key_hash(newest_ca)
+            for node, (csr, pem) in rotated_trust(csrs).items():
+                if issued_by(pem, newest_ca):
+                    board.trust_rotated(ev.NodeTrustRotated(cluster.name, cluster.cluster_id,
+                                                            node, csr, ca))  # fmt: skip
         peers = await answer_peer_requests(self.shared, cluster, api, csrs)
         pending = pending_serving(csrs)
         for request in pending:

@@ -127,6 +127,24 @@ def join_tokens(csrs: Iterable[CertificateSigningRequest]) -> dict[str, str]:
     return found
 
 
+ROTATION_CSR_PREFIX = "oneinfra-rotate-"  # node/trust.py's: the CA file written first
+
+
+def rotated_trust(csrs: Iterable[CertificateSigningRequest]) -> dict[str, tuple[str, str]]:
+    """node -> (CSR, certificate PEM) of the client certificates `oneinfra
+    node rotate-trust` got, filed by the node itself, issued."""
+    found = {}
+    for csr in csrs:
+        name = (csr.metadata.name if csr.metadata else None) or ""
+        issued = csr.status.certificate if csr.status else None
+        if not name.startswith(ROTATION_CSR_PREFIX) or csr.spec.signerName != CLIENT_SIGNER:
+            continue
+        node = node_of(csr.spec.username or "")
+        if node is not None and issued:
+            found[node] = (name, base64.b64decode(issued).decode(errors="replace"))
+    return found
+
+
 class OurTLS(httpx.AsyncHTTPTransport):
     """httpx's transport with our TLS context. lightkube deep-copies its
     connection settings, and an SSLContext cannot be copied: this one is

@@ -158,6 +158,11 @@ def test_a_two_phase_ca_rotation_breaks_no_client_until_the_old_ca_is_dropped(
         assert old_client.failed == 0, old_client.why
         workers_serve(after, pod, "the workers serving after prepare", 90)
 
+        # Complete would cut the workers off: refused, naming them.
+        early = daemon.cli("cluster", "rotate-ca", "rotated", "--phase", "complete", check=False)
+        assert early.returncode != 0 and "'w0', 'w1'" in early.stderr, early.stderr
+        assert "node rotate-trust" in early.stderr
+
         # The workers' side: the new CAs trusted, client certificates of the
         # new CA, kubelets restarted (their pods are not); the cluster's own
         # workloads started again by prepare (they read the CAs as they start).
@@ -169,6 +174,8 @@ def test_a_two_phase_ca_rotation_breaks_no_client_until_the_old_ca_is_dropped(
         eventually(lambda: addons_restarted(after), "the cluster's workloads started again", 300)
         again = local("rotate-trust", "w0")
         assert again.returncode == 0 and "already" in again.stderr, again.stderr
+        eventually(lambda: daemon.cli("history", "--cluster", "rotated").stdout.count(
+            "NodeTrustRotated") == 2, "both workers recorded as trusting the new CA")  # fmt: skip
         new_client = client_of(after)
         assert kubectl(before, "get", "--raw", "/readyz").stdout == "ok"
         assert kubectl(after, "get", "--raw", "/readyz").stdout == "ok"

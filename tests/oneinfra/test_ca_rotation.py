@@ -5,6 +5,7 @@ chain); complete drops the old ones. Refusals change nothing."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 from pathlib import Path
@@ -13,6 +14,12 @@ import anyio
 import pytest
 from cryptography import x509 as crypto_x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from lightkube.models.certificates_v1 import (
+    CertificateSigningRequestSpec,
+    CertificateSigningRequestStatus,
+)
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.certificates_v1 import CertificateSigningRequest
 
 from eventstore import InMemoryEventStore
 from oneinfra import render as bp
@@ -22,7 +29,8 @@ from oneinfra.model import events as ev
 from oneinfra.model.certificates import trust_in, trusted_pki
 from oneinfra.model.decider.certificates import TOKENS_RESIGNED_WITHIN
 from oneinfra.pki import certlist
-from oneinfra.pki.x509 import load_cert
+from oneinfra.pki.x509 import issued_by, load_cert, public_key_hash
+from oneinfra.reconcile.board import StatusBoard
 from oneinfra.reconcile.pods import desired_pods
 from oneinfra.reconcile.renewals import due_commands, next_renewal
 from oneinfra.render.addons import (
@@ -31,6 +39,7 @@ from oneinfra.render.addons import (
     newest_ca_stamp,
     restarted_for_rotation,
 )
+from oneinfra.runtime.kube import CLIENT_SIGNER, NodeView, rotated_trust
 from oneinfra.storage.keystore import KeyStore
 from oneinfra.storage.logreader import EventCache
 
@@ -289,3 +298,60 @@ def test_the_cluster_s_own_workloads_start_again_once_the_newest_ca_reaches_pods
     never.hypervisors()
     never.run(cmd.CreateCluster(name="prod"))
     assert newest_ca_stamp(never.state.clusters["prod"], old) is None
+
+
+def test_a_worker_is_known_to_trust_the_new_ca_by_its_rotation_csr_and_only_then() -> None:
+    """The daemon's evidence that a worker ran `node rotate-trust`: an issued
+    client CSR of that name, filed by the node itself, signed by the new CA
+    (one of the old CA, or of another kind, is no evidence); recorded once,
+    and remembered across a restart."""
+    fleet, event = prepared_fleet()
+    new_ca, old_ca = event.cas["ca"], fleet.created("prod").pki.ca
+    # A leaf of each CA stands for the node's client certificate.
+    new_leaf = event.certificates["admin"].certificate
+    old_leaf = fleet.created("prod").pki.admin.certificate
+    csrs = [
+        csr("oneinfra-rotate-w0-1", "system:node:w0", new_leaf),
+        csr("oneinfra-rotate-w1-1", "system:node:w1", old_leaf),  # the old CA's: not yet
+        # The kubelet's own rotation: no word of its CA file.
+        csr("csr-abc", "system:node:w2", new_leaf),
+    ]
+    found = rotated_trust(csrs)
+    assert set(found) == {"w0", "w1"}
+    assert issued_by(found["w0"][1], new_ca.certificate)
+    assert not issued_by(found["w1"][1], new_ca.certificate)
+    assert not issued_by("not a certificate", new_ca.certificate)
+    assert issued_by(old_leaf, old_ca.certificate)
+
+    board = StatusBoard()
+    ca = public_key_hash(new_ca.certificate)
+    assert board.untrusting_nodes("prod", "c1", ca) is None  # no node observed yet
+    board.nodes_observed(
+        "prod", "c1", [node_view("w0"), node_view("w1")], {}, "2026-12-07T01:00:00Z"
+    )
+    board.take_outbox()
+    assert board.untrusting_nodes("prod", "c1", ca) == ["w0", "w1"]
+    rotated = ev.NodeTrustRotated("prod", "c1", "w0", "oneinfra-rotate-w0-1", ca)
+    board.trust_rotated(rotated)
+    board.trust_rotated(rotated)
+    assert board.take_outbox() == [rotated]  # once
+    assert board.untrusting_nodes("prod", "c1", ca) == ["w1"]
+    restarted = StatusBoard()
+    restarted.load([rotated])
+    restarted.nodes_observed("prod", "c1", [node_view("w0")], {}, "2026-12-07T01:01:00Z")
+    assert restarted.untrusting_nodes("prod", "c1", ca) == []
+    assert restarted.untrusting_nodes("prod", "c1", "sha256:another") == ["w0"]
+
+
+def csr(name: str, username: str, issued: str) -> CertificateSigningRequest:
+    return CertificateSigningRequest(
+        metadata=ObjectMeta(name=name),
+        spec=CertificateSigningRequestSpec(request="", signerName=CLIENT_SIGNER, username=username),
+        status=CertificateSigningRequestStatus(
+            certificate=base64.b64encode(issued.encode()).decode()
+        ),
+    )
+
+
+def node_view(name: str) -> NodeView:
+    return NodeView(name, True, "v1.37.2", "10.213.0.30", [], "2026-12-07T00:00:00Z")
