@@ -101,9 +101,14 @@ def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> No
 
 def rotation_state(rotation: api.CARotation) -> str:
     if not rotation.completed_at:
+        waiting = (
+            f"; still on the old CA: {', '.join(rotation.nodes_on_old_ca)}"
+            if rotation.nodes_on_old_ca
+            else ""
+        )
         return (
             f"prepared {rotation.prepared_at}: old and new CAs trusted; run 'oneinfra node "
-            f"rotate-trust' on every worker, then complete it"
+            f"rotate-trust' on every worker, then complete it{waiting}"
         )
     key = (
         f"old service-account key retired {rotation.old_key_retired_at}"

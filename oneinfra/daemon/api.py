@@ -204,17 +204,7 @@ class FleetServer(fleet_grpc.FleetBase):
     async def workers_trust_the_new_ca(self, name: str) -> None:
         """Complete cuts off a worker still on the old CA: refused while one
         is (`node rotate-trust` on it records that it no longer is)."""
-        if not self.reconciling:
-            return  # nobody watches the nodes: nothing to know them by
-        with self.reading() as state:
-            cluster = state.clusters.get(name)
-            if cluster is None or cluster.rotation is None or not cluster.rotation.in_progress:
-                return  # the decider says why not
-            cluster_id = cluster.cluster_id
-        pki = await self.main.call(self.service.cluster_pki, name)
-        untrusting = self.board.untrusting_nodes(
-            name, cluster_id, public_key_hash(pki.ca.certificate)
-        )
+        untrusting = await self.nodes_on_old_ca(name)
         if untrusting is None:
             raise DomainError(
                 f"cluster {shown(name)}'s nodes were not observed since the daemon started; "
@@ -227,6 +217,20 @@ class FleetServer(fleet_grpc.FleetBase):
                 f"that still trust only the old CA: {listed}; run 'oneinfra node rotate-trust' "
                 f"on each (or remove it: 'oneinfra node remove'), then complete"
             )
+
+    async def nodes_on_old_ca(self, name: str) -> list[str] | None:
+        """A rotation in progress: the cluster's nodes not known to hold the
+        new CAs; None when its nodes were not observed since the start; []
+        when there is nothing to know (no rotation in progress, no reconciler)."""
+        if not self.reconciling:
+            return []  # nobody watches the nodes: nothing to know them by
+        with self.reading() as state:
+            cluster = state.clusters.get(name)
+            if cluster is None or cluster.rotation is None or not cluster.rotation.in_progress:
+                return []  # the decider says why not, if asked to complete
+            cluster_id = cluster.cluster_id
+        pki = await self.main.call(self.service.cluster_pki, name)
+        return self.board.untrusting_nodes(name, cluster_id, public_key_hash(pki.ca.certificate))
 
     async def delete_cluster(self, message: api.NameRequest) -> api.CommandReply:
         return api.CommandReply(position=await self._run(cmd.DeleteCluster(name=message.name)))
@@ -316,7 +320,12 @@ class FleetServer(fleet_grpc.FleetBase):
                 raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
             shown_cluster = self.cluster_view(cluster)
             shown_cluster.certificates.extend(certificates_view(cluster))
-            return shown_cluster
+            rotating = cluster.rotation is not None and cluster.rotation.in_progress
+        if rotating:
+            shown_cluster.ca_rotation.nodes_on_old_ca.extend(
+                await self.nodes_on_old_ca(message.name) or []
+            )
+        return shown_cluster
 
     async def list_clusters(self, message: api.ListRequest) -> api.ClusterList:
         with self.reading() as state:

@@ -313,16 +313,18 @@ class Certificate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., file: _Optional[str] = ..., component: _Optional[str] = ..., ca: _Optional[bool] = ..., issued_at: _Optional[str] = ..., expires_at: _Optional[str] = ..., renews_at: _Optional[str] = ...) -> None: ...
 
 class CARotation(_message.Message):
-    __slots__ = ("prepared_at", "completed_at", "old_key_until", "old_key_retired_at")
+    __slots__ = ("prepared_at", "completed_at", "old_key_until", "old_key_retired_at", "nodes_on_old_ca")
     PREPARED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     OLD_KEY_UNTIL_FIELD_NUMBER: _ClassVar[int]
     OLD_KEY_RETIRED_AT_FIELD_NUMBER: _ClassVar[int]
+    NODES_ON_OLD_CA_FIELD_NUMBER: _ClassVar[int]
     prepared_at: str
     completed_at: str
     old_key_until: str
     old_key_retired_at: str
-    def __init__(self, prepared_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., old_key_until: _Optional[str] = ..., old_key_retired_at: _Optional[str] = ...) -> None: ...
+    nodes_on_old_ca: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, prepared_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., old_key_until: _Optional[str] = ..., old_key_retired_at: _Optional[str] = ..., nodes_on_old_ca: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClusterList(_message.Message):
     __slots__ = ("clusters",)
