@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument(
         "--no-reconcile", action="store_true", help="keep the log only; touch no hypervisor"
     )
+    daemon.add_argument(
+        "--metrics-address", metavar="HOST:PORT",
+        help="serve Prometheus metrics (/metrics) and /healthz there (off by default; "
+        ":PORT is loopback's)",
+    )  # fmt: skip
 
     hypervisors(top.add("hypervisor", "register and inspect hypervisors", client=False))
     clusters(top.add("cluster", "create, scale, inspect and delete clusters", client=False))

@@ -33,6 +33,7 @@ from . import gc
 from .api import FleetServer
 from .apithread import ApiThread
 from .mainloop import MainLoop
+from .metrics import Metrics, parse_address, serve_metrics
 from .service import FleetService
 from .wire import raise_file_limit
 
@@ -126,6 +127,7 @@ async def serve(
     master_key: Path | None = None,
     on_ready: Callable[[], None] | None = None,
     reconcile: Options | None = DEFAULT_OPTIONS,
+    metrics_address: str | None = None,
 ) -> str:
     """Run until SIGTERM, SIGINT or SIGHUP: then finish the command in hand,
     close the store, and return what stopped it."""
@@ -139,11 +141,18 @@ async def serve(
         store, checked = await verified_store(state_dir / "events.db", state_dir)
         async with store:
             service = await FleetService.open(store, keys)
+            metrics = Metrics() if metrics_address is not None else None
             if reconcile is not None:
                 reconcile = dataclasses.replace(reconcile, fleet=fleet_id(state_dir))
+                if metrics is not None:
+                    reconcile = dataclasses.replace(reconcile, observe_pass=metrics.pass_done)
             controller = Controller(service, reconcile) if reconcile else None
             board = controller.board if controller else None
             fleet = FleetServer(service, board, MainLoop(asyncio.get_running_loop()))
+            metrics_server = None
+            if metrics_address is not None and metrics is not None:
+                service.observer = metrics
+                metrics_server = serve_metrics(metrics_address, service, board, metrics)
             gc.after_start()
             api_thread = ApiThread(fleet, socket_path, socket_group)
             await api_thread.start()
@@ -151,6 +160,8 @@ async def serve(
             def ready() -> None:
                 if on_ready is not None:
                     on_ready()  # the first line: scripts and tests wait for it
+                if metrics_server is not None:
+                    say(f"metrics on {metrics_server.url}")
                 if checked.checked:
                     say(f"log verified from position {checked.since} to {checked.head_position}")
 
@@ -160,6 +171,8 @@ async def serve(
                 await checkpoint_on_the_way_out(store, state_dir)
             finally:
                 remove_socket(socket_path)
+                if metrics_server is not None:
+                    metrics_server.stop()
     finally:
         keys.close()
         os.close(lock)
@@ -246,6 +259,12 @@ def run_from_command_line(args: argparse.Namespace) -> int:
         say("--resync must be a positive number of seconds")
         return 2
 
+    if args.metrics_address is not None:
+        try:
+            parse_address(args.metrics_address)  # refused before anything is touched
+        except DaemonError as error:
+            say(str(error))
+            return 2
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     socket = chosen_socket(args.socket)  # the same rule as every client command
     try:
@@ -257,6 +276,7 @@ def run_from_command_line(args: argparse.Namespace) -> int:
                 master_key=Path(args.master_key) if args.master_key else None,
                 on_ready=announce(state_dir, socket),
                 reconcile=None if args.no_reconcile else Options(resync=args.resync),
+                metrics_address=args.metrics_address,
             )
         )
     except (OneinfraError, EventStoreError, OSError) as error:

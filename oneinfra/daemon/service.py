@@ -13,10 +13,12 @@ import datetime as dt
 import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 import msgspec
@@ -69,6 +71,22 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class Observer(Protocol):
+    """What the service reports as it works (the metrics)."""
+
+    def command_done(self, command: str, error: BaseException | None, seconds: float) -> None: ...
+
+    def appended(self, seconds: float) -> None: ...
+
+
+class NoObserver:
+    def command_done(self, command: str, error: BaseException | None, seconds: float) -> None:
+        pass
+
+    def appended(self, seconds: float) -> None:
+        pass
+
+
 class FleetService:
     def __init__(
         self,
@@ -94,6 +112,8 @@ class FleetService:
         # Held while the state changes, and by the API's thread while it reads
         # the state: a query never sees an event half folded.
         self.lock = threading.RLock()
+        self.observer: Observer = NoObserver()  # the metrics, when served
+        self.accepting = True
 
     @classmethod
     async def open(cls, store: EventStore, keys: KeyStore, **options: object) -> FleetService:
@@ -126,14 +146,18 @@ class FleetService:
         async with self._jobs_out:
             async for job in self._jobs_out:
                 with anyio.CancelScope(shield=True):
+                    began = time.perf_counter()
                     try:
                         job.outcome = await self._execute(job)
                     except Exception as error:  # handed to the caller, who reports it
                         job.error = error
+                    name = type(job.command).__name__
+                    self.observer.command_done(name, job.error, time.perf_counter() - began)
                     job.done.set()
 
     def stop_accepting(self) -> None:
         """No new commands; those queued still run, then run() returns."""
+        self.accepting = False
         self._jobs_in.close()
 
     async def _execute(self, job: Job) -> Outcome:
@@ -169,7 +193,9 @@ class FleetService:
                 )
             expected = NO_STREAM if self.state.version is None else self.state.version
             try:
+                began = time.perf_counter()
                 result = await self.store.append(ev.FLEET_STREAM, records, expected)
+                self.observer.appended(time.perf_counter() - began)
             except WrongExpectedVersion:
                 self.keys.destroy(decision.new_keys)
                 await self.catch_up()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from eventstore import EventStore
@@ -52,6 +52,10 @@ class Fleet(Protocol):
         cluster asks of it (a worker's VPN key). Raises DomainError."""
 
 
+def no_pass_observer(hypervisor: str, result: str, seconds: float) -> None:
+    pass
+
+
 @dataclass
 class Options:
     resync: float = RESYNC
@@ -60,3 +64,5 @@ class Options:
     cri_timeout: float = DEFAULT_TIMEOUT
     probe: Probe = readyz
     fleet: str = ""  # labels this daemon's pods, so that hypervisors may be shared
+    # Told of every hypervisor pass: its hypervisor, "ok" or "failed", seconds.
+    observe_pass: Callable[[str, str, float], None] = field(default=no_pass_observer)

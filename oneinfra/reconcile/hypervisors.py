@@ -7,6 +7,7 @@ it holds."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Container
 
 from .. import render as bp
@@ -45,7 +46,10 @@ class HypervisorLoop:
         backoff = Backoff(self.options.quick, self.options.max_backoff)
         try:
             while (hypervisor := self.fleet.state.hypervisors.get(name)) is not None:
+                began = time.perf_counter()
                 result = await self.reconcile(name, self.connections.client(hypervisor))
+                outcome = "failed" if isinstance(result, BackOff) else "ok"
+                self.options.observe_pass(name, outcome, time.perf_counter() - began)
                 await wakeup.wait(backoff.delay(result))
         finally:
             self.connections.close(name)
