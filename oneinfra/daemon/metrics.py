@@ -1,6 +1,6 @@
 """Prometheus metrics (`oneinfra daemon --metrics-address HOST:PORT`, off by
 default), with the official client library, on a registry of the daemon's
-own, served with `/healthz` by a small HTTP server on a thread of its own.
+own, served with `/healthz` and `/readyz` by a small HTTP server on a thread of its own.
 
 Two kinds: what happens is counted as it happens (commands by kind and
 result, the log's append latency); what is, is read from the state and the
@@ -162,11 +162,12 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def application(registry: CollectorRegistry, healthy: Callable[[], bool]) -> Any:
-    """`/healthz`: 200 while the daemon takes commands; anything else: the metrics."""
+    """`/healthz` and `/readyz`: 200 while the daemon takes commands (503
+    once it stops); anything else: the metrics."""
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes] | list[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
+        if environ.get("PATH_INFO") in ("/healthz", "/readyz"):
             ok = healthy()
             start_response("200 OK" if ok else "503 Service Unavailable",
                            [("Content-Type", "text/plain")])  # fmt: skip

@@ -6,6 +6,7 @@ reconciler's passes and clusters' phases, in process over fake CRI."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -68,8 +69,9 @@ def test_commands_and_the_state_are_in_the_metrics(tmp_path: Path) -> None:
         assert found[("oneinfra_components_not_running", (("cluster", "prod"),))] == 2
         expiry = found[("oneinfra_certificate_expiry_seconds", (("cluster", "prod"),))]
         assert 364 * 86_400 < expiry <= 365 * 86_400
-        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-        assert health.status_code == 200 and health.text == "ok\n"
+        for path in ("/healthz", "/readyz"):
+            health = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+            assert health.status_code == 200 and health.text == "ok\n"
     finally:
         assert daemon.stop() == 0
 
@@ -158,3 +160,37 @@ async def test_the_reconcilers_passes_and_the_clusters_phases_are_counted(tmp_pa
         assert sample("oneinfra_commands_total", command="CreateCluster", result="ok") == 1
         controller.stop()
         service.stop_accepting()
+
+
+def promtool() -> str:
+    """Debian's promtool (the prometheus package), installed when missing
+    as root on Debian, as the project's scripts install what tests need."""
+    found = shutil.which("promtool")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
+                       env=env, capture_output=True, check=False)  # fmt: skip
+        found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing and could not be installed")
+        pytest.skip("promtool (Debian's prometheus package) is missing; root on Debian installs it")
+    return found
+
+
+def test_promtool_finds_nothing_to_fix_in_what_is_served(tmp_path: Path) -> None:
+    tool = promtool()
+    port = free_port()
+    daemon = Daemon(tmp_path, "--metrics-address", f"127.0.0.1:{port}").start()
+    try:
+        daemon.add_hypervisors()
+        daemon.cli("cluster", "create", "prod")
+        daemon.cli("cluster", "create", "prod", check=False)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        daemon.stop()
+    checked = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True,
+                             text=True, timeout=60, check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "oneinfra_commands_total" in text and "oneinfra_certificate_expiry_seconds" in text
