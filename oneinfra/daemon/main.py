@@ -145,7 +145,9 @@ async def serve(
             if reconcile is not None:
                 reconcile = dataclasses.replace(reconcile, fleet=fleet_id(state_dir))
                 if metrics is not None:
-                    reconcile = dataclasses.replace(reconcile, observe_pass=metrics.pass_done)
+                    reconcile = dataclasses.replace(
+                        reconcile, observe_pass=metrics.pass_done, observe_cri=metrics.cri_call
+                    )
             controller = Controller(service, reconcile) if reconcile else None
             board = controller.board if controller else None
             fleet = FleetServer(service, board, MainLoop(asyncio.get_running_loop()))

@@ -60,6 +60,14 @@ class Metrics:
             "oneinfra_reconcile_passes", "Passes over a hypervisor, by result (ok, failed)",
             ["hypervisor", "result"], registry=self.registry,
         )  # fmt: skip
+        self.cri_calls = Counter(
+            "oneinfra_cri_calls", "CRI calls, by hypervisor, method and result",
+            ["hypervisor", "method", "result"], registry=self.registry,
+        )  # fmt: skip
+        self.cri_seconds = Histogram(
+            "oneinfra_cri_call_seconds", "Time of a CRI call, by method",
+            ["method"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
         self.pass_seconds = Histogram(
             "oneinfra_reconcile_pass_seconds", "Time of a pass over a hypervisor",
             ["hypervisor"], buckets=LATENCY_BUCKETS, registry=self.registry,
@@ -71,6 +79,10 @@ class Metrics:
 
     def appended(self, seconds: float) -> None:
         self.append_seconds.observe(seconds)
+
+    def cri_call(self, hypervisor: str, method: str, result: str, seconds: float) -> None:
+        self.cri_calls.labels(hypervisor, method, result).inc()
+        self.cri_seconds.labels(method).observe(seconds)
 
     def pass_done(self, hypervisor: str, result: str, seconds: float) -> None:
         self.passes.labels(hypervisor, result).inc()

@@ -50,7 +50,9 @@ class Controller:
     def __post_init__(self) -> None:
         events = EventCache(self.service.store, size=EVENT_CACHE)
         self.doorbells = Doorbells()
-        self.connections = Connections(self.service.keys, self.options.cri_timeout)
+        self.connections = Connections(
+            self.service.keys, self.options.cri_timeout, self.options.observe_cri
+        )
         self.memberships = Memberships()
         shared = Shared(self.service, self.options, self.board, self.doorbells,
                         self.connections, self.memberships, events)  # fmt: skip

@@ -56,6 +56,13 @@ def no_pass_observer(hypervisor: str, result: str, seconds: float) -> None:
     pass
 
 
+CriObserver = Callable[[str, str, str, float], None]  # hypervisor, method, result, seconds
+
+
+def no_cri_observer(hypervisor: str, method: str, result: str, seconds: float) -> None:
+    pass
+
+
 @dataclass
 class Options:
     resync: float = RESYNC
@@ -66,3 +73,4 @@ class Options:
     fleet: str = ""  # labels this daemon's pods, so that hypervisors may be shared
     # Told of every hypervisor pass: its hypervisor, "ok" or "failed", seconds.
     observe_pass: Callable[[str, str, float], None] = field(default=no_pass_observer)
+    observe_cri: CriObserver = field(default=no_cri_observer)

@@ -10,7 +10,8 @@ own pods keeps a pass cheap on a busy hypervisor.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -55,12 +56,22 @@ def containers_labelled(labels: Mapping[str, str]) -> cri.ListContainersRequest:
     return cri.ListContainersRequest(filter=cri.ContainerFilter(label_selector=dict(labels)))
 
 
+CallObserver = Callable[[str, str, float], None]
+
+
 class HypervisorClient:
     def __init__(
-        self, endpoint: str, *, tls: ssl.SSLContext | None = None, timeout: float = DEFAULT_TIMEOUT
+        self,
+        endpoint: str,
+        *,
+        tls: ssl.SSLContext | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        observe: CallObserver | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        # Told of every call: its method, its result (ok, or why not), seconds.
+        self.observe: CallObserver = observe or (lambda method, result, seconds: None)
         self._channel = open_channel(endpoint, tls)
         self._runtime = cri.RuntimeServiceStub(self._channel)
         self._images = cri.ImageServiceStub(self._channel)
@@ -79,66 +90,88 @@ class HypervisorClient:
     def close(self) -> None:
         self._channel.close()
 
-    async def _call(self, call: Awaitable[T]) -> T:
+    async def _call(self, method: str, call: Awaitable[T]) -> T:
+        began, result = time.perf_counter(), "ok"
         try:
             return await call
         except GRPCError as error:
             message = error.message or error.status.name
+            result = error.status.name.lower()
             if error.status is Status.NOT_FOUND:
                 raise NotFound(self.endpoint, message) from None
             if error.status in (Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED):
                 raise Unreachable(self.endpoint, message) from None
             raise Failed(self.endpoint, message) from None
         except TimeoutError:
+            result = "timeout"
             raise Unreachable(self.endpoint, f"no answer within {self.timeout:g} s") from None
         except (OSError, StreamTerminatedError) as error:
+            result = "unreachable"
             reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
             raise Unreachable(self.endpoint, reason) from None
+        finally:
+            self.observe(method, result, time.perf_counter() - began)
 
     # -- runtime ------------------------------------------------------------------------
 
     async def version(self) -> cri.VersionResponse:
         request = cri.VersionRequest(version="v1")
-        return await self._call(self._runtime.version(request, timeout=self.timeout))
+        return await self._call("version", self._runtime.version(request, timeout=self.timeout))
 
     async def list_sandboxes(self, labels: Mapping[str, str]) -> list[cri.PodSandbox]:
         request = sandboxes_labelled(labels)
-        reply = await self._call(self._runtime.list_pod_sandbox(request, timeout=self.timeout))
+        reply = await self._call(
+            "list_pod_sandbox", self._runtime.list_pod_sandbox(request, timeout=self.timeout)
+        )
         return list(reply.items)
 
     async def list_containers(self, labels: Mapping[str, str]) -> list[cri.Container]:
         request = containers_labelled(labels)
-        reply = await self._call(self._runtime.list_containers(request, timeout=self.timeout))
+        reply = await self._call(
+            "list_containers", self._runtime.list_containers(request, timeout=self.timeout)
+        )
         return list(reply.containers)
 
     async def scan_sandboxes(self, labels: Mapping[str, str]) -> list[pb.PodSandbox]:
         """list_sandboxes, as protobuf messages (same fields, parsed in C)."""
         request = sandboxes_labelled(labels)
-        reply = await self._call(self._scan_sandboxes(request, timeout=self.timeout))
+        reply = await self._call(
+            "list_pod_sandbox", self._scan_sandboxes(request, timeout=self.timeout)
+        )
         return list(reply.items)
 
     async def scan_containers(self, labels: Mapping[str, str]) -> list[pb.Container]:
         """list_containers, as protobuf messages (same fields, parsed in C)."""
         request = containers_labelled(labels)
-        reply = await self._call(self._scan_containers(request, timeout=self.timeout))
+        reply = await self._call(
+            "list_containers", self._scan_containers(request, timeout=self.timeout)
+        )
         return list(reply.containers)
 
     async def run_sandbox(self, config: cri.PodSandboxConfig) -> str:
         request = cri.RunPodSandboxRequest(config=config)
-        reply = await self._call(self._runtime.run_pod_sandbox(request, timeout=self.timeout))
+        reply = await self._call(
+            "run_pod_sandbox", self._runtime.run_pod_sandbox(request, timeout=self.timeout)
+        )
         return reply.pod_sandbox_id
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
         request = cri.StopPodSandboxRequest(pod_sandbox_id=sandbox_id)
-        await self._call(self._runtime.stop_pod_sandbox(request, timeout=self.timeout))
+        await self._call(
+            "stop_pod_sandbox", self._runtime.stop_pod_sandbox(request, timeout=self.timeout)
+        )
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         request = cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id)
-        await self._call(self._runtime.remove_pod_sandbox(request, timeout=self.timeout))
+        await self._call(
+            "remove_pod_sandbox", self._runtime.remove_pod_sandbox(request, timeout=self.timeout)
+        )
 
     async def sandbox_status(self, sandbox_id: str) -> cri.PodSandboxStatus:
         request = cri.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id)
-        reply = await self._call(self._runtime.pod_sandbox_status(request, timeout=self.timeout))
+        reply = await self._call(
+            "pod_sandbox_status", self._runtime.pod_sandbox_status(request, timeout=self.timeout)
+        )
         if reply.status is None:
             raise NotFound(self.endpoint, f"sandbox {sandbox_id} has no status")
         return reply.status
@@ -149,25 +182,33 @@ class HypervisorClient:
         request = cri.CreateContainerRequest(
             pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox
         )
-        reply = await self._call(self._runtime.create_container(request, timeout=self.timeout))
+        reply = await self._call(
+            "create_container", self._runtime.create_container(request, timeout=self.timeout)
+        )
         return reply.container_id
 
     async def start_container(self, container_id: str) -> None:
         request = cri.StartContainerRequest(container_id=container_id)
-        await self._call(self._runtime.start_container(request, timeout=self.timeout))
+        await self._call(
+            "start_container", self._runtime.start_container(request, timeout=self.timeout)
+        )
 
     async def stop_container(self, container_id: str, grace_seconds: int = 10) -> None:
         request = cri.StopContainerRequest(container_id=container_id, timeout=grace_seconds)
         deadline = self.timeout + grace_seconds  # the runtime waits out the grace period
-        await self._call(self._runtime.stop_container(request, timeout=deadline))
+        await self._call("stop_container", self._runtime.stop_container(request, timeout=deadline))
 
     async def remove_container(self, container_id: str) -> None:
         request = cri.RemoveContainerRequest(container_id=container_id)
-        await self._call(self._runtime.remove_container(request, timeout=self.timeout))
+        await self._call(
+            "remove_container", self._runtime.remove_container(request, timeout=self.timeout)
+        )
 
     async def container_status(self, container_id: str) -> cri.ContainerStatus:
         request = cri.ContainerStatusRequest(container_id=container_id)
-        reply = await self._call(self._runtime.container_status(request, timeout=self.timeout))
+        reply = await self._call(
+            "container_status", self._runtime.container_status(request, timeout=self.timeout)
+        )
         if reply.status is None:
             raise NotFound(self.endpoint, f"container {container_id} has no status")
         return reply.status
@@ -179,17 +220,21 @@ class HypervisorClient:
             container_id=container_id, cmd=command, timeout=timeout_seconds
         )
         deadline = self.timeout + timeout_seconds
-        return await self._call(self._runtime.exec_sync(request, timeout=deadline))
+        return await self._call("exec_sync", self._runtime.exec_sync(request, timeout=deadline))
 
     # -- images ---------------------------------------------------------------------------
 
     async def image_status(self, image: str) -> cri.Image | None:
         """The image if the hypervisor has it, None if not."""
         request = cri.ImageStatusRequest(image=cri.ImageSpec(image=image))
-        reply = await self._call(self._images.image_status(request, timeout=self.timeout))
+        reply = await self._call(
+            "image_status", self._images.image_status(request, timeout=self.timeout)
+        )
         return reply.image if reply.image and reply.image.id else None
 
     async def pull_image(self, image: str) -> str:
         request = cri.PullImageRequest(image=cri.ImageSpec(image=image))
-        reply = await self._call(self._images.pull_image(request, timeout=PULL_TIMEOUT))
+        reply = await self._call(
+            "pull_image", self._images.pull_image(request, timeout=PULL_TIMEOUT)
+        )
         return reply.image_ref

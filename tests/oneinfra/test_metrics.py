@@ -130,7 +130,8 @@ async def test_the_reconcilers_passes_and_the_clusters_phases_are_counted(tmp_pa
         service = await FleetService.open(store, keys)
         service.observer = metrics
         options = Options(resync=0.3, quick=0.02, max_backoff=0.2, cri_timeout=0.5,
-                          probe=Api().probe, observe_pass=metrics.pass_done)  # fmt: skip
+                          probe=Api().probe, observe_pass=metrics.pass_done,
+                          observe_cri=metrics.cri_call)  # fmt: skip
         controller = Controller(service, options)
         metrics.registry.register(StateCollector(service, controller.board, time.time))
         tasks = await stack.enter_async_context(anyio.create_task_group())
@@ -158,6 +159,15 @@ async def test_the_reconcilers_passes_and_the_clusters_phases_are_counted(tmp_pa
             assert (sample("oneinfra_reconcile_pass_seconds_count", hypervisor=hypervisor)
                     or 0) >= 1  # fmt: skip
         assert sample("oneinfra_commands_total", command="CreateCluster", result="ok") == 1
+        for method in (
+            "list_pod_sandbox",
+            "list_containers",
+            "run_pod_sandbox",
+            "create_container",
+        ):
+            assert (sample("oneinfra_cri_calls_total", hypervisor="priv0", method=method,
+                           result="ok") or 0) >= 1, method  # fmt: skip
+            assert (sample("oneinfra_cri_call_seconds_count", method=method) or 0) >= 1
         controller.stop()
         service.stop_accepting()
 
