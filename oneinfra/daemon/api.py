@@ -206,16 +206,18 @@ class FleetServer(fleet_grpc.FleetBase):
         is (`node rotate-trust` on it records that it no longer is)."""
         untrusting = await self.nodes_on_old_ca(name)
         if untrusting is None:
-            raise DomainError(
+            raise refusal(
+                Status.FAILED_PRECONDITION,
                 f"cluster {shown(name)}'s nodes were not observed since the daemon started; "
-                f"try again in a few seconds"
+                f"try again in a few seconds",
             )
         if untrusting:
             listed = ", ".join(shown(n) for n in untrusting[:10])
-            raise DomainError(
+            raise refusal(
+                Status.FAILED_PRECONDITION,
                 f"completing would cut off {len(untrusting)} node(s) of cluster {shown(name)} "
                 f"that still trust only the old CA: {listed}; run 'oneinfra node rotate-trust' "
-                f"on each (or remove it: 'oneinfra node remove'), then complete"
+                f"on each (or remove it: 'oneinfra node remove'), then complete",
             )
 
     async def nodes_on_old_ca(self, name: str) -> list[str] | None:
