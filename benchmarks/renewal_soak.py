@@ -60,7 +60,8 @@ def soak(socket: Path, replicas: int, minutes: float) -> None:
     emit("soak_renewals_per_certificate_min", min(times), "renewals", max=max(times),
          certificates=len(leaves), **tag)  # fmt: skip
     emit("soak_failed_requests", sum(why.values()), "requests",
-         made=len(recorder.outcomes), why=dict(why), **tag)  # fmt: skip
+         made=len(recorder.outcomes), why=dict(why), retried=recorder.retried,
+         **tag)  # fmt: skip
     emit("soak_outages", len(down), "outages", longest_s=round(max(down, default=0), 1),
          median_s=round(statistics.median(down), 1) if down else 0, **tag)  # fmt: skip
     oneinfra(socket, "cluster", "delete", name, "--wait", "--timeout", "5m")
