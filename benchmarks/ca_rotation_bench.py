@@ -29,7 +29,7 @@ from cryptography import x509
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.join_bench import add_hypervisors, api_client, emit, local_up, oneinfra
-from benchmarks.renewal_bench import Client, replicas, started_since
+from benchmarks.renewal_bench import Client, asked_throughout, replicas, started_since
 from benchmarks.time_to_ready import start_daemon
 
 
@@ -44,21 +44,16 @@ def issuer_of(endpoint: str) -> x509.Name | None:
 
 def phase(socket: Path, name: str, asked: list[str], client: httpx.Client,
           done: Callable[[int], bool]) -> tuple[float, Client]:  # fmt: skip
-    """Seconds from the command until `done(since_ns)` holds and the
-    cluster answers, and the client that asked meanwhile."""
-    asking = Client(client)
-    asking.start()
-    time.sleep(1.0)
-    started, since_ns = time.monotonic(), time.time_ns()
-    oneinfra(socket, "cluster", "rotate-ca", name, *asked)
-    while not done(since_ns):
-        if time.monotonic() - started > 900:
-            raise RuntimeError(f"rotate-ca {' '.join(asked)} not rolled out in 15 minutes")
-        time.sleep(0.2)
-    took = time.monotonic() - started
-    time.sleep(3.0)  # what fails right after counts too
-    asking.stopped.set()
-    asking.join()
+    """Seconds from the command until `done(since_ns)` holds, and the
+    client that asked meanwhile."""
+    with asked_throughout(client) as asking:
+        started, since_ns = time.monotonic(), time.time_ns()
+        oneinfra(socket, "cluster", "rotate-ca", name, *asked)
+        while not done(since_ns):
+            if time.monotonic() - started > 900:
+                raise RuntimeError(f"rotate-ca {' '.join(asked)} not rolled out in 15 minutes")
+            time.sleep(0.2)
+        took = time.monotonic() - started
     return took, asking
 
 

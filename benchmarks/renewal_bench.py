@@ -23,6 +23,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -154,49 +156,55 @@ def started_since(name: str, endpoint: str, since_ns: int) -> bool:
     return any(int(c["createdAt"]) > since_ns for c in containers)
 
 
+@contextmanager
+def asked_throughout(client: httpx.Client, after: float = 3.0) -> Iterator[Client]:
+    """A Client asking from a second before what the block does until
+    `after` seconds past it: what fails right after counts too."""
+    asking = Client(client)
+    asking.start()
+    time.sleep(1.0)
+    try:
+        yield asking
+    finally:
+        time.sleep(after)
+        asking.stopped.set()
+        asking.join()
+
+
 def renew(socket: Path, name: str, client: httpx.Client) -> tuple[float, Client]:
     """Seconds until every replica serves a new certificate and the cluster
     answers; the client that asked meanwhile."""
     found = replicas(socket, name)
     endpoints = list(found)
     before = serials(endpoints)
-    asking = Client(client)
-    asking.start()
-    time.sleep(1.0)
-    started, since_ns = time.monotonic(), time.time_ns()
-    oneinfra(socket, "cluster", "renew-certificates", name)
-    while True:
-        now = serials(endpoints)
-        if all(now[e] is not None and now[e] != before[e] for e in endpoints) and all(
-            started_since(name, cri, since_ns) for cri in found.values()
-        ):
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-        if time.monotonic() - started > 600:
-            raise RuntimeError(f"{name}'s certificates not all renewed in 10 minutes")
-        time.sleep(0.2)
-    took = time.monotonic() - started
-    time.sleep(3.0)  # what fails right after counts too
-    asking.stopped.set()
-    asking.join()
+    with asked_throughout(client) as asking:
+        started, since_ns = time.monotonic(), time.time_ns()
+        oneinfra(socket, "cluster", "renew-certificates", name)
+        while True:
+            now = serials(endpoints)
+            if all(now[e] is not None and now[e] != before[e] for e in endpoints) and all(
+                started_since(name, cri, since_ns) for cri in found.values()
+            ):
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() - started > 600:
+                raise RuntimeError(f"{name}'s certificates not all renewed in 10 minutes")
+            time.sleep(0.2)
+        took = time.monotonic() - started
     return took, asking
 
 
 def scale(socket: Path, name: str, client: httpx.Client, replicas: int) -> tuple[float, Client]:
     """Seconds for `cluster scale --wait`, and the client that asked meanwhile."""
-    asking = Client(client)
-    asking.start()
-    time.sleep(1.0)
-    started = time.monotonic()
-    oneinfra(socket, "cluster", "scale", name, "--control-plane-replicas", str(replicas),
-             "--wait", "--timeout", "10m")  # fmt: skip
-    took = time.monotonic() - started
-    time.sleep(5.0)  # the replicas that left stop after --wait; what fails then counts too
-    asking.stopped.set()
-    asking.join()
+    # 5 s after: the replicas that left stop after --wait; what fails then counts too.
+    with asked_throughout(client, after=5.0) as asking:
+        started = time.monotonic()
+        oneinfra(socket, "cluster", "scale", name, "--control-plane-replicas", str(replicas),
+                 "--wait", "--timeout", "10m")  # fmt: skip
+        took = time.monotonic() - started
     return took, asking
 
 

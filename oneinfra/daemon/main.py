@@ -152,7 +152,7 @@ async def serve(
             board = controller.board if controller else None
             fleet = FleetServer(service, board, MainLoop(asyncio.get_running_loop()))
             metrics_server = None
-            if metrics_address is not None and metrics is not None:
+            if metrics_address is not None and metrics is not None:  # both, or neither
                 service.observer = metrics
                 metrics_server = serve_metrics(metrics_address, service, board, metrics)
             gc.after_start()

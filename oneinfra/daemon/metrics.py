@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -120,7 +121,8 @@ class StateCollector(Collector):
             labels=["cluster", "ready"],
         )
         now = self.clock()
-        with self.locks():
+        # The state's lock, then the board's (the API's order), when there is one.
+        with self.service.lock, self.board.lock if self.board else nullcontext():
             state = self.service.state
             position.add_metric([], state.position)
             by_phase: dict[str, int] = {}  # phase name -> clusters
@@ -145,23 +147,6 @@ class StateCollector(Collector):
             for name, count in sorted(by_phase.items()):
                 phases.add_metric([name], count)
         return [position, phases, down, expiry, nodes]
-
-    def locks(self) -> Any:
-        """The state's lock, and the board's when there is one."""
-        service_lock, board_lock = self.service.lock, self.board.lock if self.board else None
-
-        class Both:
-            def __enter__(self) -> None:
-                service_lock.acquire()
-                if board_lock is not None:
-                    board_lock.acquire()
-
-            def __exit__(self, *_: object) -> None:
-                if board_lock is not None:
-                    board_lock.release()
-                service_lock.release()
-
-        return Both()
 
 
 class Server6(WSGIServer):

@@ -50,21 +50,19 @@ def current(cluster: Cluster, events: Mapping[int, ev.Event], ids: list[str]) ->
     }
 
 
+CLUSTER_IDS = [*certlist.CA_IDS, *certlist.CLUSTER_LEAF_IDS]  # what ClusterPKI holds
+
+
 def current_pki(
-    created: ClusterPKI,
-    pairs: Mapping[str, KeyPair],
-    service_account: tuple[str, SealedKey] | None = None,
+    created: ClusterPKI, pairs: Mapping[str, KeyPair], service_account: tuple[str, SealedKey]
 ) -> ClusterPKI:
-    """The cluster's PKI with its CAs, cluster-wide leaves and (given)
+    """The cluster's PKI with its CAs, cluster-wide leaves and
     service-account key as they are now."""
-    ids = (*certlist.CA_IDS, *certlist.CLUSTER_LEAF_IDS)
-    now = {i: pairs[i] for i in ids if i in pairs}
-    if service_account is not None:
-        public, key = service_account
-        return msgspec.structs.replace(
-            created, **now, service_account_public=public, service_account_key=key
-        )
-    return msgspec.structs.replace(created, **now)
+    now = {i: pairs[i] for i in CLUSTER_IDS if i in pairs}
+    public, key = service_account
+    return msgspec.structs.replace(
+        created, **now, service_account_public=public, service_account_key=key
+    )
 
 
 def service_account_in(event: ev.Event) -> tuple[str, SealedKey]:
@@ -79,9 +77,6 @@ def service_account_in(event: ev.Event) -> tuple[str, SealedKey]:
 
 def service_account_position(cluster: Cluster) -> int:
     return cluster.service_account_at or cluster.created_at
-
-
-CLUSTER_IDS = [*certlist.CA_IDS, *certlist.CLUSTER_LEAF_IDS]
 
 
 def pki_positions(cluster: Cluster) -> set[int]:

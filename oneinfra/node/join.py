@@ -188,12 +188,7 @@ def register_peer(found: Discovered, token: Token, node: str, info: VpnInfo,
     request = vpn.signing_request(name, node, public, info, ec.generate_private_key(ec.SECP256R1()))
     deadline = time.monotonic() + timeout
     with trusted_client(found, token) as client:
-        try:
-            filed = client.post(CSR_URL, json=request)
-        except httpx.HTTPError as error:
-            raise JoinError(f"cannot file the VPN peer request: {error}") from None
-        if filed.status_code not in (200, 201):
-            raise JoinError(f"the cluster refused the VPN peer request: {message_of(filed)}")
+        file_csr(client, request, "the VPN peer request")
         while True:
             csr = get(client, f"{CSR_URL}/{name}", "the VPN peer request")
             address = vpn.answer(csr, found.ca_pem, node, info)
@@ -206,6 +201,16 @@ def register_peer(found: Discovered, token: Token, node: str, info: VpnInfo,
                     "does oneinfra's daemon run, and reach the cluster?"
                 )
             time.sleep(0.5)
+
+
+def file_csr(client: httpx.Client, request: dict[str, Any], what: str) -> None:
+    """A CertificateSigningRequest filed; a refusal says why."""
+    try:
+        filed = client.post(CSR_URL, json=request)
+    except httpx.HTTPError as error:
+        raise JoinError(f"cannot file {what}: {error}") from None
+    if filed.status_code not in (200, 201):
+        raise JoinError(f"the cluster refused {what}: {message_of(filed)}")
 
 
 def base64_text(value: str) -> str:

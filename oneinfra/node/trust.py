@@ -41,7 +41,7 @@ from cryptography.x509.oid import NameOID
 
 from ..errors import JoinError
 from . import kubelet
-from .join import CSR_URL, TIMEOUT, get, message_of, systemd_runs
+from .join import CSR_URL, TIMEOUT, base64_text, file_csr, get, systemd_runs
 from .kubelet import NodeSettings
 
 CLUSTER_INFO_URL = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
@@ -111,18 +111,13 @@ def new_client_certificate(
     key = ec.generate_private_key(ec.SECP256R1())
     request = signing_request(node, key)
     name = request["metadata"]["name"]
-    try:
-        filed = client.post(CSR_URL, json=request)
-    except httpx.HTTPError as error:
-        raise JoinError(f"cannot file the kubelet's new client CSR: {error}") from None
-    if filed.status_code not in (200, 201):
-        raise JoinError(f"the cluster refused the kubelet's new client CSR: {message_of(filed)}")
+    file_csr(client, request, "the kubelet's new client CSR")
     deadline = time.monotonic() + timeout
     while True:
         status = get(client, f"{CSR_URL}/{name}", "the kubelet's new client CSR").get("status")
         issued = (status or {}).get("certificate")
         if issued:
-            pem = base64.b64decode(issued).decode()
+            pem = base64_text(issued)
             certificate = x509.load_pem_x509_certificate(pem.encode())
             if certificate.issuer != signer.subject:
                 raise JoinError(

@@ -16,7 +16,7 @@ import anyio
 
 from ..errors import DomainError
 from ..model import commands as cmd
-from ..model.decider.certificates import due, key_retirement_due, key_retires_at, leaf_ids
+from ..model.decider.certificates import due, key_retirement, key_retirement_due, leaf_ids
 from ..model.state import Cluster, FleetState
 from .fleet import Fleet
 
@@ -31,11 +31,7 @@ def next_renewal(state: FleetState) -> float | None:
     service-account key may go (Unix seconds)."""
     clusters = state.clusters.values()
     leaves = (c.certificates[i].validity.renew_at for c in clusters for i in leaf_ids(c))
-    keys = (
-        key_retires_at(c.rotation)
-        for c in clusters
-        if c.rotation is not None and c.rotation.completed and not c.rotation.key_retired
-    )
+    keys = (at for c in clusters if (at := key_retirement(c)) is not None)
     return min((*leaves, *keys), default=None)
 
 

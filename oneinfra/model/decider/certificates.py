@@ -128,14 +128,18 @@ def key_retires_at(rotation: CARotation) -> int:
     return rotation.prepared + TOKENS_RESIGNED_WITHIN
 
 
-def key_retirement_due(cluster: Cluster, now: int) -> bool:
+def key_retirement(cluster: Cluster) -> int | None:
+    """When a completed rotation's old service-account key is to be retired
+    (Unix seconds); None when none waits for it."""
     rotation = cluster.rotation
-    return (
-        rotation is not None
-        and not rotation.in_progress
-        and not rotation.key_retired
-        and now >= key_retires_at(rotation)
-    )
+    if rotation is None or rotation.in_progress or rotation.key_retired:
+        return None
+    return key_retires_at(rotation)
+
+
+def key_retirement_due(cluster: Cluster, now: int) -> bool:
+    retires = key_retirement(cluster)
+    return retires is not None and now >= retires
 
 
 def retire_service_account_key(
