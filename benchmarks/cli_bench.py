@@ -36,6 +36,9 @@ from pathlib import Path
 import anyio
 from grpclib.client import Channel
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.time_to_ready import start_daemon
 from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
 from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
 
@@ -116,12 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         socket = root / "oneinfra.sock"
-        daemon = subprocess.Popen(
-            [str(COMMAND), "daemon", "--state-dir", str(root / "state"), "--socket", str(socket),
-             "--no-reconcile"],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert daemon.stderr is not None and "serving on" in daemon.stderr.readline()
+        daemon = start_daemon(root, "--no-reconcile")
         env = {**os.environ, "ONEINFRA_SOCKET": str(socket)}
         package = Path(__file__).resolve().parents[1] / "oneinfra"
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)

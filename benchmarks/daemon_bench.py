@@ -19,7 +19,6 @@ import argparse
 import json
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,9 @@ from pathlib import Path
 import anyio
 from grpclib.client import Channel
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.time_to_ready import start_daemon
 from eventstore import SQLiteEventStore
 from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
 from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
@@ -130,15 +132,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         socket = root / "oneinfra.sock"
-        daemon = subprocess.Popen(
-            # The command path alone: the hypervisors registered here do not
-            # exist, and a reconciler would chase them (fleet_bench.py measures
-            # the daemon with its reconciler, against fake hypervisors).
-            [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
-             "--socket", str(socket), "--no-reconcile"],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert daemon.stderr is not None and "serving on" in daemon.stderr.readline()
+        # The command path alone: the hypervisors registered here do not
+        # exist, and a reconciler would chase them (fleet_bench.py measures
+        # the daemon with its reconciler, against fake hypervisors).
+        daemon = start_daemon(root, "--no-reconcile")
         emit("config.clusters", args.clusters, "clusters")
         try:
             anyio.run(drive, socket, daemon.pid, args.clusters, args.shows)

@@ -44,6 +44,7 @@ from grpclib.client import Channel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import time_to_ready
 from eventstore import SQLiteEventStore
 from oneinfra.api.pb.oneinfra.v1 import fleet_pb2 as api
 from oneinfra.api.pb.oneinfra.v1.fleet_grpc import FleetStub
@@ -96,19 +97,7 @@ def peak_memory_kib(pid: int) -> int:
 
 
 def start_daemon(root: Path, *extra: str) -> subprocess.Popen[bytes]:
-    log = root / "daemon.log"  # a file, not a pipe nobody reads after the first line
-    with log.open("wb") as stderr:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
-             "--socket", str(root / "oneinfra.sock"), "--resync", str(RESYNC), *extra],
-            stderr=stderr,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while b"serving on" not in log.read_bytes():
-        if daemon.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the daemon did not start: {log.read_text()}")
-        time.sleep(0.05)
-    return daemon
+    return time_to_ready.start_daemon(root, "--resync", str(RESYNC), *extra)
 
 
 async def wait_for(check, seconds: float, what: str) -> float:  # type: ignore[no-untyped-def]

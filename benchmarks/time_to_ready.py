@@ -43,17 +43,20 @@ from oneinfra.runtime.tls import client_context as client_tls
 POLL = 0.02  # seconds between probes of /readyz
 
 
-def start_daemon(root: Path) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
-         "--socket", str(root / "oneinfra.sock")],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    if "serving on" not in line:
-        raise RuntimeError(f"the daemon did not start: {line}{process.stderr.read()}")
-    return process
+def start_daemon(root: Path, *extra: str) -> subprocess.Popen[bytes]:
+    log = root / "daemon.log"  # a file, not a pipe nobody reads after the first line
+    with log.open("wb") as stderr:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(root / "state"),
+             "--socket", str(root / "oneinfra.sock"), *extra],
+            stderr=stderr,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while b"serving on" not in log.read_bytes():
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the daemon did not start: {log.read_text()}")
+        time.sleep(0.05)
+    return daemon
 
 
 def readyz_client(kubeconfig: str) -> tuple[httpx.Client, str]:

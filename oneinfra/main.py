@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         from .daemon.main import run_from_command_line
 
         return run_from_command_line(args)
+    if args.command == "service":
+        from .daemon.unit import run_service
+
+        return run_service(args)
     if args.command == "node" and args.action in ("join", "reset", "rotate-trust"):
         from .node.command import run_node
 

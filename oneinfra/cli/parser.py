@@ -142,6 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics (/metrics) and /healthz there (off by default; "
         ":PORT is loopback's)",
     )  # fmt: skip
+    daemon.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="text (readable, the default) or json: one object a line, with the cluster's "
+        "and hypervisor's names as fields",
+    )  # fmt: skip
+
+    service = Groups(top.add("service", "run the daemon as a systemd service", client=False),
+                     "action", "action")  # fmt: skip
+    unit = service.add("unit", "print the systemd unit (Type=notify, with a watchdog)",
+                       client=False)  # fmt: skip
+    install = service.add("install", "write the systemd unit where systemd reads it",
+                          client=False)  # fmt: skip
+    for each in (unit, install):
+        each.add_argument(
+            "--state-dir", metavar="DIR", default="/var/lib/oneinfra",
+            help="the daemon's state directory (default /var/lib/oneinfra)",
+        )  # fmt: skip
+        each.add_argument("daemon_args", nargs=argparse.REMAINDER, metavar="-- DAEMON-OPTION",
+                          help="more options for `oneinfra daemon`, after --")  # fmt: skip
+    install.add_argument(
+        "--unit-dir", metavar="DIR", default="/etc/systemd/system",
+        help="where to write oneinfra.service (default /etc/systemd/system)",
+    )  # fmt: skip
 
     hypervisors(top.add("hypervisor", "register and inspect hypervisors", client=False))
     clusters(top.add("cluster", "create, scale, inspect and delete clusters", client=False))

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import grp
+import logging
 import os
 import signal
 import socket
 import stat
-import sys
 import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -22,6 +23,8 @@ from ..errors import DaemonError
 from .api import FleetServer
 from .callers import remember_caller
 from .wire import GuardedServer, QuietAccept
+
+log = logging.getLogger("oneinfra.daemon")
 
 BACKLOG = 1024  # connections waiting to be accepted (a burst of CLI calls)
 STOP_WITHIN = 5.0  # seconds the API has to stop on SIGTERM
@@ -76,6 +79,7 @@ class ApiThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stopping = False
+        self._beat = 0.0  # when its loop last ran what answering() posted
 
     async def start(self) -> None:
         """Returns once the socket answers; raises what kept it from it."""
@@ -95,6 +99,21 @@ class ApiThread:
         await anyio.to_thread.run_sync(self._thread.join, within)
         return not self._thread.is_alive()
 
+    def answering(self, within: float) -> bool:
+        """Whether its event loop ran, within the last `within` seconds, the
+        beat posted by the call before; posts the next one. The watchdog
+        asks it: a wedged API thread is a daemon to restart."""
+        now = time.monotonic()
+        if self._loop is None or not self._thread.is_alive():
+            return False
+        if not self._beat:
+            self._beat = now  # the first call: the loop is given its chance
+        self._loop.call_soon_threadsafe(self._heard)
+        return now - self._beat <= within
+
+    def _heard(self) -> None:
+        self._beat = time.monotonic()
+
     def _run(self) -> None:
         try:
             asyncio.run(self._serve())
@@ -103,7 +122,7 @@ class ApiThread:
             self._error = error
             self._started.set()  # start() raises it
             if started and not self._stopping:  # the API is gone: the daemon stops, says why
-                print(f"oneinfra daemon: the API thread failed: {error!r}", file=sys.stderr)
+                log.error("the API thread failed: %r", error)
                 os.kill(os.getpid(), signal.SIGTERM)
 
     async def _serve(self) -> None:

@@ -14,7 +14,6 @@ import fcntl
 import os
 import signal
 import stat
-import sys
 import traceback
 import uuid
 from collections.abc import Callable
@@ -32,18 +31,16 @@ from ..storage.keystore import KeyStore, load_or_create_master_key
 from . import gc
 from .api import FleetServer
 from .apithread import ApiThread
+from .logs import configure, say
 from .mainloop import MainLoop
 from .metrics import Metrics, parse_address, serve_metrics
+from .notify import Notifier, keep_watchdog, watchdog_interval
 from .service import FleetService
 from .wire import raise_file_limit
 
 DEFAULT_OPTIONS = Options()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PRIVATE_UMASK = 0o077  # every file the daemon makes: its owner's only
-
-
-def say(message: str) -> None:
-    print(f"oneinfra daemon: {message}", file=sys.stderr, flush=True)
 
 
 def prepare_directories(state_dir: Path, socket_path: Path) -> int:
@@ -128,6 +125,7 @@ async def serve(
     on_ready: Callable[[], None] | None = None,
     reconcile: Options | None = DEFAULT_OPTIONS,
     metrics_address: str | None = None,
+    notifier: Notifier | None = None,
 ) -> str:
     """Run until SIGTERM, SIGINT or SIGHUP: then finish the command in hand,
     close the store, and return what stopped it."""
@@ -168,7 +166,9 @@ async def serve(
                     say(f"log verified from position {checked.since} to {checked.head_position}")
 
             try:
-                stopped_by = await run_until_signal(service, controller, api_thread, ready)
+                stopped_by = await run_until_signal(
+                    service, controller, api_thread, ready, notifier or Notifier(None)
+                )
                 await snapshot_if_it_fits(service)
                 await checkpoint_on_the_way_out(store, state_dir)
             finally:
@@ -186,9 +186,11 @@ async def run_until_signal(
     controller: Controller | None,
     api_thread: ApiThread,
     on_ready: Callable[[], None],
+    notifier: Notifier,
 ) -> str:
     """The command worker, the collector and the reconciler, until a stop
-    signal; then each stopped in turn. The signal's name."""
+    signal; then each stopped in turn. The signal's name. systemd, when it
+    runs the daemon, is told when it serves, stops, and is well."""
     stopped_by = "?"
     async with anyio.create_task_group() as tasks:
         await tasks.start(service.run)
@@ -196,12 +198,26 @@ async def run_until_signal(
         tasks.start_soon(collector.run)
         if controller is not None:
             await tasks.start(controller.run)
+        watchdog = anyio.CancelScope()
+        if (interval := watchdog_interval()) is not None:
+
+            def alive() -> bool:
+                return service.accepting and api_thread.answering(within=2 * interval)
+
+            async def ping() -> None:
+                with watchdog:
+                    await keep_watchdog(notifier, interval, alive)
+
+            tasks.start_soon(ping)
         with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
             on_ready()
+            notifier.send("READY=1", "STATUS=serving")
             async for received in signals:
                 stopped_by = signal.Signals(received).name
                 break
+        notifier.send("STOPPING=1", f"STATUS=stopping on {stopped_by}")
         say(f"stopping on {stopped_by}")
+        watchdog.cancel()  # no pings once stopping: TimeoutStopSec rules now
         collector.stop()
         if controller is not None:
             controller.stop()  # crash-safe at any point: the next start goes on
@@ -257,6 +273,7 @@ def announce(state_dir: Path, socket_path: Path) -> Callable[[], None]:
 def run_from_command_line(args: argparse.Namespace) -> int:
     """`oneinfra daemon ...`: serve until stopped; the exit code, and a line
     on stderr saying why it stopped, whatever the reason."""
+    configure(args.log_format)
     if args.resync <= 0:
         say("--resync must be a positive number of seconds")
         return 2
@@ -279,6 +296,7 @@ def run_from_command_line(args: argparse.Namespace) -> int:
                 on_ready=announce(state_dir, socket),
                 reconcile=None if args.no_reconcile else Options(resync=args.resync),
                 metrics_address=args.metrics_address,
+                notifier=Notifier.from_environment(),
             )
         )
     except (OneinfraError, EventStoreError, OSError) as error:

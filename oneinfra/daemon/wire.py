@@ -84,6 +84,7 @@ class Connections:
         self.by_uid: Counter[int | None] = Counter()
         self.open: set[GuardedProtocol] = set()
         self.refusals = Seldom()
+        self.closings = Seldom()  # a flood of idle connections closed is a line, not one each
 
     def admit(self, protocol: GuardedProtocol) -> bool:
         """Room for a new connection of its uid: at the cap, the uid's
@@ -162,7 +163,9 @@ class GuardedProtocol(H2Protocol):
         return now - self.last_activity
 
     def close(self, why: str) -> None:
-        log.info("closing a connection of uid %s: %s", self.uid, why)
+        self.connections.closings.say(
+            logging.INFO, "closing a connection of uid %s: %s", self.uid, why
+        )
         if self._transport is not None:
             self._transport.close()
 

@@ -155,6 +155,21 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
             await realize.start_container(client, action.sandbox_id, action.pod, action.container)
 
 
+def describe(action: pl.Action) -> str:
+    """What an action does, for the log line that says it was done."""
+    match action:
+        case pl.CreatePod():
+            return "created the pod, started " + (", ".join(action.start) or "nothing yet")
+        case pl.RemovePod():
+            return f"removed the pod ({action.reason})"
+        case pl.RemoveContainer():
+            return f"removed a container ({action.reason})"
+        case pl.ReloadContainer():
+            return f"reloaded {action.container}'s files"
+        case pl.RestartContainer():
+            return f"restarted {action.container}"
+
+
 Reloaded = dict[str, tuple[str, str]]  # container id -> the (files, live files) hashes it has
 
 

@@ -16,7 +16,7 @@ from ..model.kinds import CONTROL_PLANE
 from ..model.state import Cluster, Component, host_port
 from ..runtime.cri import HypervisorClient
 from . import plan as pl
-from .hypervisor_pass import PassResult, Reloaded, reconcile
+from .hypervisor_pass import PassResult, Reloaded, describe, group_by_pod, reconcile
 from .plan import Key
 from .pods import PodCache, desired_pods
 from .shared import Shared
@@ -88,6 +88,7 @@ class HypervisorLoop:
             self.board.components_observed(name, desired, {})
             self.board.hypervisors[name].error = f"{type(error).__name__}: {error}"
             return BackOff()
+        self.say_what_was_done(name, result)
         self.board.hypervisor_observed(name, result.observed, position)
         self.board.components_observed(name, desired, result.failures, api_ready)
         if came_back:  # every cluster it holds may have news
@@ -103,6 +104,20 @@ class HypervisorLoop:
         if result.held:  # the replica rolling now rings when it is done; this is in case
             return Requeue(max(self.options.quick, HELD_RETRY))
         return Requeue(self.options.resync)
+
+    def say_what_was_done(self, name: str, result: PassResult) -> None:
+        """A log line for each pod acted upon: what was done, or why not,
+        with the cluster, hypervisor and component as fields."""
+        if not result.actions:
+            return
+        names = {c.cluster_id: c.name for c in self.fleet.state.clusters.values()}
+        for key, actions in group_by_pod(result.actions, result.observed).items():
+            where = {"cluster": names.get(key[0], key[0]), "hypervisor": name, "component": key[1]}
+            if key in result.failures:
+                log.warning("%s: %s", key[1], result.failures[key], extra=where)
+                continue
+            for action in actions:
+                log.info("%s: %s", key[1], describe(action), extra=where)
 
     def hold(self, disrupted: set[Key]) -> set[Key]:
         """Of the replicas a change would restart, those whose turn has not

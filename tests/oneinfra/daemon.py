@@ -5,10 +5,33 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(port: int) -> Samples:
+    """The daemon's metrics, by (name, sorted labels)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 class Daemon:
@@ -21,24 +44,41 @@ class Daemon:
         self.socket = root / "oneinfra.sock"
         self.extra = extra if reconcile else (*extra, "--no-reconcile")
         self.process: subprocess.Popen[str] | None = None
+        address = (
+            extra[extra.index("--metrics-address") + 1] if "--metrics-address" in extra else ""
+        )
+        self.metrics_port = int(address.rsplit(":", 1)[1]) if address else None
 
-    def start(self) -> Daemon:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(self.state_dir),
-             "--socket", str(self.socket), *self.extra],
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.process.stderr is not None
-        line = self.process.stderr.readline()  # the daemon says when it serves
-        assert "serving on" in line, line + self.process.stderr.read()
+    def scrape(self) -> Samples:
+        assert self.metrics_port is not None, "started without --metrics-address"
+        return scrape(self.metrics_port)
+
+    @property
+    def log(self) -> Path:
+        """Its stderr: a file, not a pipe that fills once nobody reads it
+        (the reconciler says every action it takes)."""
+        return self.root / "daemon.log"
+
+    def start(self, env: dict[str, str] | None = None) -> Daemon:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.log.open("a") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(self.state_dir),
+                 "--socket", str(self.socket), *self.extra],
+                stderr=stderr, text=True, env=env,
+            )  # fmt: skip
+        began = self.log.stat().st_size
+        deadline = time.monotonic() + 60
+        while "serving on" not in self.log.read_text()[began:]:  # the daemon says when it serves
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the daemon did not start: {self.log.read_text()}")
+            time.sleep(0.02)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None
         self.process.send_signal(sig)
         code = self.process.wait(timeout=30)
-        if self.process.stderr:
-            self.process.stderr.close()
         self.process = None
         return code
 

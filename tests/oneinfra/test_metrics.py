@@ -6,44 +6,21 @@ reconciler's passes and clusters' phases, in process over fake CRI."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from eventstore import SQLiteEventStore
 from oneinfra.daemon.metrics import Metrics, StateCollector
-from oneinfra.daemon.service import FleetService
 from oneinfra.model import commands as cmd
-from oneinfra.reconcile.controller import Controller, Options
-from oneinfra.storage.keystore import KeyStore
-from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
+from tests.debian import debian_tool
 
-from .daemon import Daemon
-from .test_controller import Api
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+from .daemon import Daemon, free_port, scrape
+from .fakefleet import fake_fleet
 
 
 def test_commands_and_the_state_are_in_the_metrics(tmp_path: Path) -> None:
@@ -119,30 +96,9 @@ async def test_the_reconcilers_passes_and_the_clusters_phases_are_counted(tmp_pa
     hypervisor and result, and the cluster, once ready, is in its phase
     with every component running."""
     metrics = Metrics()
-    async with AsyncExitStack() as stack:
-        for name in ("pub", "priv0"):
-            await stack.enter_async_context(
-                serve_fake(tmp_path / f"{name}.sock", FakeRuntime(etcd=FakeEtcd()))
-            )
-        store = await stack.enter_async_context(await SQLiteEventStore.open(tmp_path / "events.db"))
-        keys = KeyStore(tmp_path / "keys.db", b"k" * 32)
-        stack.callback(keys.close)
-        service = await FleetService.open(store, keys)
-        service.observer = metrics
-        options = Options(resync=0.3, quick=0.02, max_backoff=0.2, cri_timeout=0.5,
-                          probe=Api().probe, observe_pass=metrics.pass_done,
-                          observe_cri=metrics.cri_call)  # fmt: skip
-        controller = Controller(service, options)
+    async with fake_fleet(tmp_path, metrics, observe_pass=metrics.pass_done,
+                          observe_cri=metrics.cri_call) as (service, controller):  # fmt: skip
         metrics.registry.register(StateCollector(service, controller.board, time.time))
-        tasks = await stack.enter_async_context(anyio.create_task_group())
-        await tasks.start(service.run)
-        await tasks.start(controller.run)
-        for name, role, address in (("pub", "public", "192.0.2.1"),
-                                    ("priv0", "private", "198.51.100.1")):  # fmt: skip
-            await service.execute(cmd.RegisterHypervisor(
-                name=name, endpoint=f"unix://{tmp_path}/{name}.sock", role=role,
-                ip_address=address, port_range=(30000, 30999), data_dir=f"/data/{name}",
-            ))  # fmt: skip
         await service.execute(cmd.CreateCluster(name="prod"))
 
         def sample(name: str, **labels: str) -> float | None:
@@ -168,29 +124,10 @@ async def test_the_reconcilers_passes_and_the_clusters_phases_are_counted(tmp_pa
             assert (sample("oneinfra_cri_calls_total", hypervisor="priv0", method=method,
                            result="ok") or 0) >= 1, method  # fmt: skip
             assert (sample("oneinfra_cri_call_seconds_count", method=method) or 0) >= 1
-        controller.stop()
-        service.stop_accepting()
-
-
-def promtool() -> str:
-    """Debian's promtool (the prometheus package), installed when missing
-    as root on Debian, as the project's scripts install what tests need."""
-    found = shutil.which("promtool")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
-                       env=env, capture_output=True, check=False)  # fmt: skip
-        found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing and could not be installed")
-        pytest.skip("promtool (Debian's prometheus package) is missing; root on Debian installs it")
-    return found
 
 
 def test_promtool_finds_nothing_to_fix_in_what_is_served(tmp_path: Path) -> None:
-    tool = promtool()
+    tool = debian_tool("promtool", "prometheus")
     port = free_port()
     daemon = Daemon(tmp_path, "--metrics-address", f"127.0.0.1:{port}").start()
     try:

@@ -1,0 +1,94 @@
+"""The daemon as a systemd service: `oneinfra service unit` prints the
+unit, `oneinfra service install` writes it.
+
+`Type=notify`: systemd counts the daemon started once it says READY=1
+(it serves), and restarts it when it misses the watchdog's pings
+(notify.py). Its state and socket directories are systemd's to make, with
+the modes the daemon wants; it stops on SIGTERM and finishes the command
+in hand within TimeoutStopSec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+UNIT_NAME = "oneinfra.service"
+WATCHDOG_SECONDS = 60  # a pass never blocks the loop this long; a wedged daemon does
+STOP_SECONDS = 90  # the command in hand, the snapshot, the checkpoint
+
+
+def executable() -> list[str]:
+    """How this oneinfra is run: its console script when installed, or
+    this interpreter with -m."""
+    found = shutil.which("oneinfra", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "oneinfra"]
+
+
+def state_directory(state_dir: str) -> list[str]:
+    """StateDirectory= for a state directory under /var/lib (systemd makes
+    it, private); elsewhere, the daemon makes it itself."""
+    name = state_dir.removeprefix("/var/lib/").strip("/")
+    if not state_dir.startswith("/var/lib/") or not name or "/" in name:
+        return []
+    return [f"StateDirectory={name}", "StateDirectoryMode=0700"]
+
+
+def render_unit(command: list[str], state_dir: str, daemon_args: list[str]) -> str:
+    exec_start = shlex.join([*command, "daemon", "--state-dir", state_dir, *daemon_args])
+    lines = [
+        "[Unit]",
+        "Description=oneinfra: isolated Kubernetes control planes on a fleet of hypervisors",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=notify",
+        "NotifyAccess=main",
+        f"ExecStart={exec_start}",
+        f"WatchdogSec={WATCHDOG_SECONDS}s",
+        "Restart=on-failure",
+        "RestartSec=2s",
+        f"TimeoutStopSec={STOP_SECONDS}s",
+        "KillMode=mixed",
+        # The socket's directory, /run/oneinfra (the CLI's default), and the
+        # state's: systemd makes them; the daemon keeps the state private.
+        "RuntimeDirectory=oneinfra",
+        "RuntimeDirectoryMode=0755",
+        *state_directory(state_dir),
+        "UMask=0077",
+        "LimitNOFILE=1048576",  # one connection per CLI call, per hypervisor, per cluster
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def daemon_options(args: argparse.Namespace) -> list[str]:
+    extra = list(args.daemon_args)
+    return extra[1:] if extra[:1] == ["--"] else extra
+
+
+def run_service(args: argparse.Namespace) -> int:
+    unit = render_unit(executable(), args.state_dir, daemon_options(args))
+    if args.action == "unit":
+        sys.stdout.write(unit)
+        return 0
+    path = Path(args.unit_dir) / UNIT_NAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".new")
+        temporary.write_text(unit)
+        temporary.chmod(0o644)
+        temporary.replace(path)
+    except OSError as error:
+        print(f"oneinfra: cannot write {path}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}; now: systemctl daemon-reload && systemctl enable --now {UNIT_NAME}")
+    return 0
