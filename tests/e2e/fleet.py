@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from oneinfra.local import config
-from tests.oneinfra.daemon import Daemon
+from tests.oneinfra.daemon import Daemon, free_port
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 WAIT = "3m"
@@ -24,7 +24,8 @@ WAIT = "3m"
 def fleet(
     hypervisors: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Daemon, list[dict[str, Any]]]]:
-    daemon = Daemon(tmp_path_factory.mktemp("fleet"), "--resync", "5", reconcile=True).start()
+    daemon = Daemon(tmp_path_factory.mktemp("fleet"), "--resync", "5", "--metrics-address",
+                    f"127.0.0.1:{free_port()}", reconcile=True).start()  # fmt: skip
     for hv in hypervisors:
         daemon.cli(
             "hypervisor", "add", hv["name"], "--endpoint", hv["endpoint"],

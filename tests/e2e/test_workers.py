@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from oneinfra.local import config
-from tests.oneinfra.daemon import Daemon
+from tests.debian import debian_tool
+from tests.oneinfra.daemon import Daemon, Samples
 
 from .fleet import (
     KUBECTL,
@@ -162,10 +163,55 @@ def test_a_bad_join_says_why_in_one_line_and_leaves_nothing_behind(
     daemon.cli("cluster", "delete", "other", "--wait", "--timeout", "3m", timeout=240)
 
 
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of a metric's samples that have these labels."""
+    return sum(
+        value
+        for (found, have), value in samples.items()
+        if found == name and set(labels.items()) <= set(have)
+    )
+
+
+def the_metrics_moved_with_the_joins(daemon: Daemon, before: Samples) -> None:
+    """Scraped from the daemon that made the cluster: the joined nodes are
+    counted Ready once the daemon has seen them, and what the joins caused
+    (join tokens, CSR approvals: commands; passes; CRI calls) has moved."""
+    after = eventually(
+        lambda: (
+            (found := daemon.scrape())
+            and total(found, "oneinfra_nodes", cluster="work", ready="true") == 3
+            and found
+        ),
+        "three Ready nodes in the metrics",
+    )
+    assert total(before, "oneinfra_nodes", cluster="work", ready="true") == 0
+    assert total(after, "oneinfra_nodes", cluster="work", ready="false") == 0
+    assert total(after, "oneinfra_components_not_running", cluster="work") == 0
+    assert total(after, "oneinfra_certificate_expiry_seconds", cluster="work") > 300 * 86_400
+    assert total(after, "oneinfra_clusters", phase="ready") >= 1
+    for name, labels in (
+        ("oneinfra_commands_total", {"result": "ok"}),  # three tokens at least
+        ("oneinfra_append_seconds_count", {}),
+        ("oneinfra_log_position", {}),
+        ("oneinfra_reconcile_passes_total", {"result": "ok"}),
+        ("oneinfra_reconcile_pass_seconds_count", {}),
+        ("oneinfra_cri_calls_total", {"method": "list_containers", "result": "ok"}),
+        ("oneinfra_cri_call_seconds_count", {"method": "list_containers"}),
+    ):
+        assert total(after, name, **labels) >= total(before, name, **labels) + (
+            3 if name == "oneinfra_commands_total" else 1
+        ), name
+    text = httpx.get(f"http://127.0.0.1:{daemon.metrics_port}/metrics", timeout=5).text
+    checked = subprocess.run([debian_tool("promtool", "prometheus"), "check", "metrics"],
+                             input=text, capture_output=True, text=True, check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_three_workers_join_two_with_node_join_one_with_kubeadm_and_serve_pods_every_way(
     cluster: Joined, tmp_path: Path
 ) -> None:
     daemon, config_file = cluster.daemon, cluster.config
+    before = daemon.scrape()
     tokens = {}
     for worker, how in (("w0", ()), ("w1", ()), ("w2", ("--kubeadm",))):
         endpoint, token, ca_hash = new_token(daemon, "work")
@@ -187,6 +233,7 @@ def test_three_workers_join_two_with_node_join_one_with_kubeadm_and_serve_pods_e
         "the three nodes listed, Ready",
     )
     assert {n["name"]: n["tokenId"] for n in listed} == tokens
+    the_metrics_moved_with_the_joins(daemon, before)
     assert all(n["version"] == "v1.37.2" for n in listed)
     history = daemon.cli("history", "--cluster", "work").stdout
     for worker, token_id in tokens.items():
