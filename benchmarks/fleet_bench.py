@@ -34,11 +34,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
 import anyio.abc
+import httpx
 from anyio.abc import Process
 from grpclib.client import Channel
 
@@ -54,8 +56,10 @@ from oneinfra.model.decider.certificates import leaf_ids
 from oneinfra.model.state import FleetState
 from oneinfra.reconcile.renewals import due_commands, next_renewal
 from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
+from tests.oneinfra.daemon import free_port
 
 PUBLIC, PRIVATE = 10, 90
+SCRAPES = 20  # of /metrics, at each fleet size
 RESYNC = 5.0  # the daemon's --resync here: one period's calls are a no-op pass
 EARLY = {"etcd", "kube-apiserver", "haproxy"}  # run before the API answers
 LISTS = {"list_pod_sandbox", "list_containers"}
@@ -180,6 +184,40 @@ async def shows_until_converged(
     return converge, shows
 
 
+async def noop_period(
+    fakes: dict[str, FakeRuntime], latency: float
+) -> tuple[list[float], Counter[str]]:
+    """One resync period over a converged fleet: each hypervisor's pass
+    (first list call to last, sorted), and the CRI calls made."""
+    await anyio.sleep(1.0)
+    reset_calls(fakes)
+    for fake in fakes.values():
+        fake.timeline = []
+    await anyio.sleep(RESYNC + 0.5)
+    made = calls(fakes)
+    passes = []
+    for fake in fakes.values():
+        assert fake.timeline is not None
+        lists = [t for t, m in fake.timeline if m in LISTS]
+        if len(lists) >= 2:
+            passes.append(lists[1] - lists[0] + latency)
+        fake.timeline = None
+    return sorted(passes), made
+
+
+async def scrapes(port: int, times: int) -> tuple[list[float], int, int]:
+    """`times` scrapes of /metrics, one after another: their seconds, and
+    the last one's size in bytes and samples."""
+    took, text = [], ""
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(times):
+            began = time.perf_counter()
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            took.append(time.perf_counter() - began)
+    samples = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    return sorted(took), len(text.encode()), samples
+
+
 async def run_size(clusters: int, latency: float, root: Path) -> None:
     async with AsyncExitStack() as stack:
         fakes = await serve_fakes(stack, root, latency)
@@ -202,20 +240,7 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
 
             # No-op passes over the converged fleet: one resync period's calls,
             # and each hypervisor's pass, from its first list call to its last.
-            await anyio.sleep(1.0)
-            reset_calls(fakes)
-            for fake in fakes.values():
-                fake.timeline = []
-            await anyio.sleep(RESYNC + 0.5)
-            made = calls(fakes)
-            passes = []
-            for fake in fakes.values():
-                assert fake.timeline is not None
-                lists = [t for t, m in fake.timeline if m in LISTS]
-                if len(lists) >= 2:
-                    passes.append(lists[1] - lists[0] + latency)
-                fake.timeline = None
-            passes.sort()
+            passes, made = await noop_period(fakes, latency)
             emit("noop_pass_per_hypervisor_p99", p99(passes) * 1000,
                  "ms", passes=len(passes), **tag)  # fmt: skip
             emit("noop_resync_cri_calls", sum(made.values()), "calls",
@@ -275,11 +300,49 @@ async def run_size(clusters: int, latency: float, root: Path) -> None:
             emit("restart_fleet_pass_cri_calls", sum(made.values()), "calls",
                  lists=sum(made[m] for m in LISTS),
                  other={m: v for m, v in made.items() if m not in LISTS and v}, **tag)  # fmt: skip
+
+            # Metrics on: the daemon started again with --metrics-address, its
+            # no-op period beside one of the daemon just restarted without
+            # them (a daemon just started passes slower for a while), and
+            # scrapes: their time and size.
+            off_passes, _ = await noop_period(fakes, latency)
+            daemon.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(lambda: daemon.wait(timeout=60))
+            port = free_port()
+            daemon = await anyio.to_thread.run_sync(
+                start_daemon, root, "--metrics-address", f"127.0.0.1:{port}"
+            )
+            await wait_for(each_passed_again(fakes), 120, "a pass on every hypervisor")
+            on_passes, on_made = await noop_period(fakes, latency)
+            emit("noop_pass_per_hypervisor_p99_metrics_on", p99(on_passes) * 1000, "ms",
+                 passes=len(on_passes), off_ms=round(p99(off_passes) * 1000, 3),
+                 **tag)  # fmt: skip
+            took, size, samples = await scrapes(port, SCRAPES)
+            emit("metrics_scrape_median", statistics.median(took) * 1000, "ms",
+                 max_ms=round(took[-1] * 1000, 3), bytes=size, samples=samples,
+                 scrapes=len(took), **tag)  # fmt: skip
+            emit("noop_cri_calls_per_pass_metrics_on",
+                 sum(on_made.values()) / on_made["list_pod_sandbox"], "calls", **tag)  # fmt: skip
         finally:
             channel.close()
             daemon.send_signal(signal.SIGTERM)
 
             await anyio.to_thread.run_sync(lambda: daemon.wait(timeout=60))
+
+
+def each_passed_again(fakes: dict[str, FakeRuntime]) -> Callable[[], bool]:
+    """Until every hypervisor has had a pass (two list calls) from now on."""
+    for fake in fakes.values():
+        fake.timeline = []
+
+    def passed() -> bool:
+        done = all(sum(m in LISTS for _, m in fake.timeline or []) >= 2 for fake in fakes.values())
+        if done:
+            for fake in fakes.values():
+                fake.timeline = None
+        return done
+
+    return passed
 
 
 async def run_all_at_once(clusters: int, latency: float, root: Path) -> None:

@@ -128,14 +128,14 @@ class ClusterLoop:
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
         return await self.shared.probe_tls(cluster)
 
-    def etcd_endpoints(self, cluster: Cluster) -> list[Etcd]:
+    def etcd_endpoints(self, cluster: Cluster) -> list[tuple[str, Etcd]]:
         """Running etcd containers of the cluster's desired members, founding
-        members first: where etcdctl can run."""
+        members first, by component: where etcdctl can run."""
         found = []
         for component in sorted(cluster.control_planes(), key=lambda c: not c.founding):
             running = self.shared.running_container(cluster, component, "etcd")
             if running is not None:
-                found.append(Etcd(*running, component.ports["etcd-client"]))
+                found.append((component.name, Etcd(*running, component.ports["etcd-client"])))
         return found
 
     async def reconcile_membership(self, cluster: Cluster) -> None:
@@ -145,15 +145,16 @@ class ClusterLoop:
         record = self.memberships.records.setdefault(cluster.cluster_id, mb.ClusterMembers())
         desired = mb.desired_members(cluster, state.hypervisors)
         founding = {bp.member_name(cluster, c) for c in cluster.control_planes() if c.founding}
-        for etcd in self.etcd_endpoints(cluster):
+        answers: dict[str, str | None] = {c.name: None for c in cluster.control_planes()}
+        for name, etcd in self.etcd_endpoints(cluster):
             try:
                 members = await etcd.members()
                 break
             except CRIError as error:
-                record.note = f"etcd: {error}"
+                answers[name] = str(error)
         else:
             record.members, record.settled = None, False
-            record.note = record.note or "etcd: no member of the cluster runs yet"
+            record.note = mb.unanswered(answers)
             return
         changed = False
         record.note = ""

@@ -93,6 +93,24 @@ def joining_membership(members: list[Member], name: str, url: str) -> bp.EtcdMem
     return bp.EtcdMembership(members=listed, state="existing")
 
 
+def unanswered(answers: Mapping[str, str | None]) -> str:
+    """Why etcd could not be asked, member by member (component -> None when
+    its etcd does not run, or what asking it said): a cluster whose members
+    all stopped says so, one whose running members do not answer says it
+    has no quorum, and how many it needs."""
+    if not answers:
+        return "etcd: the cluster has no control plane"
+    said = "; ".join(
+        f"{component}: {'not running' if why is None else why[:160]}"
+        for component, why in sorted(answers.items())
+    )
+    if all(why is None for why in answers.values()):
+        return f"etcd: no member runs ({said})"
+    return (
+        f"etcd: no member answers; quorum needs {len(answers) // 2 + 1} of {len(answers)} ({said})"
+    )
+
+
 # -- what the cluster workers learned, for the hypervisor workers -------------------
 
 

@@ -234,6 +234,57 @@ def test_a_deleted_cluster_leaves_no_sandbox_container_file_or_port(
     assert "ClusterDeleted" in events and '"deleted"' in events
 
 
+def test_all_three_etcd_members_killed_at_once_come_back_with_every_write(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Quorum lost for a moment, the whole of etcd at once (a power cut of
+    the etcd containers): the reconciler starts the three again, they find
+    each other from their data, and nothing written before is lost."""
+    daemon, hypervisors = fleet
+    cluster = create(daemon, "blackout", replicas=3)
+    config_file = kubeconfig(daemon, "blackout", tmp_path)
+    written = tmp_path / "written.yaml"
+    written.write_text("\n---\n".join(
+        f"{{apiVersion: v1, kind: ConfigMap, metadata: {{name: before-{i}}}, data: {{i: '{i}'}}}}"
+        for i in range(100)
+    ))  # fmt: skip
+    kubectl(config_file, "apply", "-f", str(written))
+    etcds = running(containers_of(hypervisors, cluster["clusterId"], "etcd"))
+    assert len(etcds) == 3
+
+    async def stop_all() -> None:  # at once, not one after another
+        async with anyio.create_task_group() as tasks:
+            for hv, container in etcds:
+                tasks.start_soon(anyio.to_thread.run_sync, stop_container, hypervisors, hv,
+                                 container.id)  # fmt: skip
+
+    anyio.run(stop_all)
+    killed = {c.id for _, c in etcds}
+
+    def back() -> bool:
+        etcd = running(containers_of(hypervisors, cluster["clusterId"], "etcd"))
+        return len(etcd) == 3 and not {c.id for _, c in etcd} & killed
+
+    eventually(back, "three etcd members running again")
+    eventually(
+        lambda: daemon.json("cluster", "show", "blackout")["status"]["ready"],
+        "blackout is ready again",
+    )
+    members = etcd_members(hypervisors, cluster)
+    assert len(members) == 3 and not any(m.isLearner for m in members)
+    listed = eventually(
+        lambda: (
+            (got := kubectl(config_file, "get", "configmaps", "-o", "json", check=False)).returncode
+            == 0
+            and json.loads(got.stdout)["items"]
+        ),
+        "the API answers again",
+    )
+    names = {item["metadata"]["name"] for item in listed}
+    assert {f"before-{i}" for i in range(100)} <= names  # every write kept
+    kubectl(config_file, "create", "configmap", "after", "--from-literal=k=v")  # and it writes
+
+
 def test_scaling_a_live_cluster_1_3_1_keeps_its_data(
     fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
 ) -> None:

@@ -118,3 +118,20 @@ def test_etcdctl_json_is_read() -> None:
     first, second = etcdctl.parse_members(output)
     assert first.member_id == 12345678901234567890 and not first.isLearner
     assert second.name == "" and second.isLearner
+
+
+def test_a_cluster_whose_etcd_all_stopped_says_so_member_by_member() -> None:
+    note = mb.unanswered({"control-plane-1": None, "control-plane-0": None})
+    assert (
+        note == "etcd: no member runs (control-plane-0: not running; control-plane-1: not running)"
+    )
+
+
+def test_running_members_that_do_not_answer_are_a_quorum_lost_with_what_they_said() -> None:
+    note = mb.unanswered(
+        {"control-plane-0": None, "control-plane-1": "context deadline exceeded" * 20,
+         "control-plane-2": "etcdserver: request timed out"}
+    )  # fmt: skip
+    assert note.startswith("etcd: no member answers; quorum needs 2 of 3 (control-plane-0: not ")
+    assert "control-plane-2: etcdserver: request timed out)" in note
+    assert len(note) < 500  # what each said, cut short
