@@ -19,6 +19,9 @@ import msgspec
 FORMATS = ("text", "json")
 FIELDS = ("cluster", "hypervisor", "component", "action")  # the fields a line may carry
 PREFIX = "oneinfra daemon: "
+# Libraries that say every request at INFO (the probes of every cluster,
+# several a second): their warnings only.
+QUIET = ("httpx", "httpcore")
 
 log = logging.getLogger("oneinfra.daemon")
 
@@ -76,6 +79,8 @@ def configure(log_format: str = "text", stream: TextIO | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    for chatty in QUIET:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def say(message: str, **values: object) -> None:

@@ -167,7 +167,7 @@ def describe(action: pl.Action) -> str:
         case pl.ReloadContainer():
             return f"reloaded {action.container}'s files"
         case pl.RestartContainer():
-            return f"restarted {action.container}"
+            return ("restarted " if action.old_container_ids else "started ") + action.container
 
 
 Reloaded = dict[str, tuple[str, str]]  # container id -> the (files, live files) hashes it has

@@ -61,6 +61,7 @@ def test_configure_routes_every_logger_and_refuses_an_unknown_format() -> None:
     try:
         logs.configure("json", stream)
         logging.getLogger("grpclib.somewhere").warning("a library's line")
+        logging.getLogger("httpx").info("HTTP Request: GET /readyz")  # a probe: not news
         logs.say("serving", cluster="prod")
         lines = [json.loads(line) for line in stream.getvalue().splitlines()]
         assert [line["message"] for line in lines] == ["a library's line", "serving"]
