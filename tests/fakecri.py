@@ -85,6 +85,10 @@ class FakeEtcd:
     # What happened, in order, across hypervisors: "add URL", "promote NAME",
     # "remove NAME", "stop SANDBOX" (stop_pod_sandbox of any fake sharing it).
     journal: list[str] = field(default_factory=list)
+    # Members (by name) whose data directory was wiped: started as founding
+    # members again ('new'), they exit at once, as etcd's raft panics
+    # ("tocommit is out of range"); added again as learners they run.
+    lost: set[str] = field(default_factory=set)
 
     def started(self, command: list[str]) -> int:
         """An etcd container starts; its exit code if it cannot (0: it runs)."""
@@ -94,6 +98,8 @@ class FakeEtcd:
         members = self.clusters.setdefault(flags["--initial-cluster-token"], [])
         me, url = flags["--name"], flags["--initial-advertise-peer-urls"]
         if flags["--initial-cluster-state"] == "new":
+            if me in self.lost:
+                return 2
             for pair in flags["--initial-cluster"].split(","):
                 name, peer = pair.split("=", 1)
                 if not any(m.peer_url == peer for m in members):

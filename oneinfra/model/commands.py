@@ -98,6 +98,17 @@ class RetireServiceAccountKey(Command, frozen=True):
     cluster: str
 
 
+class ReplaceEtcdMember(Command, frozen=True):
+    """The daemon's, when a control plane's etcd member lost its data (it
+    crash-loops while the others keep quorum): the member removed from etcd
+    and added again as a learner, on an empty data directory."""
+
+    cluster: str
+    component: str
+    member_id: int  # the member etcd knows it by, to remove
+    reason: str
+
+
 class ScaleCluster(Command, frozen=True):
     name: str
     control_plane_replicas: int

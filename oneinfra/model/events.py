@@ -156,6 +156,17 @@ class CertificateLifetimesChanged(Event, frozen=True):
     ca_lifetime: int
 
 
+class EtcdMemberReplaced(Event, frozen=True):
+    """A control plane's etcd member to be removed (member_id) and added
+    again as a learner, on a data directory of its own (the component's
+    etcd generation): why is said."""
+
+    cluster: str
+    component: str
+    member_id: int
+    reason: str
+
+
 class ClusterScaled(Event, frozen=True):
     name: str
     control_plane_replicas: int
@@ -333,6 +344,7 @@ FleetEvent = (
     | CARotationPrepared
     | CARotationCompleted
     | ServiceAccountKeyRetired
+    | EtcdMemberReplaced
     | ClusterScaled
     | ClusterDeleted
     | KubeconfigIssued

@@ -119,6 +119,11 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             cluster.rotation = msgspec.structs.replace(
                 cluster.rotation, completed=event.completed, key_retired=retired
             )
+        case ev.EtcdMemberReplaced():
+            component = state.clusters[event.cluster].components[event.component]
+            component.founding = False  # it joins the running members, as a learner
+            component.etcd_generation += 1
+            component.replaced_member = event.member_id
         case ev.ServiceAccountKeyRetired():
             cluster = state.clusters[event.cluster]
             assert cluster.rotation is not None, "the decider retires only a rotation's old key"

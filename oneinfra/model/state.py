@@ -34,6 +34,10 @@ class Component(msgspec.Struct, gc=False):
     # Placed with its cluster: its etcd member starts with the others ('new');
     # one placed by scaling joins the running etcd as a learner first.
     founding: bool = False
+    # Replaced etcd members (EtcdMemberReplaced): each starts on a data
+    # directory of its own; the member etcd knew before, to remove.
+    etcd_generation: int = 0
+    replaced_member: int = 0
 
 
 class Certificate(msgspec.Struct, frozen=True, gc=False):

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 
 import anyio
 import anyio.abc
 
 from .. import render as bp
-from ..errors import CRIError, KubeError
+from ..errors import CRIError, DomainError, KubeError
+from ..model import commands as cmd
 from ..model.kinds import FAILED, READY
 from ..model.state import Cluster, api_server_endpoint
-from ..runtime.etcdctl import Etcd
+from ..runtime.etcdctl import Etcd, Member
 from . import membership as mb
 from .in_cluster import InCluster
 from .phases import Phase
@@ -77,7 +79,7 @@ class ClusterLoop:
                 delay = min(self.options.quick * BACKOFF ** max(0, quiet - QUICK_PROBES),
                             self.options.resync)  # fmt: skip
                 try:
-                    if cluster.scaled:
+                    if self.membership_to_watch(cluster):
                         await self.reconcile_membership(cluster)
                     ready = await self.check_ready(cluster)
                     if cluster.vpn is not None:
@@ -138,6 +140,44 @@ class ClusterLoop:
                 found.append((component.name, Etcd(*running, component.ports["etcd-client"])))
         return found
 
+    def membership_to_watch(self, cluster: Cluster) -> bool:
+        """Whether etcd's members may differ from the control planes: the
+        cluster was scaled, a member replaced, or one crash-loops. Other
+        clusters cost no etcdctl call."""
+        if cluster.scaled or mb.replaced_members(cluster):
+            return True
+        return bool(self.memberships.exits.looping(cluster.cluster_id, time.monotonic()))
+
+    async def replace_lost_member(self, cluster: Cluster, members: list[Member]) -> None:
+        """A member that crash-loops while the others keep quorum: replaced
+        (EtcdMemberReplaced, decided as the daemon), so that it is removed
+        and added again as a learner on an empty data directory."""
+        looping = self.memberships.exits.looping(cluster.cluster_id, time.monotonic())
+        lost = (
+            mb.lost_member(cluster, self.fleet.state.hypervisors, members, looping)
+            if looping
+            else None
+        )
+        if lost is None:
+            return
+        component, member = lost
+        where = {"cluster": cluster.name, "component": component.name,
+                 "hypervisor": component.hypervisor}  # fmt: skip
+        reason = (
+            f"its etcd exited {mb.EXITS_TO_REPLACE} times within {mb.EXIT_WINDOW:g} s while "
+            f"{len(members) - 1} other members kept quorum: its data is lost or corrupted"
+        )
+        try:
+            await self.fleet.execute(cmd.ReplaceEtcdMember(
+                cluster=cluster.name, component=component.name,
+                member_id=member.member_id, reason=reason,
+            ))  # fmt: skip
+        except DomainError as error:
+            log.warning("not replacing etcd member %x: %s", member.member_id, error, extra=where)
+            return
+        log.warning("replacing etcd member %x: %s", member.member_id, reason, extra=where)
+        self.memberships.exits.forget(cluster.cluster_id, component.name)
+
     async def reconcile_membership(self, cluster: Cluster) -> None:
         """Bring etcd's members to the cluster's control planes, a step at a
         time, and admit the members that were added."""
@@ -158,8 +198,9 @@ class ClusterLoop:
             return
         changed = False
         record.note = ""
+        replaced = mb.replaced_members(cluster)
         for _ in range(MEMBERSHIP_STEPS):
-            step = mb.next_step(desired, founding, members)
+            step = mb.next_step(desired, founding, members, replaced)
             if step is None:
                 break
             try:
@@ -170,9 +211,11 @@ class ClusterLoop:
             changed = True
             members = await etcd.members()
         record.members = members
-        record.settled = mb.next_step(desired, founding, members) is None and not any(
+        record.settled = mb.next_step(desired, founding, members, replaced) is None and not any(
             m.isLearner for m in members
         )
+        if record.settled:
+            await self.replace_lost_member(cluster, members)
         if not record.settled and not record.note:
             record.note = "etcd: a new member is catching up"
         admissions = self.memberships.admissions

@@ -89,6 +89,7 @@ class HypervisorLoop:
             self.board.hypervisors[name].error = f"{type(error).__name__}: {error}"
             return BackOff()
         self.say_what_was_done(name, result)
+        self.note_etcd_exits(result.observed)
         self.board.hypervisor_observed(name, result.observed, position)
         self.board.components_observed(name, desired, result.failures, api_ready)
         if came_back:  # every cluster it holds may have news
@@ -118,6 +119,15 @@ class HypervisorLoop:
                 continue
             for action in actions:
                 log.info("%s: %s", key[1], describe(action), extra=where)
+
+    def note_etcd_exits(self, observed: list[pl.ObservedPod]) -> None:
+        """etcd containers seen exited, for the cluster workers: one that
+        keeps exiting has lost its data (membership.lost_member)."""
+        now = time.monotonic()
+        for pod in observed:
+            for container in pod.containers:
+                if container.role == "etcd" and not container.running:
+                    self.memberships.exits.saw(pod.key, container.id, now)
 
     def hold(self, disrupted: set[Key]) -> set[Key]:
         """Of the replicas a change would restart, those whose turn has not

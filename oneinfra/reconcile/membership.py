@@ -13,7 +13,7 @@ carries the steps out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -60,13 +60,21 @@ def find(members: list[Member], name: str, url: str) -> Member | None:
     return next((m for m in members if is_member(m, name, url)), None)
 
 
-def next_step(desired: Mapping[str, str], founding: set[str], members: list[Member]) -> Step | None:
+def next_step(
+    desired: Mapping[str, str],
+    founding: set[str],
+    members: list[Member],
+    replaced: Collection[int] = (),
+) -> Step | None:
     """The one change that brings etcd closer to the desired members, if any:
     removals first (never the last voter), then a promotion, then an
-    addition (only while no learner is pending, as etcd allows one)."""
+    addition (only while no learner is pending, as etcd allows one).
+    `replaced`: members whose data was lost, removed to be added again."""
     voters = [m for m in members if not m.isLearner]
     for member in members:
-        unwanted = not any(is_member(member, n, u) for n, u in desired.items())
+        unwanted = member.member_id in replaced or not any(
+            is_member(member, n, u) for n, u in desired.items()
+        )
         if unwanted and (member.isLearner or len(voters) > 1):
             return Remove(member)
     for member in members:
@@ -111,6 +119,71 @@ def unanswered(answers: Mapping[str, str | None]) -> str:
     )
 
 
+# -- a member whose data is lost ------------------------------------------------------
+
+EXITS_TO_REPLACE = 3  # etcd containers of one member seen exited...
+EXIT_WINDOW = 600.0  # ...within this many seconds: it crash-loops
+
+
+def replaced_members(cluster: Cluster) -> set[int]:
+    return {c.replaced_member for c in cluster.control_planes() if c.replaced_member}
+
+
+def lost_member(
+    cluster: Cluster,
+    hypervisors: Mapping[str, Hypervisor],
+    members: list[Member],
+    looping: Collection[str],
+) -> tuple[Component, Member] | None:
+    """The member to replace, if any: the one of a crash-looping control
+    plane (its data lost or corrupted, it exits again and again) while the
+    others answered for the cluster (a member list takes a quorum). One at
+    a time: none while a learner catches up or a replaced member is listed;
+    never in a cluster of fewer than three."""
+    if len(cluster.control_planes()) < 3 or any(m.isLearner for m in members):
+        return None
+    if replaced_members(cluster) & {m.member_id for m in members}:
+        return None
+    for component in cluster.control_planes():
+        if component.name in looping:
+            found = find(
+                members, bp.member_name(cluster, component), peer_url(component, hypervisors)
+            )
+            if found is not None:
+                return component, found
+    return None
+
+
+@dataclass
+class EtcdExits:
+    """The etcd containers seen exited, by pod, and when first seen: what
+    tells a member that crash-loops from one stopped once."""
+
+    seen: dict[Key, dict[str, float]] = field(default_factory=dict)
+
+    def saw(self, key: Key, container_id: str, now: float) -> None:
+        self.seen.setdefault(key, {}).setdefault(container_id, now)
+
+    def looping(self, cluster_id: str, now: float) -> set[str]:
+        """The cluster's components whose etcd exited EXITS_TO_REPLACE times
+        within the window (older sightings forgotten)."""
+        found = set()
+        for key in [k for k in self.seen if k[0] == cluster_id]:
+            recent = {i: t for i, t in self.seen[key].items() if now - t <= EXIT_WINDOW}
+            if recent:
+                self.seen[key] = recent
+            else:
+                del self.seen[key]
+            if len(recent) >= EXITS_TO_REPLACE:
+                found.add(key[1])
+        return found
+
+    def forget(self, cluster_id: str, component: str | None = None) -> None:
+        for key in [k for k in self.seen if k[0] == cluster_id]:
+            if component is None or key[1] == component:
+                del self.seen[key]
+
+
 # -- what the cluster workers learned, for the hypervisor workers -------------------
 
 
@@ -128,6 +201,7 @@ class Memberships:
 
     admissions: dict[Key, bp.EtcdMembership] = field(default_factory=dict)
     records: dict[str, ClusterMembers] = field(default_factory=dict)  # by cluster id
+    exits: EtcdExits = field(default_factory=EtcdExits)  # told by the hypervisor workers
 
     def record(self, cluster_id: str) -> ClusterMembers:
         return self.records.get(cluster_id, ClusterMembers())
@@ -155,5 +229,6 @@ class Memberships:
 
     def forget(self, cluster_id: str) -> None:
         self.records.pop(cluster_id, None)
+        self.exits.forget(cluster_id)
         for key in [k for k in self.admissions if k[0] == cluster_id]:
             del self.admissions[key]

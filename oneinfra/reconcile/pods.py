@@ -65,7 +65,8 @@ def control_plane_key(
     cluster's certificates (their events) and the CAs it trusts (a rotation's
     phase), how its etcd member joins."""
     members = None if joining is None else (tuple(sorted(joining.members.items())), joining.state)
-    return (cluster.cluster_id, component.name, component.placed_at, cluster.created_at,
+    return (cluster.cluster_id, component.name, component.placed_at, component.etcd_generation,
+            cluster.created_at,
             cluster.apiserver_at, cluster.certificates_at, cluster.rotation, members)  # fmt: skip
 
 

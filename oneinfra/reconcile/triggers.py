@@ -38,6 +38,7 @@ def concerned_by(event: ev.Event, state: FleetState) -> Concerned:
             | ev.CARotationPrepared()
             | ev.CARotationCompleted()  # and cluster-info's CAs
             | ev.ServiceAccountKeyRetired()
+            | ev.EtcdMemberReplaced()  # its pod, and the others' etcd servers
         ):
             # The cluster's pods change (certificates, the ingress's backends).
             return whole(event.cluster)

@@ -121,6 +121,7 @@ def control_plane(
             ports,
             directory,
             membership,
+            component.etcd_generation,
         ),
         apiserver_container(
             image.format("kube-apiserver"),

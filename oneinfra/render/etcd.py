@@ -25,6 +25,12 @@ class EtcdMembership:
         ]
 
 
+def data_directory(generation: int) -> str:
+    """A member's data, under its component's directory: a replaced member
+    (its data lost) starts empty in a directory of its own, beside the old."""
+    return "etcd" if generation == 0 else f"etcd-{generation}"
+
+
 def etcd_container(
     image: str,
     member: str,
@@ -33,6 +39,7 @@ def etcd_container(
     ports: dict[str, int],
     directory: str,
     membership: EtcdMembership | None,
+    generation: int = 0,
 ) -> ContainerSpec:
     client_url = host_url(address, ports["etcd-client"])
     peer_url = host_url(address, ports["etcd-peer"])
@@ -61,7 +68,7 @@ def etcd_container(
         # must not restart etcd.
         mounts=[
             Mount(f"{PKI}/etcd", f"{directory}/pki/etcd"),
-            Mount("/var/lib/etcd", f"{directory}/etcd", readonly=False),
+            Mount("/var/lib/etcd", f"{directory}/{data_directory(generation)}", readonly=False),
         ],
         startup_args=membership.startup_args() if membership else [],
     )

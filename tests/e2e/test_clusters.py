@@ -5,9 +5,12 @@ upstream images, and a real kubectl uses the result through the ingress."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import shutil
 import socket
 import ssl
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -283,6 +286,93 @@ def test_all_three_etcd_members_killed_at_once_come_back_with_every_write(
     names = {item["metadata"]["name"] for item in listed}
     assert {f"before-{i}" for i in range(100)} <= names  # every write kept
     kubectl(config_file, "create", "configmap", "after", "--from-literal=k=v")  # and it writes
+
+
+class Writer:
+    """ConfigMaps created one after another through the ingress, on a
+    thread, until stopped: which were written, which failed and why."""
+
+    def __init__(self, config_file: Path) -> None:
+        self.config_file = config_file
+        self.written: list[str] = []
+        self.failed: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        for i in itertools.count():
+            if self.stopping.is_set():
+                return
+            name = f"written-{i}"
+            done = kubectl(self.config_file, "create", "configmap", name, "--from-literal=i=1",
+                           check=False)  # fmt: skip
+            if done.returncode == 0:
+                self.written.append(name)
+            else:
+                self.failed.append(f"{name}: {done.stderr.strip()}")
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=60)
+
+
+def test_a_member_whose_data_is_wiped_is_replaced_with_no_write_failing(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """A follower's data directory wiped under it, and its etcd stopped: on
+    its empty directory it crash-loops (raft finds its log gone); the
+    daemon removes it from etcd and adds it again as a learner on a
+    directory of its own, while a writer through the ingress never fails."""
+    daemon, hypervisors = fleet
+    cluster = create(daemon, "phoenix", replicas=3)
+    config_file = kubeconfig(daemon, "phoenix", tmp_path)
+    leader = etcd_leader(hypervisors, cluster)
+    etcds = running(containers_of(hypervisors, cluster["clusterId"], "etcd"))
+    hv, victim = next((hv, c) for hv, c in etcds if c.labels[bp.LABEL_COMPONENT] != leader)
+    component = victim.labels[bp.LABEL_COMPONENT]
+    pods = on_hypervisors(hypervisors, {bp.LABEL_CLUSTER_ID: cluster["clusterId"],
+                                        bp.LABEL_COMPONENT: component})[hv][0]  # fmt: skip
+    directory = Path(pods[0].labels[bp.LABEL_DIRECTORY])
+    assert (directory / "etcd" / "member").is_dir()
+    with Writer(config_file) as writer:
+        time.sleep(3)  # writes before
+        shutil.rmtree(directory / "etcd" / "member")
+        stop_container(hypervisors, hv, victim.id)
+        eventually(
+            lambda: "EtcdMemberReplaced" in daemon.cli("history", "--cluster", "phoenix").stdout,
+            "the member replaced",
+        )
+
+        def back() -> bool:
+            members = etcd_members(hypervisors, cluster)
+            names = {m.name for m in members}
+            return (
+                len(members) == 3
+                and not any(m.isLearner for m in members)
+                and (f"phoenix-{component}" in names)
+            )
+
+        eventually(back, "three voting members again", seconds=180)
+        eventually(
+            lambda: daemon.json("cluster", "show", "phoenix")["status"]["ready"],
+            "phoenix is ready again",
+        )
+        time.sleep(3)  # writes after
+    assert writer.failed == [], writer.failed
+    assert len(writer.written) > 10
+    history = daemon.cli("history", "--cluster", "phoenix").stdout
+    assert "kept quorum" in history, history
+    assert (directory / "etcd-1" / "member").is_dir()  # its new data, beside the old
+    listed = json.loads(kubectl(config_file, "get", "configmaps", "-o", "json").stdout)
+    assert set(writer.written) <= {item["metadata"]["name"] for item in listed["items"]}
+    # In sync: every member reports the same revision once the writes stop.
+    status = json.loads(etcdctl(hypervisors, cluster, "endpoint", "status", "--cluster"))
+    assert len(status) == 3
+    assert len({s["Status"]["header"]["revision"] for s in status}) == 1, status
 
 
 def test_scaling_a_live_cluster_1_3_1_keeps_its_data(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -18,9 +19,11 @@ from eventstore import SQLiteEventStore
 from oneinfra import render as bp
 from oneinfra.api.runtime import v1 as cri
 from oneinfra.daemon.service import FleetService
+from oneinfra.errors import DomainError
 from oneinfra.model import commands as cmd
 from oneinfra.model import events as ev
 from oneinfra.reconcile.controller import Controller, Options
+from oneinfra.render.labels import LABEL_ROLE
 from oneinfra.storage.keystore import KeyStore
 from tests.fakecri import FakeEtcd, FakeRuntime, serve_fake
 
@@ -381,3 +384,70 @@ async def test_renewed_certificates_restart_the_replicas_one_at_a_time(world: Wo
     await eventually(lambda: len(restarted()) == 2, "the second, once the first answers", 10)
     world.api.everyone = True
     await eventually(lambda: len(restarted()) == 3 and converged(world, "a"), "all three", 10)
+
+
+def is_etcd_of(container: Any, component: str) -> bool:
+    labels = container.config.labels
+    return bool(labels.get(bp.LABEL_COMPONENT) == component and labels.get(LABEL_ROLE) == "etcd")
+
+
+async def test_a_member_that_lost_its_data_is_replaced_while_the_others_keep_quorum(
+    world: World,
+) -> None:
+    """Its etcd crash-loops (a wiped data directory): removed from etcd, added
+    again as a learner on an empty directory of its own, promoted; recorded
+    with the reason. The other members' pods are never touched."""
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=3))
+    await make_ready(world, "a")
+    cluster = world.service.state.clusters["a"]
+    members = world.etcd.clusters[cluster.cluster_id]
+    victim = "control-plane-1"
+    fake = world.fakes[cluster.components[victim].hypervisor]
+    others = {
+        s.id for f in world.fakes.values() for s in f.sandboxes.values()
+        if s.config.labels.get(bp.LABEL_CLUSTER) == "a"
+        and s.config.labels.get(bp.LABEL_COMPONENT) not in (victim, "ingress")
+    }  # fmt: skip
+    world.etcd.lost.add(f"a-{victim}")
+    etcd = next(
+        c for c in fake.containers.values()
+        if is_etcd_of(c, victim)
+    )  # fmt: skip
+    fake.exit(etcd.id, 137)  # killed: it starts again on its wiped directory, and exits
+    await eventually(
+        lambda: world.service.state.clusters["a"].components[victim].etcd_generation == 1,
+        "the member replaced",
+    )
+    await eventually(
+        lambda: converged(world, "a") and len(members) == 3 and not any(m.learner for m in members),
+        "three voting members again",
+    )
+    steps = [line.split()[0] for line in world.etcd.journal if not line.startswith("stop")]
+    assert steps == ["remove", "add", "promote"]
+    assert f"a-{victim}" in {m.name for m in members}
+    replaced = [
+        e async for _, e in world.service.history(cluster="a")
+        if isinstance(e, ev.EtcdMemberReplaced)
+    ]  # fmt: skip
+    assert len(replaced) == 1 and replaced[0].component == victim
+    assert "exited 3 times" in replaced[0].reason and "kept quorum" in replaced[0].reason
+    mounts = {
+        m.host_path for c in fake.containers.values()
+        if is_etcd_of(c, victim) and c.state == cri.ContainerState.CONTAINER_RUNNING
+        for m in c.config.mounts
+    }  # fmt: skip
+    assert any(path.endswith(f"/{victim}/etcd-1") for path in mounts), mounts
+    still = {s.id for f in world.fakes.values() for s in f.sandboxes.values()}
+    assert others <= still  # the members that kept quorum ran on untouched
+    await eventually(lambda: phase(world, "a") == "ready", "ready again")
+
+
+async def test_a_lone_member_is_never_replaced(world: World) -> None:
+    """One member that lost its data has no one to rebuild it from: it is
+    not replaced (a restore is), and the refusal says so."""
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    await make_ready(world, "a")
+    with pytest.raises(DomainError, match="cannot be rebuilt from the others"):
+        await world.service.execute(cmd.ReplaceEtcdMember(
+            cluster="a", component="control-plane-0", member_id=0x1000, reason="lost",
+        ))  # fmt: skip

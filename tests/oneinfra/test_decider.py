@@ -276,3 +276,49 @@ def test_a_kubeconfig_with_a_silly_ttl_is_refused(fleet: Fleet) -> None:
     fleet.run(cmd.CreateCluster(name="prod"))
     refused(fleet, cmd.IssueKubeconfig(cluster="prod", ttl_seconds=5), "TTL must be between")
     refused(fleet, cmd.IssueKubeconfig(cluster="prod", user=""), "user must be")
+
+
+def test_a_lost_etcd_member_replaced_joins_again_on_a_data_directory_of_its_own(
+    fleet: Fleet,
+) -> None:
+    fleet.run(cmd.CreateCluster(name="prod", control_plane_replicas=3))
+    replace = cmd.ReplaceEtcdMember(cluster="prod", component="control-plane-1",
+                                    member_id=0xBEEF, reason="  it crash-loops  ")  # fmt: skip
+    decision = fleet.run(replace)
+    assert decision.events == [ev.EtcdMemberReplaced(
+        cluster="prod", component="control-plane-1", member_id=0xBEEF, reason="it crash-loops"
+    )]  # fmt: skip
+    component = fleet.state.clusters["prod"].components["control-plane-1"]
+    assert (component.founding, component.etcd_generation, component.replaced_member) == (
+        False, 1, 0xBEEF,
+    )  # fmt: skip
+    assert fleet.run(replace).events == []  # asked twice: replaced once
+    others = [c for c in fleet.state.clusters["prod"].control_planes() if c is not component]
+    assert all(c.founding and c.etcd_generation == 0 for c in others)
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (cmd.ReplaceEtcdMember(cluster="ghost", component="control-plane-0", member_id=1,
+                               reason="x"), "unknown cluster 'ghost'"),
+        (cmd.ReplaceEtcdMember(cluster="trio", component="ingress", member_id=1, reason="x"),
+         "has no control plane 'ingress'"),
+        (cmd.ReplaceEtcdMember(cluster="trio", component="x" * 10_000, member_id=1, reason="x"),
+         "has no control plane"),
+        (cmd.ReplaceEtcdMember(cluster="solo", component="control-plane-0", member_id=1,
+                               reason="x"), "cannot be rebuilt from the others"),
+        (cmd.ReplaceEtcdMember(cluster="trio", component="control-plane-0", member_id=0,
+                               reason="x"), "is not an etcd member id"),
+        (cmd.ReplaceEtcdMember(cluster="trio", component="control-plane-0", member_id=2**64,
+                               reason="x"), "is not an etcd member id"),
+        (cmd.ReplaceEtcdMember(cluster="trio", component="control-plane-0", member_id=1,
+                               reason=" "), "says why"),
+    ],
+)  # fmt: skip
+def test_a_replacement_that_cannot_be_is_refused(
+    fleet: Fleet, command: cmd.Command, message: str
+) -> None:
+    fleet.run(cmd.CreateCluster(name="trio", control_plane_replicas=3))
+    fleet.run(cmd.CreateCluster(name="solo", control_plane_replicas=1))
+    refused(fleet, command, message)

@@ -22,6 +22,8 @@ def test_every_event_of_a_real_history_round_trips() -> None:
     fleet = Fleet()
     fleet.hypervisors()
     fleet.run(cmd.CreateCluster(name="prod", control_plane_replicas=3))
+    fleet.run(cmd.ReplaceEtcdMember(cluster="prod", component="control-plane-1",
+                                    member_id=0x1234, reason="it crash-loops"))  # fmt: skip
     fleet.run(cmd.ScaleCluster(name="prod", control_plane_replicas=1))
     fleet.run(cmd.RenewCertificates(cluster="prod"))
     fleet.run(cmd.SetCertificateLifetimes(cluster="prod", certificate_lifetime=3600))

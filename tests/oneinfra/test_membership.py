@@ -9,8 +9,11 @@ import itertools
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from oneinfra.model import commands as cmd
 from oneinfra.reconcile import membership as mb
 from oneinfra.runtime import etcdctl
+
+from .harness import Fleet
 
 ids = itertools.count(1)
 NAMES = [f"c-control-plane-{i}" for i in range(5)]
@@ -70,12 +73,16 @@ def test_steps_reach_the_desired_members_safely(
     situation: tuple[dict[str, str], set[str], list[etcdctl.Member]], data: st.DataObject
 ) -> None:
     desired, founding, members = situation
+    # Members whose data was lost (replaced: founding no more), maybe.
+    lost = data.draw(st.sets(st.sampled_from(sorted(founding))) if founding else st.just(set()))
+    replaced = {m.member_id for m in members if m.name in lost}
+    founding = founding - lost
     for _ in range(40):
         assert sum(not m.isLearner for m in members) >= 1, "no voter left"
         assert sum(m.isLearner for m in members) <= 1, "two learners"
         if data.draw(st.booleans()):  # a pod starts, or not yet, between two passes
             members = start_learners(desired, members)
-        step = mb.next_step(desired, founding, members)
+        step = mb.next_step(desired, founding, members, replaced)
         if step is None:
             started = start_learners(desired, members)
             if started == members:
@@ -88,6 +95,10 @@ def test_steps_reach_the_desired_members_safely(
         raise AssertionError("no convergence in 40 steps")
     assert sorted(m.name for m in members) == sorted(desired)
     assert not any(m.isLearner for m in members)
+    kept = replaced & {m.member_id for m in members}
+    # Gone, unless it is the last voter (never removed: the decider replaces
+    # none in a cluster of fewer than three).
+    assert not kept or [m.member_id for m in members] == list(kept), "a lost member left in"
 
 
 def test_a_learner_waits_for_its_start_before_promotion() -> None:
@@ -135,3 +146,54 @@ def test_running_members_that_do_not_answer_are_a_quorum_lost_with_what_they_sai
     assert note.startswith("etcd: no member answers; quorum needs 2 of 3 (control-plane-0: not ")
     assert "control-plane-2: etcdserver: request timed out)" in note
     assert len(note) < 500  # what each said, cut short
+
+
+def test_a_replaced_member_is_removed_first_then_added_again_as_a_learner() -> None:
+    desired = {n: URL[n] for n in NAMES[:3]}
+    members = [member(n) for n in NAMES[:3]]
+    lost = members[1]
+    founding = {NAMES[0], NAMES[2]}  # the replaced one is founding no more
+    step = mb.next_step(desired, founding, members, replaced={lost.member_id})
+    assert step == mb.Remove(lost)
+    members = apply(step, members)
+    step = mb.next_step(desired, founding, members, replaced={lost.member_id})
+    assert step == mb.Add(NAMES[1], URL[NAMES[1]])  # the same name and peer URL, a new id
+
+
+def test_exits_seen_three_times_in_the_window_make_a_crash_loop() -> None:
+    exits = mb.EtcdExits()
+    key = ("c1", "control-plane-1")
+    exits.saw(key, "a", 0.0)
+    exits.saw(key, "a", 1.0)  # the same container seen twice is one exit
+    exits.saw(key, "b", 2.0)
+    assert exits.looping("c1", 3.0) == set()
+    exits.saw(key, "c", 3.0)
+    assert exits.looping("c1", 3.0) == {"control-plane-1"}
+    assert exits.looping("c2", 3.0) == set()
+    assert exits.looping("c1", 601.0) == set()  # the first sighting has aged out
+    assert exits.looping("c1", 10_000.0) == set() and not exits.seen  # all forgotten
+
+
+def lost_of(
+    members: list[etcdctl.Member], looping: set[str], replicas: int = 3
+) -> tuple[str, int] | None:
+    fleet = Fleet()
+    fleet.hypervisors()
+    fleet.run(cmd.CreateCluster(name="c", control_plane_replicas=replicas))
+    cluster = fleet.state.clusters["c"]
+    urls = {
+        f"c-{c.name}": mb.peer_url(c, fleet.state.hypervisors) for c in cluster.control_planes()
+    }
+    listed = [etcdctl.Member(m.member_id, m.name, [urls[m.name]], m.isLearner) for m in members]
+    found = mb.lost_member(cluster, fleet.state.hypervisors, listed, looping)
+    return None if found is None else (found[0].name, found[1].member_id)
+
+
+def test_only_a_looping_member_of_three_with_nothing_pending_is_lost() -> None:
+    names = [f"c-control-plane-{i}" for i in range(3)]
+    three = [etcdctl.Member(i + 1, n) for i, n in enumerate(names)]
+    assert lost_of(three, {"control-plane-1"}) == ("control-plane-1", 2)
+    assert lost_of(three, set()) is None
+    learning = [*three[:2], etcdctl.Member(3, names[2], isLearner=True)]
+    assert lost_of(learning, {"control-plane-1"}) is None  # one at a time
+    assert lost_of(three[:1], {"control-plane-0"}, replicas=1) is None  # no one to rebuild from

@@ -6,7 +6,7 @@ replay never runs this code again. It never changes the state it reads.
 
 One module per kind of thing decided about: hypervisors, clusters,
 kubeconfigs, joins (workers' bootstrap tokens), the VPN, certificates
-(renewal).
+(renewal), etcd (a lost member replaced).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..state import FleetState
 from .certificates import renew_certificates, retire_service_account_key, rotate_ca, set_lifetimes
 from .clusters import MAX_REPLICAS, create_cluster, delete_cluster, scale_cluster
 from .context import Context, DataKeys, Decision, pki_needed
+from .etcd import replace_etcd_member
 from .hypervisors import label_hypervisor, register_hypervisor, remove_hypervisor
 from .joins import create_join_token, remove_node, revoke_join_token
 from .kubeconfigs import MAX_KUBECONFIG_TTL, MIN_KUBECONFIG_TTL, issue_kubeconfig
@@ -47,6 +48,7 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.SetCertificateLifetimes: set_lifetimes,  # type: ignore[dict-item]
     cmd.RotateCA: rotate_ca,  # type: ignore[dict-item]
     cmd.RetireServiceAccountKey: retire_service_account_key,  # type: ignore[dict-item]
+    cmd.ReplaceEtcdMember: replace_etcd_member,  # type: ignore[dict-item]
     cmd.IssueKubeconfig: issue_kubeconfig,  # type: ignore[dict-item]
     cmd.CreateJoinToken: create_join_token,  # type: ignore[dict-item]
     cmd.RevokeJoinToken: revoke_join_token,  # type: ignore[dict-item]
