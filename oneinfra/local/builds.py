@@ -139,7 +139,13 @@ def etcd() -> GoBuild:
         name=f"etcd-{config.ETCD_VERSION}",
         module="go.etcd.io/etcd/v3",
         version=config.ETCD_VERSION,
-        binaries={"go.etcd.io/etcd/server/v3": "etcd", "go.etcd.io/etcd/etcdctl/v3": "etcdctl"},
+        # etcdutl as upstream's image has it: snapshot status and restore
+        # left etcdctl in 3.6.
+        binaries={
+            "go.etcd.io/etcd/server/v3": "etcd",
+            "go.etcd.io/etcd/etcdctl/v3": "etcdctl",
+            "go.etcd.io/etcd/etcdutl/v3": "etcdutl",
+        },
     )
 
 

@@ -81,10 +81,7 @@ def catalogue(sources: Sources) -> list[Image]:
     images.append(
         Image(
             f"registry.k8s.io/etcd:{tag}",
-            {
-                "/usr/local/bin/etcd": sources.etcd["etcd"],
-                "/usr/local/bin/etcdctl": sources.etcd["etcdctl"],
-            },
+            {f"/usr/local/bin/{name}": path for name, path in sorted(sources.etcd.items())},
             ["/usr/local/bin/etcd"],
         )
     )

@@ -20,13 +20,14 @@ from .progress import Reporter
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 NODE = ("kubelet", "kube-proxy", "kubeadm")  # for workers: optional in a given directory
 ETCD = ("etcd", "etcdctl")
+ETCD_OPTIONAL = ("etcdutl",)  # snapshot status and restore (3.6): in upstream's image
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
 
 @dataclass(frozen=True)
 class Sources:
     kubernetes: dict[str, dict[str, Path]]  # version -> binary name -> file
-    etcd: dict[str, Path]  # etcd, etcdctl
+    etcd: dict[str, Path]  # etcd, etcdctl, and etcdutl when there is one
     etcd_version: str  # v3.6.8
     crictl: Path
     pause: Path
@@ -95,7 +96,7 @@ def built(reporter: Reporter) -> Sources:
     etcd = builds.etcd()
     return Sources(
         kubernetes=kubernetes,
-        etcd={name: etcd.binary(name) for name in ETCD},
+        etcd={name: etcd.binary(name) for name in (*ETCD, *ETCD_OPTIONAL)},
         etcd_version=config.ETCD_VERSION,
         crictl=builds.crictl().binary("crictl"),
         pause=builds.pause(),
@@ -170,7 +171,7 @@ def from_directory(directory: Path, reporter: Reporter) -> Sources:
                 n: directory / n for n in (*CONTROL_PLANE, *NODE) if (directory / n).is_file()
             }
         },
-        etcd={n: directory / n for n in ETCD},
+        etcd={n: directory / n for n in (*ETCD, *ETCD_OPTIONAL) if (directory / n).is_file()},
         etcd_version=etcd_version,
         crictl=crictl,
         pause=builds.pause(),

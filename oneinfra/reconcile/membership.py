@@ -137,7 +137,8 @@ def lost_member(
 ) -> tuple[Component, Member] | None:
     """The member to replace, if any: the one of a crash-looping control
     plane (its data lost or corrupted, it exits again and again) while the
-    others answered for the cluster (a member list takes a quorum). One at
+    others answered for the cluster (a member list is linearizable since
+    etcd 3.5: it fails without a quorum). One at
     a time: none while a learner catches up or a replaced member is listed;
     never in a cluster of fewer than three."""
     if len(cluster.control_planes()) < 3 or any(m.isLearner for m in members):
