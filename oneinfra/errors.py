@@ -11,6 +11,7 @@ person can act on:
     │   ├── Unreachable    no answer: retried later, with backoff
     │   ├── NotFound       the sandbox, container or image is gone already
     │   └── Failed         the runtime answered, and refused
+    │       └── DataLost   an etcd member's data directory is gone: not started empty
     ├── KubeError          a managed cluster's API refused what oneinfra applies
     ├── SecretsError       the master key or the key store cannot be used
     ├── UnknownEvent       the log holds an event this code cannot read
@@ -84,6 +85,12 @@ class NotFound(CRIError):
 
 class Failed(CRIError):
     """The runtime answered, and refused."""
+
+
+class DataLost(Failed):
+    """An etcd member that ran before has no data any more: started again,
+    it would crash-loop (others have its log) or, alone, start an empty
+    cluster. It is not started."""
 
 
 class KubeError(OneinfraError):

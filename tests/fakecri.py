@@ -25,6 +25,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 from oneinfra.api.runtime import v1 as cri
+from oneinfra.runtime.realize import HAS_DATA
 
 ROLE_LABEL, WRITER = "oneinfra.io/role", "file-writer"  # how oneinfra labels its file writers
 
@@ -151,6 +152,9 @@ class FakeRuntime:
     hanging: bool = False  # the hypervisor stops answering
     pullable: set[str] | None = None  # None: any image pulls
     writer_exit_code: int = 0  # oneinfra's file writers end at once, with this code
+    # Host directories whose etcd data (member/) is gone: a helper that
+    # looks for it there exits 1.
+    wiped: set[str] = field(default_factory=set)
     exec_result: cri.ExecSyncResponse = field(default_factory=lambda: cri.ExecSyncResponse())
     calls: Counter[str] = field(default_factory=Counter)
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
@@ -325,7 +329,11 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
             raise GRPCError(Status.UNKNOWN, f"container {container.id} is not in created state")
         container.state, container.started_at = cri.ContainerState.CONTAINER_RUNNING, time.time_ns()
         if container.config.labels.get(ROLE_LABEL) == WRITER:
-            self.fake.exit(container.id, self.fake.writer_exit_code)  # a writer runs to its end
+            looks = container.config.command[-1:] == [HAS_DATA] and any(
+                m.host_path in self.fake.wiped for m in container.config.mounts
+            )
+            code = 1 if looks else self.fake.writer_exit_code
+            self.fake.exit(container.id, code)  # a writer runs to its end
         elif container.config.command[:1] == ["etcd"]:
             code = self.fake.etcd.started(list(container.config.command))
             if code:

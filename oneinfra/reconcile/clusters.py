@@ -163,10 +163,14 @@ class ClusterLoop:
         component, member = lost
         where = {"cluster": cluster.name, "component": component.name,
                  "hypervisor": component.hypervisor}  # fmt: skip
-        reason = (
-            f"its etcd exited {mb.EXITS_TO_REPLACE} times within {mb.EXIT_WINDOW:g} s while "
-            f"{len(members) - 1} other members kept quorum: its data is lost or corrupted"
-        )
+        others = f"{len(members) - 1} other members kept quorum"
+        if (cluster.cluster_id, component.name) in self.memberships.exits.lost:
+            reason = f"its data directory has no member/ any more while {others}: its data is lost"
+        else:
+            reason = (
+                f"its etcd exited {mb.EXITS_TO_REPLACE} times within {mb.EXIT_WINDOW:g} s while "
+                f"{others}: its data is lost or corrupted"
+            )
         try:
             await self.fleet.execute(cmd.ReplaceEtcdMember(
                 cluster=cluster.name, component=component.name,

@@ -19,7 +19,7 @@ import msgspec
 
 from .. import render as bp
 from ..api.pb.runtime.v1 import api_pb2 as pb
-from ..errors import CRIError, NotFound, Unreachable
+from ..errors import CRIError, DataLost, NotFound, Unreachable
 from ..render.labels import LABEL_ROLE, stop_grace
 from ..runtime import realize
 from ..runtime.cri import HypervisorClient
@@ -41,6 +41,7 @@ class PassResult:
     failures: dict[Key, str] = field(default_factory=dict)  # what could not be done, why
     touched: set[Key] = field(default_factory=set)  # the pods acted upon
     held: set[Key] = field(default_factory=set)  # changes waiting for their turn (rollout.py)
+    lost: set[Key] = field(default_factory=set)  # pods whose etcd's data is gone (DataLost)
 
 
 async def observe(
@@ -136,6 +137,19 @@ async def reload_container(client: HypervisorClient, action: pl.ReloadContainer)
     await realize.start_container(client, action.sandbox_id, action.pod, action.container)
 
 
+async def refuse_an_empty_start(client: HypervisorClient, action: pl.RestartContainer) -> None:
+    """An etcd that ran and exited starts again only on its data: on an
+    empty directory it would crash-loop beside members that have its log,
+    or, alone, start an empty cluster in place of the lost one."""
+    if not await realize.etcd_data_present(client, action.sandbox_id, action.pod):
+        raise DataLost(
+            client.endpoint,
+            "etcd ran here and its data directory has no member/ any more: its data is lost. "
+            "It is not started empty; a member of three or more is replaced by the daemon, "
+            "a cluster of fewer is restored from a backup",
+        )
+
+
 async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str]) -> None:
     match action:
         case pl.RemovePod():
@@ -147,6 +161,8 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
         case pl.ReloadContainer():
             await reload_container(client, action)
         case pl.RestartContainer():
+            if action.container == "etcd" and action.after_exit:
+                await refuse_an_empty_start(client, action)
             if action.write_files:
                 await realize.write_files(client, action.sandbox_id, action.pod)
             spec = action.pod.container(action.container)
@@ -247,6 +263,7 @@ async def reconcile(
         return PassResult(actions, before, held=held)
     labels = {pod.sandbox_id: pod.labels for pod in before}
     failures: dict[Key, str] = {}
+    lost: set[Key] = set()
     limiter = anyio.CapacityLimiter(concurrency)
 
     async def work(key: Key, group: list[pl.Action]) -> None:
@@ -269,6 +286,10 @@ async def reconcile(
                         )
                 except Unreachable:
                     raise
+                except DataLost as error:
+                    failures[key] = str(error)
+                    lost.add(key)
+                    return
                 except (CRIError, TimeoutError, ValueError) as error:
                     failures[key] = str(error) or type(error).__name__
                     return
@@ -280,4 +301,4 @@ async def reconcile(
                 tasks.start_soon(work, key, group)
     except BaseExceptionGroup as error:
         raise realize.first_error(error) from None
-    return PassResult(actions, before, failures, set(groups), held)
+    return PassResult(actions, before, failures, set(groups), held, lost)

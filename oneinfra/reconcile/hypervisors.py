@@ -40,6 +40,10 @@ class HypervisorLoop:
         self.pods = PodCache()
         # By hypervisor: the files each container was reloaded with, by id.
         self.reloaded: dict[str, Reloaded] = {}
+        # By hypervisor: what could not be done to each pod in its last
+        # pass, said again only when it changes (a pod that cannot start
+        # is retried with backoff, for as long as it takes).
+        self.said: dict[str, dict[Key, str]] = {}
 
     async def run(self, name: str, wakeup: Wakeup) -> None:
         """Passes over the hypervisor for as long as it is in the fleet."""
@@ -55,6 +59,7 @@ class HypervisorLoop:
             self.connections.close(name)
             self.board.forget_hypervisor(name)
             self.reloaded.pop(name, None)
+            self.said.pop(name, None)
 
     async def reconcile(self, name: str, client: HypervisorClient) -> Result:
         """One pass, and when the next should come."""
@@ -90,6 +95,8 @@ class HypervisorLoop:
             return BackOff()
         self.say_what_was_done(name, result)
         self.note_etcd_exits(result.observed)
+        for key in result.lost:
+            self.memberships.exits.data_lost(key, time.monotonic())
         self.board.hypervisor_observed(name, result.observed, position)
         self.board.components_observed(name, desired, result.failures, api_ready)
         if came_back:  # every cluster it holds may have news
@@ -109,13 +116,15 @@ class HypervisorLoop:
     def say_what_was_done(self, name: str, result: PassResult) -> None:
         """A log line for each pod acted upon: what was done, or why not,
         with the cluster, hypervisor and component as fields."""
+        said, self.said[name] = self.said.get(name, {}), dict(result.failures)
         if not result.actions:
             return
         names = {c.cluster_id: c.name for c in self.fleet.state.clusters.values()}
         for key, actions in group_by_pod(result.actions, result.observed).items():
             where = {"cluster": names.get(key[0], key[0]), "hypervisor": name, "component": key[1]}
             if key in result.failures:
-                log.warning("%s: %s", key[1], result.failures[key], extra=where)
+                if said.get(key) != result.failures[key]:
+                    log.warning("%s: %s", key[1], result.failures[key], extra=where)
                 continue
             for action in actions:
                 log.info("%s: %s", key[1], describe(action), extra=where)

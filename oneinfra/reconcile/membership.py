@@ -161,9 +161,14 @@ class EtcdExits:
     tells a member that crash-loops from one stopped once."""
 
     seen: dict[Key, dict[str, float]] = field(default_factory=dict)
+    lost: dict[Key, float] = field(default_factory=dict)  # data found gone, when last
 
     def saw(self, key: Key, container_id: str, now: float) -> None:
         self.seen.setdefault(key, {}).setdefault(container_id, now)
+
+    def data_lost(self, key: Key, now: float) -> None:
+        """Its data directory was found gone (it was not started again)."""
+        self.lost[key] = now
 
     def looping(self, cluster_id: str, now: float) -> set[str]:
         """The cluster's components whose etcd exited EXITS_TO_REPLACE times
@@ -177,12 +182,18 @@ class EtcdExits:
                 del self.seen[key]
             if len(recent) >= EXITS_TO_REPLACE:
                 found.add(key[1])
+        for key, when in list(self.lost.items()):
+            if key[0] == cluster_id and now - when <= EXIT_WINDOW:
+                found.add(key[1])
+            elif now - when > EXIT_WINDOW:
+                del self.lost[key]
         return found
 
     def forget(self, cluster_id: str, component: str | None = None) -> None:
-        for key in [k for k in self.seen if k[0] == cluster_id]:
-            if component is None or key[1] == component:
-                del self.seen[key]
+        for found in (self.seen, self.lost):
+            for key in [k for k in found if k[0] == cluster_id]:
+                if component is None or key[1] == component:
+                    del found[key]
 
 
 # -- what the cluster workers learned, for the hypervisor workers -------------------

@@ -62,6 +62,7 @@ class RestartContainer(msgspec.Struct, frozen=True, tag=True):
     pod: bp.PodSpec
     container: str
     write_files: bool = False  # its files changed since it was started
+    after_exit: bool = False  # every container it had in the role exited: a crash
 
 
 class ReloadContainer(msgspec.Struct, frozen=True, tag=True):
@@ -123,8 +124,9 @@ def container_actions(current: ObservedPod, pod: bp.PodSpec, api_ready: bool) ->
         else:
             # Rewrite the files unless the newest one ran with these very files.
             write = not mine or mine[-1].files_hash != files
+            exited = bool(mine) and not any(c.running for c in mine)
             actions.append(
-                RestartContainer(current.sandbox_id, [c.id for c in mine], pod, role, write)
+                RestartContainer(current.sandbox_id, [c.id for c in mine], pod, role, write, exited)
             )
     return actions
 

@@ -82,11 +82,27 @@ async def run_script(
     """Run a shell script to completion in a short-lived container of a
     sandbox, with a host directory at /target; the container is removed
     after. Raises Failed unless the script exits 0."""
+    code = await script_exit(client, sandbox, sandbox_config, labels, host_directory, script)
+    if code != 0:
+        raise Failed(client.endpoint, f"{what} exited {code}")
+
+
+async def script_exit(
+    client: HypervisorClient,
+    sandbox: str,
+    sandbox_config: cri.PodSandboxConfig,
+    labels: dict[str, str],
+    host_directory: str,
+    script: str,
+    readonly: bool = False,
+) -> int:
+    """The exit code of a shell script run to completion in a short-lived
+    container of the sandbox, a host directory at /target."""
     helper = bp.ContainerSpec(
         name="writer",
         image=WRITER_IMAGE,
         command=["sh", "-c", script],
-        mounts=[bp.Mount("/target", host_directory, readonly=False)],
+        mounts=[bp.Mount("/target", host_directory, readonly=readonly)],
     )
     labels = {**labels, LABEL_ROLE: WRITER_ROLE}
     # A fresh attempt number: a writer left by a crash keeps its name reserved.
@@ -100,8 +116,7 @@ async def run_script(
                 if status.state == cri.ContainerState.CONTAINER_EXITED:
                     break
                 await anyio.sleep(POLL)
-        if status.exit_code != 0:
-            raise Failed(client.endpoint, f"{what} exited {status.exit_code}")
+        return int(status.exit_code)
     finally:
         await client.remove_container(container)
 
@@ -139,6 +154,23 @@ async def write_files(client: HypervisorClient, sandbox: str, pod: bp.PodSpec) -
         writer_script(pod.files),
         f"writing the files of {pod.name}",
     )
+
+
+ETCD_DATA = "/var/lib/etcd"
+HAS_DATA = "test -d /target/member"  # etcd's member/ (its WAL and snapshots): there once started
+
+
+async def etcd_data_present(client: HypervisorClient, sandbox: str, pod: bp.PodSpec) -> bool:
+    """Whether the pod's etcd member still has its data directory's member/."""
+    spec = pod.container("etcd")
+    data = next((m.host_path for m in spec.mounts if m.container_path == ETCD_DATA), None)
+    if data is None:
+        return True  # no data directory of its own: nothing to lose
+    await ensure_image(client, WRITER_IMAGE)
+    code = await script_exit(
+        client, sandbox, pod_sandbox_config(pod), pod.labels, data, HAS_DATA, readonly=True
+    )
+    return code == 0
 
 
 def removal_script(relative: str) -> str:

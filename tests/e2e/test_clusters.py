@@ -400,6 +400,30 @@ def test_a_member_whose_data_is_wiped_is_replaced_with_no_write_failing(
     assert code == 0 and b"etcdutl version: 3.6" in said, said
 
 
+def test_a_lone_member_whose_data_is_wiped_is_not_started_empty(
+    fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Alone, etcd on an empty directory would make a new, empty cluster in
+    place of the lost one, and the API would serve it: it is not started,
+    and the cluster's status says its data is lost."""
+    daemon, hypervisors = fleet
+    cluster = create(daemon, "lone")
+    ((hv, victim),) = running(containers_of(hypervisors, cluster["clusterId"], "etcd"))
+    pods = on_hypervisors(hypervisors, {bp.LABEL_CLUSTER_ID: cluster["clusterId"],
+                                        bp.LABEL_COMPONENT: "control-plane-0"})[hv][0]  # fmt: skip
+    directory = Path(pods[0].labels[bp.LABEL_DIRECTORY])
+    shutil.rmtree(directory / "etcd" / "member")
+    stop_container(hypervisors, hv, victim.id)
+    eventually(
+        lambda: "its data is lost" in daemon.cli("cluster", "show", "lone", "-o", "json").stdout,
+        "the loss said in the cluster's status",
+    )
+    time.sleep(3)  # passes go on
+    assert running(containers_of(hypervisors, cluster["clusterId"], "etcd")) == []
+    assert not (directory / "etcd" / "member").exists()  # nothing started there
+    assert "EtcdMemberReplaced" not in daemon.cli("history", "--cluster", "lone").stdout
+
+
 def test_scaling_a_live_cluster_1_3_1_keeps_its_data(
     fleet: tuple[Daemon, list[dict[str, Any]]], tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ deletion, scaling with etcd membership, a dead hypervisor, and status."""
 from __future__ import annotations
 
 import itertools
+import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -451,3 +452,71 @@ async def test_a_lone_member_is_never_replaced(world: World) -> None:
         await world.service.execute(cmd.ReplaceEtcdMember(
             cluster="a", component="control-plane-0", member_id=0x1000, reason="lost",
         ))  # fmt: skip
+
+
+def etcd_data(world: World, cluster: str, component: str) -> tuple[FakeRuntime, str]:
+    """The fake hypervisor of the component, and its etcd's data directory."""
+    found = world.service.state.clusters[cluster].components[component]
+    fake = world.fakes[found.hypervisor]
+    etcd = next(c for c in fake.containers.values() if is_etcd_of(c, component))
+    path = next(m.host_path for m in etcd.config.mounts if m.container_path == "/var/lib/etcd")
+    return fake, path
+
+
+async def test_a_wiped_member_of_three_is_replaced_without_starting_it_empty(world: World) -> None:
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=3))
+    await make_ready(world, "a")
+    victim = "control-plane-2"
+    fake, path = etcd_data(world, "a", victim)
+    fake.wiped.add(path)
+    etcd = next(c for c in fake.containers.values() if is_etcd_of(c, victim))
+    fake.exit(etcd.id, 137)
+    await eventually(
+        lambda: world.service.state.clusters["a"].components[victim].etcd_generation == 1,
+        "the member replaced",
+    )
+    members = world.etcd.clusters[world.service.state.clusters["a"].cluster_id]
+    await eventually(
+        lambda: converged(world, "a") and len(members) == 3 and not any(m.learner for m in members),
+        "three voting members again",
+    )
+    replaced = [
+        e async for _, e in world.service.history(cluster="a")
+        if isinstance(e, ev.EtcdMemberReplaced)
+    ]  # fmt: skip
+    assert "has no member/ any more" in replaced[0].reason
+    # Never started again on the wiped directory: found gone, it waited.
+    starts = [c for c in fake.containers.values() if is_etcd_of(c, victim)
+              and any(m.host_path == path for m in c.config.mounts)]  # fmt: skip
+    assert [c.id for c in starts] == [etcd.id] or not starts
+
+
+async def test_a_wiped_lone_member_is_not_started_empty_and_says_so(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alone, started on an empty directory, etcd would make a new, empty
+    cluster in place of the lost one: it is not started, and its status says why."""
+    caplog.set_level(logging.INFO, logger="oneinfra.reconciler")
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    await make_ready(world, "a")
+    fake, path = etcd_data(world, "a", "control-plane-0")
+    fake.wiped.add(path)
+    etcd = next(c for c in fake.containers.values() if is_etcd_of(c, "control-plane-0"))
+    fake.exit(etcd.id, 137)
+    cluster = world.service.state.clusters["a"]
+    board = world.controller.board
+
+    def said() -> str:
+        status = board.clusters.get(cluster.cluster_id)
+        component = status.components.get("control-plane-0") if status else None
+        return component.reason if component else ""
+
+    await eventually(lambda: "its data is lost" in said(), "the data loss said")
+    assert "restored from a backup" in said()
+    await anyio.sleep(0.5)  # passes go on: still not started
+    running = [c for c in fake.containers.values() if is_etcd_of(c, "control-plane-0")
+               and c.state == cri.ContainerState.CONTAINER_RUNNING]  # fmt: skip
+    assert running == []
+    assert world.service.state.clusters["a"].components["control-plane-0"].etcd_generation == 0
+    # Tried again pass after pass, said once.
+    assert sum("its data is lost" in r.getMessage() for r in caplog.records) == 1

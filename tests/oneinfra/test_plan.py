@@ -149,7 +149,7 @@ def test_an_exited_container_is_restarted_in_place() -> None:
         [pl.ObservedContainer(etcd.id, "etcd", False, etcd.files_hash), observed.containers[1]],
     )  # fmt: skip
     assert pl.plan([pod], [crashed]) == [
-        pl.RestartContainer(observed.sandbox_id, [etcd.id], pod, "etcd")
+        pl.RestartContainer(observed.sandbox_id, [etcd.id], pod, "etcd", after_exit=True)
     ]
 
 
@@ -227,7 +227,7 @@ def test_changed_files_are_reloaded_where_the_blueprint_says_how() -> None:
     exited = msgspec.structs.replace(stale, running=False)
     gone = msgspec.structs.replace(observed, containers=[exited])
     assert pl.plan([reloading], [gone]) == [
-        pl.RestartContainer(observed.sandbox_id, [current.id], reloading, "haproxy", True)
+        pl.RestartContainer(observed.sandbox_id, [current.id], reloading, "haproxy", True, True)
     ]
 
 
