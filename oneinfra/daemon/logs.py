@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import msgspec
 
 FORMATS = ("text", "json")
-FIELDS = ("cluster", "hypervisor", "component", "action")  # the fields a line may carry
+FIELDS = ("cluster", "hypervisor", "component")  # the fields a line may carry
 PREFIX = "oneinfra daemon: "
 # Libraries that say every request at INFO (the probes of every cluster,
 # several a second): their warnings only.

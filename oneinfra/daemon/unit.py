@@ -75,7 +75,15 @@ def daemon_options(args: argparse.Namespace) -> list[str]:
     return extra[1:] if extra[:1] == ["--"] else extra
 
 
+PATH_MAX = 4096  # Linux's, for a path systemd is to read
+
+
 def run_service(args: argparse.Namespace) -> int:
+    if not args.state_dir.startswith("/") or len(args.state_dir) > PATH_MAX:
+        shown = args.state_dir[:60] + ("..." if len(args.state_dir) > 60 else "")
+        why = f"is not an absolute path of at most {PATH_MAX} characters (systemd runs it from /)"
+        print(f"oneinfra: --state-dir {shown!r} {why}", file=sys.stderr)
+        return 2
     unit = render_unit(executable(), args.state_dir, daemon_options(args))
     if args.action == "unit":
         sys.stdout.write(unit)

@@ -20,6 +20,7 @@ import msgspec
 from .. import render as bp
 from ..api.pb.runtime.v1 import api_pb2 as pb
 from ..errors import CRIError, DataLost, NotFound, Unreachable
+from ..render.etcd import starts_new
 from ..render.labels import LABEL_ROLE, stop_grace
 from ..runtime import realize
 from ..runtime.cri import HypervisorClient
@@ -137,13 +138,6 @@ async def reload_container(client: HypervisorClient, action: pl.ReloadContainer)
     await realize.start_container(client, action.sandbox_id, action.pod, action.container)
 
 
-def founding_start(pod: bp.PodSpec) -> bool:
-    """Whether its etcd starts as a founding member ('new'): on an empty
-    directory that one bootstraps anew. A member added later ('existing')
-    may exit before it has written anything, and starts again empty."""
-    return "--initial-cluster-state=new" in pod.container("etcd").startup_args
-
-
 async def refuse_an_empty_start(client: HypervisorClient, action: pl.RestartContainer) -> None:
     """An etcd that ran and exited starts again only on its data: on an
     empty directory it would crash-loop beside members that have its log,
@@ -168,7 +162,11 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
         case pl.ReloadContainer():
             await reload_container(client, action)
         case pl.RestartContainer():
-            if action.container == "etcd" and action.after_exit and founding_start(action.pod):
+            if (
+                action.container == "etcd"
+                and action.after_exit
+                and starts_new(action.pod.container("etcd"))
+            ):
                 await refuse_an_empty_start(client, action)
             if action.write_files:
                 await realize.write_files(client, action.sandbox_id, action.pod)

@@ -119,7 +119,13 @@ class HypervisorLoop:
         said, self.said[name] = self.said.get(name, {}), dict(result.failures)
         if not result.actions:
             return
-        names = {c.cluster_id: c.name for c in self.fleet.state.clusters.values()}
+        # Cluster names from the pods' own labels: what the hypervisor holds,
+        # not the fleet, and a deleted cluster's pods still named.
+        labelled = [p.labels for p in result.observed] + [
+            a.pod.labels for a in result.actions if isinstance(a, pl.CreatePod)
+        ]
+        names = {labels[bp.LABEL_CLUSTER_ID]: labels[bp.LABEL_CLUSTER] for labels in labelled
+                 if bp.LABEL_CLUSTER_ID in labels and bp.LABEL_CLUSTER in labels}  # fmt: skip
         for key, actions in group_by_pod(result.actions, result.observed).items():
             where = {"cluster": names.get(key[0], key[0]), "hypervisor": name, "component": key[1]}
             if key in result.failures:

@@ -66,8 +66,8 @@ def control_plane_key(
     phase), how its etcd member joins."""
     members = None if joining is None else (tuple(sorted(joining.members.items())), joining.state)
     return (cluster.cluster_id, component.name, component.placed_at, component.etcd_generation,
-            cluster.created_at,
-            cluster.apiserver_at, cluster.certificates_at, cluster.rotation, members)  # fmt: skip
+            cluster.created_at, cluster.apiserver_at, cluster.certificates_at, cluster.rotation,
+            members)  # fmt: skip
 
 
 class PodCache:

@@ -8,6 +8,12 @@ from typing import Literal
 
 from .pods import PKI, ContainerSpec, Mount, host_url
 
+DATA_DIR = "/var/lib/etcd"  # in the container: the member's data
+
+
+def state_flag(state: Literal["new", "existing"]) -> str:
+    return f"--initial-cluster-state={state}"
+
 
 @dataclass(frozen=True)
 class EtcdMembership:
@@ -21,8 +27,16 @@ class EtcdMembership:
     def startup_args(self) -> list[str]:
         return [
             "--initial-cluster=" + ",".join(f"{n}={u}" for n, u in sorted(self.members.items())),
-            f"--initial-cluster-state={self.state}",
+            state_flag(self.state),
         ]
+
+
+def starts_new(container: ContainerSpec) -> bool:
+    """Whether this etcd starts as a founding member ('new'): on an empty
+    data directory it bootstraps a cluster anew. One added later
+    ('existing') may exit before it has written anything, and starts again
+    empty."""
+    return state_flag("new") in container.startup_args
 
 
 def data_directory(generation: int) -> str:
@@ -49,7 +63,7 @@ def etcd_container(
         command=[
             "etcd",
             f"--name={member}",
-            "--data-dir=/var/lib/etcd",
+            f"--data-dir={DATA_DIR}",
             f"--listen-client-urls=https://127.0.0.1:{ports['etcd-client']},{client_url}",
             f"--advertise-client-urls={client_url}",
             f"--listen-peer-urls={peer_url}",
@@ -68,7 +82,7 @@ def etcd_container(
         # must not restart etcd.
         mounts=[
             Mount(f"{PKI}/etcd", f"{directory}/pki/etcd"),
-            Mount("/var/lib/etcd", f"{directory}/{data_directory(generation)}", readonly=False),
+            Mount(DATA_DIR, f"{directory}/{data_directory(generation)}", readonly=False),
         ],
         startup_args=membership.startup_args() if membership else [],
     )

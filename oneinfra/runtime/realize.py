@@ -21,6 +21,7 @@ import anyio
 
 from .. import render as bp
 from ..api.runtime import v1 as cri
+from ..render import etcd
 from ..render.labels import LABEL_LIVE_HASH, LABEL_ROLE, LABEL_STOP_GRACE, WRITER_ROLE
 from .cri import Failed, HypervisorClient
 
@@ -156,14 +157,13 @@ async def write_files(client: HypervisorClient, sandbox: str, pod: bp.PodSpec) -
     )
 
 
-ETCD_DATA = "/var/lib/etcd"
 HAS_DATA = "test -d /target/member"  # etcd's member/ (its WAL and snapshots): there once started
 
 
 async def etcd_data_present(client: HypervisorClient, sandbox: str, pod: bp.PodSpec) -> bool:
     """Whether the pod's etcd member still has its data directory's member/."""
     spec = pod.container("etcd")
-    data = next((m.host_path for m in spec.mounts if m.container_path == ETCD_DATA), None)
+    data = next((m.host_path for m in spec.mounts if m.container_path == etcd.DATA_DIR), None)
     if data is None:
         return True  # no data directory of its own: nothing to lose
     await ensure_image(client, WRITER_IMAGE)

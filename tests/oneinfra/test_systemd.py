@@ -130,3 +130,18 @@ def test_the_daemon_says_ready_pings_its_watchdog_and_says_stopping(tmp_path: Pa
         assert daemon.stop() == 0
         last = received(listener, time.monotonic() + 0.3)
         assert last[-1] == "STOPPING=1\nSTATUS=stopping on SIGTERM", last
+
+
+@pytest.mark.parametrize("state_dir", ["relative/dir", "", "/" + "x" * 5000])
+def test_a_state_directory_systemd_cannot_use_is_refused_in_one_line(
+    tmp_path: Path, state_dir: str
+) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "oneinfra", "service", "install", "--unit-dir", str(tmp_path),
+         "--state-dir", state_dir],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "is not an absolute path" in refused.stderr
+    assert len(refused.stderr) < 200
+    assert not (tmp_path / unit.UNIT_NAME).exists()  # nothing written
