@@ -52,6 +52,15 @@ class DomainError(OneinfraError):
     """
 
 
+class BackupInvalid(DomainError):
+    """A backup's file is not whole, not ours, or not this cluster's: it is
+    used for nothing."""
+
+
+class BackupFailed(OneinfraError):
+    """A backup could not be taken; the message says at which step."""
+
+
 class ServiceError(OneinfraError):
     """The daemon could not take a command."""
 

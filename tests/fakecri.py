@@ -10,10 +10,12 @@ calls filter by labels.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -116,6 +118,8 @@ class FakeEtcd:
     def etcdctl(self, etcd_command: list[str], argv: list[str]) -> tuple[int, bytes]:
         flags = dict(a.split("=", 1) for a in etcd_command if a.startswith("--") and "=" in a)
         members = self.clusters.get(flags["--initial-cluster-token"], [])
+        if "endpoint" in argv:  # a restored cluster's, bumped
+            return 0, json.dumps([{"Status": {"header": {"revision": 2 * 10**9}}}]).encode()
         verb, rest = argv[argv.index("member") + 1], argv[argv.index("member") + 2 :]
         if verb == "add":
             _name, url = rest[0], next(a.split("=", 1)[1] for a in rest if a.startswith("--peer"))
@@ -156,6 +160,11 @@ class FakeRuntime:
     # looks for it there exits 1.
     wiped: set[str] = field(default_factory=set)
     exec_result: cri.ExecSyncResponse = field(default_factory=lambda: cri.ExecSyncResponse())
+    # Files on the hypervisor, by host path, as etcdctl's snapshots write them
+    # and a backup's reader reads them (its dd, sha256sum, stat, rm).
+    files: dict[str, bytes] = field(default_factory=dict)
+    snapshot: bytes = b"bbolt " * 1000  # what `etcdctl snapshot save` writes
+    snapshot_error: str = ""  # set: `etcdctl snapshot save` fails with it
     calls: Counter[str] = field(default_factory=Counter)
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
     containers: dict[str, Container] = field(default_factory=dict)
@@ -408,12 +417,61 @@ class FakeRuntimeService(cri.RuntimeServiceBase):
         container = self.container(message.container_id)
         if container.state != cri.ContainerState.CONTAINER_RUNNING:
             raise GRPCError(Status.UNKNOWN, "container is not running")
+        files = FakeFiles(self.fake, container.config)
+        if "snapshot" in message.cmd and container.config.command[:1] == ["etcd"]:
+            return files.snapshot(list(message.cmd))
+        if message.cmd[:1] in (["sha256sum"], ["stat"], ["dd"], ["rm"]):
+            return files.run(list(message.cmd))
         if message.cmd[:1] == ["etcdctl"] and container.config.command[:1] == ["etcd"]:
             code, output = self.fake.etcd.etcdctl(list(container.config.command), message.cmd)
             if code:
                 return cri.ExecSyncResponse(stderr=output, exit_code=code)
             return cri.ExecSyncResponse(stdout=output)
         return self.fake.exec_result
+
+
+@dataclass
+class FakeFiles:
+    """A container's view of the hypervisor's files, through its mounts."""
+
+    fake: FakeRuntime
+    config: cri.ContainerConfig
+
+    def host(self, path: str) -> str:
+        for mount in self.config.mounts:
+            if path.startswith(mount.container_path + "/"):
+                return mount.host_path + path[len(mount.container_path) :]
+        return f"/container{path}"
+
+    def snapshot(self, argv: list[str]) -> cri.ExecSyncResponse:
+        if argv[0] == "etcdctl":
+            if self.fake.snapshot_error:
+                return cri.ExecSyncResponse(stderr=self.fake.snapshot_error.encode(), exit_code=1)
+            self.fake.files[self.host(argv[-1])] = self.fake.snapshot
+            return cri.ExecSyncResponse(stdout=b"Snapshot saved")
+        data = self.fake.files.get(self.host(argv[3]))
+        if data is None:
+            return cri.ExecSyncResponse(stderr=b"no such file", exit_code=1)
+        status = {"hash": zlib.crc32(data), "revision": 42, "totalKey": 7, "totalSize": len(data)}
+        return cri.ExecSyncResponse(stdout=json.dumps(status).encode())
+
+    def run(self, argv: list[str]) -> cri.ExecSyncResponse:
+        arguments = dict(a.split("=", 1) for a in argv[1:] if "=" in a)
+        path = self.host(arguments.get("if", argv[-1]))
+        if argv[0] == "rm":
+            self.fake.files.pop(path, None)
+            return cri.ExecSyncResponse()
+        data = self.fake.files.get(path)
+        if data is None:
+            return cri.ExecSyncResponse(stderr=b"no such file", exit_code=1)
+        if argv[0] == "sha256sum":
+            out = f"{hashlib.sha256(data).hexdigest()}  {argv[-1]}\n".encode()
+        elif argv[0] == "stat":
+            out = f"{len(data)}\n".encode()
+        else:
+            size, skip = int(arguments["bs"]), int(arguments.get("skip", "0"))
+            out = data[skip * size : (skip + 1) * size]
+        return cri.ExecSyncResponse(stdout=out)
 
 
 class FakeImageService(cri.ImageServiceBase):

@@ -84,6 +84,13 @@ def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> No
         print(f"status:        {c.status.phase}: {c.status.reason}")
     if c.HasField("ca_rotation"):
         print(f"ca rotation:   {rotation_state(c.ca_rotation)}")
+    if c.last_backup_at or c.backup_every_seconds:
+        scheduled = f"; every {c.backup_every_seconds} s" if c.backup_every_seconds else ""
+        print(f"last backup:   {c.last_backup_at or 'none yet'}{scheduled}")
+    if c.backup_failure:
+        print(f"backup failed: {c.backup_failure}")
+    if c.restoring_backup:
+        print(f"restoring:     etcd from backup {c.restoring_backup}")
     print()
     table(
         ["COMPONENT", "ROLE", "HYPERVISOR", "PORTS", "PHASE", "REASON"],
@@ -201,6 +208,7 @@ async def cluster_create(stub: FleetStub, args: argparse.Namespace) -> None:
             vpn_cidr=args.vpn_cidr,
             certificate_lifetime_seconds=args.certificate_lifetime,
             ca_lifetime_seconds=args.ca_lifetime,
+            from_backup=args.from_backup,
         )
     )
     if args.wait:
@@ -272,6 +280,62 @@ async def cluster_rotate_ca(stub: FleetStub, args: argparse.Namespace) -> None:
         return
     request = api.RotateCARequest(name=args.name, phase=args.phase)
     show_clusters([await stub.RotateCA(request)], args.output, single=True)
+
+
+def show_backups(backups: Sequence[api.Backup]) -> None:
+    table(
+        ["ID", "TAKEN", "MEMBER", "REVISION", "KEYS", "SIZE"],
+        [[b.id, b.taken_at, b.member, b.revision, b.keys, b.size] for b in backups],
+    )
+
+
+@handles("cluster", "backup")
+async def cluster_backup(stub: FleetStub, args: argparse.Namespace) -> None:
+    backup = await stub.BackupCluster(api.NameRequest(name=args.name))
+    if args.output != "table":
+        emit(as_data(backup), args.output)
+        return
+    show_backups([backup])
+
+
+@handles("cluster", "backups")
+async def cluster_backups(stub: FleetStub, args: argparse.Namespace) -> None:
+    listed = await stub.ListBackups(api.NameRequest(name=args.name))
+    if args.output != "table":
+        emit(as_data(listed), args.output)
+        return
+    if listed.every_seconds:
+        print(f"scheduled every {listed.every_seconds} s, the newest {listed.keep} kept")
+    if listed.failure:
+        print(f"failing since the last good backup ({listed.failures} times, the latest at "
+              f"{listed.failed_at}): {listed.failure}")  # fmt: skip
+    if listed.every_seconds or listed.failure:
+        print()
+    show_backups(listed.backups)
+
+
+@handles("cluster", "restore")
+async def cluster_restore(stub: FleetStub, args: argparse.Namespace) -> None:
+    reply = await stub.RestoreCluster(
+        api.RestoreClusterRequest(name=args.name, backup_id=args.backup)
+    )
+    if args.wait:
+        reply = await wait_ready(stub, args.name, args.timeout)
+    show_clusters([reply], args.output, single=True)
+
+
+@handles("cluster", "schedule-backups")
+async def cluster_schedule_backups(stub: FleetStub, args: argparse.Namespace) -> None:
+    every = 0 if args.off else args.every
+    reply = await stub.ScheduleBackups(
+        api.ScheduleBackupsRequest(name=args.name, every_seconds=every, keep=args.keep)
+    )
+    if args.output != "table":
+        emit(as_data(reply), args.output)
+    elif every:
+        print(f"cluster {reply.name}: backed up every {every} s, the newest {args.keep} kept")
+    else:
+        print(f"cluster {reply.name}: no scheduled backups")
 
 
 @handles("cluster", "delete")

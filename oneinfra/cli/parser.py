@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         ":PORT is loopback's)",
     )  # fmt: skip
     daemon.add_argument(
+        "--backup-dir", metavar="DIR",
+        help="where clusters' backups are kept, sealed (default: backups in the state directory)",
+    )  # fmt: skip
+    daemon.add_argument(
         "--log-format", choices=("text", "json"), default="text",
         help="text (readable, the default) or json: one object a line, with the cluster's "
         "and hypervisor's names as fields",
@@ -278,6 +282,10 @@ def clusters(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--ca-lifetime", type=duration, metavar="DURATION", help="its CAs' (default 3650d)"
     )
+    create.add_argument(
+        "--from-backup", metavar="CLUSTER/BACKUP", default="",
+        help="a clone: its etcd restored from that cluster's backup, with a PKI of its own",
+    )  # fmt: skip
     waits(create, "ready")
     cl.add("list", "every cluster, and whether it is ready")
     named(cl.add("show", "one cluster: its components, where they run, their phases"), "cluster")
@@ -326,6 +334,22 @@ def clusters(parser: argparse.ArgumentParser) -> None:
         help="prepare: new CAs trusted beside the old, every certificate from the new; "
         "complete: the old ones dropped; status: where the rotation is",
     )  # fmt: skip
+    named(cl.add("backup", "take a backup of its etcd now, sealed with the cluster's key"),
+          "cluster")  # fmt: skip
+    named(cl.add("backups", "its backups, oldest first, and their schedule"), "cluster")
+    restore = cl.add("restore", "rebuild its etcd from a backup: every member, the same PKI")
+    named(restore, "cluster")
+    restore.add_argument("--backup", required=True, metavar="ID",
+                         help="the backup's id ('oneinfra cluster backups NAME')")  # fmt: skip
+    waits(restore, "ready on the restored data")
+    schedule = cl.add("schedule-backups", "back it up every so often, keeping the newest")
+    named(schedule, "cluster")
+    when = schedule.add_mutually_exclusive_group(required=True)
+    when.add_argument("--every", type=duration, metavar="DURATION",
+                      help="between backups: 1h, 30m, 1d (at least 1m)")  # fmt: skip
+    when.add_argument("--off", action="store_true", help="no scheduled backups (those taken stay)")
+    schedule.add_argument("--keep", type=count, default=24, metavar="N",
+                          help="backups kept, the older pruned (default 24)")  # fmt: skip
     delete = cl.add("delete", "delete a cluster and its keys (its history stays)")
     named(delete, "cluster")
     waits(delete, "gone from every hypervisor")

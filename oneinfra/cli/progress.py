@@ -66,7 +66,7 @@ class Display:
 
 
 def ready(cluster: api.Cluster, replicas: int | None) -> bool:
-    if not cluster.status.ready:
+    if not cluster.status.ready or cluster.restoring_backup:  # a restore: once it is complete
         return False
     planes = [c for c in cluster.components if c.role == CONTROL_PLANE]
     return replicas is None or len(planes) == replicas

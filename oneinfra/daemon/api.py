@@ -24,7 +24,16 @@ from eventstore import EventStoreError, StoreFull
 
 from ..api.pb.oneinfra.v1 import fleet_grpc
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
-from ..errors import Conflict, DomainError, SecretsError, ServiceClosed, StateFull, shown
+from ..backup.service import Backups, check_backup, check_clone_source
+from ..errors import (
+    BackupFailed,
+    Conflict,
+    DomainError,
+    SecretsError,
+    ServiceClosed,
+    StateFull,
+    shown,
+)
 from ..model import commands as cmd
 from ..model import events as ev
 from ..model.metadata import Actor
@@ -115,8 +124,10 @@ class FleetServer(fleet_grpc.FleetBase):
         service: FleetService,
         board: StatusBoard | None = None,
         main: MainLoop | None = None,
+        backups: Backups | None = None,
     ) -> None:
         self.service = service
+        self.backups = backups  # taken by the reconciler's side: None without one
         self.board = board or StatusBoard()  # the reconciler's; empty without one
         self.reconciling = board is not None
         self.main = main or MainLoop()
@@ -158,6 +169,10 @@ class FleetServer(fleet_grpc.FleetBase):
         return api.CommandReply(position=await self._run(cmd.RemoveHypervisor(name=message.name)))
 
     async def create_cluster(self, message: api.CreateClusterRequest) -> api.Cluster:
+        if message.from_backup:
+            await self.main.call(
+                refusals_as_status, check_clone_source(self.service, message.from_backup)
+            )
         await self._run(views.create_cluster(message))
         return await self.get_cluster(api.NameRequest(name=message.name))
 
@@ -233,6 +248,41 @@ class FleetServer(fleet_grpc.FleetBase):
             cluster_id = cluster.cluster_id
         pki = await self.main.call(self.service.cluster_pki, name)
         return self.board.untrusting_nodes(name, cluster_id, public_key_hash(pki.ca.certificate))
+
+    async def backup_cluster(self, message: api.NameRequest) -> api.Backup:
+        if self.backups is None:
+            raise refusal(
+                Status.FAILED_PRECONDITION,
+                "backups are taken by the reconciler; this daemon runs without one",
+            )
+        backup = await self.main.call(refusals_as_status, self._backup(message.name))
+        return views.backup_view(backup)
+
+    async def _backup(self, name: str) -> ev.Backup:
+        assert self.backups is not None
+        try:
+            return await self.backups.take(name)
+        except BackupFailed as error:
+            raise refusal(Status.UNAVAILABLE, str(error)) from None
+
+    async def restore_cluster(self, message: api.RestoreClusterRequest) -> api.Cluster:
+        await self.main.call(
+            refusals_as_status, check_backup(self.service, message.name, message.backup_id)
+        )
+        await self._run(cmd.RestoreCluster(cluster=message.name, backup_id=message.backup_id))
+        return await self.get_cluster(api.NameRequest(name=message.name))
+
+    async def list_backups(self, message: api.NameRequest) -> api.BackupList:
+        with self.reading() as state:
+            cluster = state.clusters.get(message.name)
+            if cluster is None:
+                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
+            return views.backups_view(cluster)
+
+    async def schedule_backups(self, message: api.ScheduleBackupsRequest) -> api.Cluster:
+        every, keep = min(message.every_seconds, 2**62), message.keep
+        await self._run(cmd.ScheduleBackups(cluster=message.name, every=every, keep=keep))
+        return await self.get_cluster(api.NameRequest(name=message.name))
 
     async def delete_cluster(self, message: api.NameRequest) -> api.CommandReply:
         return api.CommandReply(position=await self._run(cmd.DeleteCluster(name=message.name)))
@@ -526,6 +576,18 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def RemoveNode(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.remove_node)
+
+    async def BackupCluster(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.backup_cluster)
+
+    async def ListBackups(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.list_backups)
+
+    async def ScheduleBackups(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.schedule_backups)
+
+    async def RestoreCluster(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.restore_cluster)
 
 
 async def unary(stream: Stream[Any, Any], answer: Callable[[Any], Awaitable[Any]]) -> None:

@@ -23,6 +23,7 @@ import anyio
 
 from eventstore import EventStoreError, SQLiteEventStore
 
+from ..backup.service import Backups
 from ..errors import DaemonError, OneinfraError
 from ..paths import chosen_socket, default_state_dir
 from ..reconcile.controller import Controller, Options
@@ -126,6 +127,7 @@ async def serve(
     reconcile: Options | None = DEFAULT_OPTIONS,
     metrics_address: str | None = None,
     notifier: Notifier | None = None,
+    backup_dir: Path | None = None,
 ) -> str:
     """Run until SIGTERM, SIGINT or SIGHUP: then finish the command in hand,
     close the store, and return what stopped it."""
@@ -148,7 +150,12 @@ async def serve(
                     )
             controller = Controller(service, reconcile) if reconcile else None
             board = controller.board if controller else None
-            fleet = FleetServer(service, board, MainLoop(asyncio.get_running_loop()))
+            backups = (
+                Backups(controller.shared, backup_dir or state_dir / "backups")
+                if controller
+                else None
+            )
+            fleet = FleetServer(service, board, MainLoop(asyncio.get_running_loop()), backups)
             metrics_server = None
             if metrics_address is not None and metrics is not None:  # both, or neither
                 service.observer = metrics
@@ -167,7 +174,7 @@ async def serve(
 
             try:
                 stopped_by = await run_until_signal(
-                    service, controller, api_thread, ready, notifier or Notifier(None)
+                    service, controller, api_thread, ready, notifier or Notifier(None), backups
                 )
                 await snapshot_if_it_fits(service)
                 await checkpoint_on_the_way_out(store, state_dir)
@@ -187,8 +194,9 @@ async def run_until_signal(
     api_thread: ApiThread,
     on_ready: Callable[[], None],
     notifier: Notifier,
+    backups: Backups | None = None,
 ) -> str:
-    """The command worker, the collector and the reconciler, until a stop
+    """The command worker, the collector, the reconciler and the backups' schedule, until a stop
     signal; then each stopped in turn. The signal's name. systemd, when it
     runs the daemon, is told when it serves, stops, and is well."""
     stopped_by = "?"
@@ -198,6 +206,8 @@ async def run_until_signal(
         tasks.start_soon(collector.run)
         if controller is not None:
             await tasks.start(controller.run)
+        if backups is not None:
+            tasks.start_soon(backups.run)
         watchdog = anyio.CancelScope()
         if (interval := watchdog_interval()) is not None:
 
@@ -219,6 +229,8 @@ async def run_until_signal(
         say(f"stopping on {stopped_by}")
         watchdog.cancel()  # no pings once stopping: TimeoutStopSec rules now
         collector.stop()
+        if backups is not None:
+            backups.stop()  # a backup cut short leaves a part file, swept by the next start
         if controller is not None:
             controller.stop()  # crash-safe at any point: the next start goes on
         if not await api_thread.stop():  # open calls are cancelled; no new ones
@@ -297,6 +309,7 @@ def run_from_command_line(args: argparse.Namespace) -> int:
                 reconcile=None if args.no_reconcile else Options(resync=args.resync),
                 metrics_address=args.metrics_address,
                 notifier=Notifier.from_environment(),
+                backup_dir=Path(args.backup_dir) if args.backup_dir else None,
             )
         )
     except (OneinfraError, EventStoreError, OSError) as error:

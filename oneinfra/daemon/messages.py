@@ -60,6 +60,7 @@ def create_cluster(request: api.CreateClusterRequest) -> cmd.CreateCluster:
         vpn_cidr=given(request, "vpn_cidr", defaults.vpn_cidr),
         certificate_lifetime=given(request, "certificate_lifetime_seconds", 0),
         ca_lifetime=given(request, "ca_lifetime_seconds", 0),
+        from_backup=request.from_backup,
     )
 
 
@@ -204,7 +205,45 @@ def cluster_view(
         certificate_lifetime_seconds=cluster.leaf_lifetime,
         ca_lifetime_seconds=cluster.ca_lifetime,
         ca_rotation=rotation_view(cluster),
+        **backup_schedule_view(cluster),
         **vpn_view(cluster, state),
+    )
+
+
+def backup_schedule_view(cluster: Cluster) -> dict[str, Any]:
+    schedule, failure = cluster.backup_schedule, cluster.backup_failure
+    return {
+        "backup_every_seconds": schedule.every if schedule else 0,
+        "backup_keep": schedule.keep if schedule else 0,
+        "last_backup_at": timestamp(cluster.backups[-1].taken_at) if cluster.backups else "",
+        "backup_failure": failure.reason if failure else "",
+        "restoring_backup": restore.backup.backup_id if (restore := cluster.etcd_restore) else "",
+    }
+
+
+def backup_view(backup: ev.Backup) -> api.Backup:
+    return api.Backup(
+        id=backup.backup_id,
+        taken_at=timestamp(backup.taken_at),
+        member=backup.member,
+        revision=backup.revision,
+        keys=backup.keys,
+        size=backup.size,
+        etcd_hash=backup.etcd_hash,
+        sha256=backup.sha256,
+        location=backup.location,
+    )
+
+
+def backups_view(cluster: Cluster) -> api.BackupList:
+    schedule, failure = cluster.backup_schedule, cluster.backup_failure
+    return api.BackupList(
+        backups=[backup_view(b) for b in cluster.backups],
+        every_seconds=schedule.every if schedule else 0,
+        keep=schedule.keep if schedule else 0,
+        failure=failure.reason if failure else "",
+        failed_at=timestamp(failure.at) if failure else "",
+        failures=failure.attempts if failure else 0,
     )
 
 

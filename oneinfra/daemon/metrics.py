@@ -120,6 +120,14 @@ class StateCollector(Collector):
             "A cluster's nodes by Ready, as last observed",
             labels=["cluster", "ready"],
         )
+        backup_age = GaugeMetricFamily(
+            "oneinfra_backup_age_seconds",
+            "Seconds since a cluster's last good backup (clusters with one)", labels=["cluster"],
+        )  # fmt: skip
+        backup_failures = GaugeMetricFamily(
+            "oneinfra_backup_failures",
+            "Backups of a cluster failed since its last good one", labels=["cluster"],
+        )  # fmt: skip
         now = self.clock()
         # The state's lock, then the board's (the API's order), when there is one.
         with self.service.lock, self.board.lock if self.board else nullcontext():
@@ -140,13 +148,18 @@ class StateCollector(Collector):
                 )
                 if expires is not None:
                     expiry.add_metric([cluster.name], expires - now)
+                if cluster.backups:
+                    backup_age.add_metric([cluster.name], now - cluster.backups[-1].taken_at)
+                if cluster.backups or cluster.backup_schedule or cluster.backup_failure:
+                    failed = cluster.backup_failure.attempts if cluster.backup_failure else 0
+                    backup_failures.add_metric([cluster.name], failed)
                 if status is not None and status.nodes_seen:
                     ready = sum(1 for n in status.nodes if n.ready)
                     nodes.add_metric([cluster.name, "true"], ready)
                     nodes.add_metric([cluster.name, "false"], len(status.nodes) - ready)
             for name, count in sorted(by_phase.items()):
                 phases.add_metric([name], count)
-        return [position, phases, down, expiry, nodes]
+        return [position, phases, down, expiry, nodes, backup_age, backup_failures]
 
 
 class Server6(WSGIServer):

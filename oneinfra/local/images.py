@@ -111,6 +111,8 @@ def catalogue(sources: Sources) -> list[Image]:
         "false",
         "ipcalc",  # the pod network's CNI configuration (render/addons.py)
         "cmp",
+        "dd",  # a backup read out in chunks (backup/snapshot.py)
+        "stat",
         # What a workload on the workers is tried with (tests/e2e, scripts/run).
         "httpd",
         "wget",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from .events import Backup
+
 DEFAULT_PORT_RANGE = (30000, 32767)
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 DEFAULT_POD_CIDR = "10.244.0.0/16"
@@ -58,6 +60,8 @@ class CreateCluster(Command, frozen=True):
     vpn_cidr: str = DEFAULT_VPN_CIDR
     certificate_lifetime: int = 0  # seconds; 0: a year
     ca_lifetime: int = 0  # seconds; 0: ten years
+    # "CLUSTER/BACKUP": a clone, its etcd restored from another cluster's backup.
+    from_backup: str = ""
 
 
 class RenewCertificates(Command, frozen=True):
@@ -107,6 +111,49 @@ class ReplaceEtcdMember(Command, frozen=True):
     component: str
     member_id: int  # the member etcd knows it by, to remove
     reason: str
+
+
+class RecordBackup(Command, frozen=True):
+    """The daemon's, once a backup's sealed file is written: it is the
+    cluster's (the same cluster, not one made again under its name)."""
+
+    cluster: str
+    cluster_id: str
+    backup: Backup
+
+
+class RecordBackupFailure(Command, frozen=True):
+    cluster: str
+    cluster_id: str
+    reason: str
+
+
+class PruneBackups(Command, frozen=True):
+    cluster: str
+    backup_ids: list[str]
+
+
+class ScheduleBackups(Command, frozen=True):
+    """Backups every `every` seconds (0: none scheduled), the newest `keep`
+    kept."""
+
+    cluster: str
+    every: int
+    keep: int
+
+
+class RestoreCluster(Command, frozen=True):
+    """The cluster's etcd rebuilt from one of its backups; its PKI stays."""
+
+    cluster: str
+    backup_id: str
+
+
+class CompleteEtcdRestore(Command, frozen=True):
+    """The daemon's, once a restored cluster runs and answers again."""
+
+    cluster: str
+    backup_id: str
 
 
 class ScaleCluster(Command, frozen=True):

@@ -167,6 +167,69 @@ class EtcdMemberReplaced(Event, frozen=True):
     reason: str
 
 
+class Backup(msgspec.Struct, frozen=True, gc=False):
+    """An etcd snapshot of a cluster, checked and sealed with its data key:
+    etcdutl's figures of it, the SHA-256 of its plain bytes, and its file."""
+
+    backup_id: str
+    taken_at: int  # Unix seconds
+    member: str  # the control plane whose etcd it came from
+    revision: int
+    keys: int
+    size: int  # bytes of the snapshot (the file holds them sealed)
+    etcd_hash: int  # etcdutl's hash of the snapshot's content
+    sha256: str
+    location: str  # where the sealed file is, on the management host
+
+
+class BackupTaken(Event, frozen=True):
+    cluster: str
+    backup: Backup
+
+
+class BackupFailed(Event, frozen=True):
+    """A backup that could not be taken, and why: tried again with backoff."""
+
+    cluster: str
+    at: int  # Unix seconds
+    reason: str
+
+
+class BackupsPruned(Event, frozen=True):
+    """Backups forgotten (the schedule keeps only so many): their files go."""
+
+    cluster: str
+    backup_ids: list[str]
+
+
+class EtcdRestoreStarted(Event, frozen=True):
+    """The cluster's etcd to be rebuilt from a backup (its own, or another
+    cluster's for a clone): every member on a new data directory restored
+    from the snapshot, under a new cluster token, started anew together."""
+
+    cluster: str
+    backup: Backup
+    source_cluster: str  # whose backup: its name, id and data key then
+    source_cluster_id: str
+    source_key_id: str
+    token: str  # the etcd cluster's new --initial-cluster-token
+
+
+class EtcdRestoreCompleted(Event, frozen=True):
+    """Every member restored and running, the API ready again."""
+
+    cluster: str
+    backup_id: str
+
+
+class BackupScheduleSet(Event, frozen=True):
+    """Backups every `every` seconds, the newest `keep` kept; every 0: none."""
+
+    cluster: str
+    every: int
+    keep: int
+
+
 class ClusterScaled(Event, frozen=True):
     name: str
     control_plane_replicas: int
@@ -345,6 +408,12 @@ FleetEvent = (
     | CARotationCompleted
     | ServiceAccountKeyRetired
     | EtcdMemberReplaced
+    | BackupTaken
+    | BackupFailed
+    | BackupsPruned
+    | BackupScheduleSet
+    | EtcdRestoreStarted
+    | EtcdRestoreCompleted
     | ClusterScaled
     | ClusterDeleted
     | KubeconfigIssued

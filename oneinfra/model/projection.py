@@ -11,10 +11,13 @@ from ..pki.certlist import KeyPair, Validity
 from ..pki.x509 import validity_of
 from . import events as ev
 from .state import (
+    BackupFailure,
+    BackupSchedule,
     CARotation,
     Certificate,
     Cluster,
     Component,
+    EtcdRestore,
     FleetState,
     Hypervisor,
     JoinToken,
@@ -124,6 +127,35 @@ def apply(state: FleetState, event: ev.Event, position: int) -> None:
             component.founding = False  # it joins the running members, as a learner
             component.etcd_generation += 1
             component.replaced_member = event.member_id
+        case ev.BackupTaken():
+            cluster = state.clusters[event.cluster]
+            cluster.backups.append(event.backup)
+            cluster.backup_failure = None
+        case ev.BackupFailed():
+            cluster = state.clusters[event.cluster]
+            attempts = cluster.backup_failure.attempts if cluster.backup_failure else 0
+            cluster.backup_failure = BackupFailure(event.at, event.reason, attempts + 1)
+        case ev.BackupsPruned():
+            cluster = state.clusters[event.cluster]
+            pruned = set(event.backup_ids)
+            cluster.backups = [b for b in cluster.backups if b.backup_id not in pruned]
+        case ev.EtcdRestoreStarted():
+            cluster = state.clusters[event.cluster]
+            cluster.etcd_restore = EtcdRestore(
+                event.backup, event.source_cluster, event.source_cluster_id, event.source_key_id
+            )
+            cluster.etcd_token = event.token
+            for component in cluster.control_planes():
+                # Every member anew, on a data directory of its own, restored.
+                component.etcd_generation += 1
+                component.founding = True
+                component.replaced_member = 0
+        case ev.EtcdRestoreCompleted():
+            state.clusters[event.cluster].etcd_restore = None
+        case ev.BackupScheduleSet():
+            state.clusters[event.cluster].backup_schedule = (
+                BackupSchedule(event.every, event.keep) if event.every else None
+            )
         case ev.ServiceAccountKeyRetired():
             cluster = state.clusters[event.cluster]
             assert cluster.rotation is not None, "the decider retires only a rotation's old key"

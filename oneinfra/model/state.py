@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from ..pki.certlist import DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME, Validity
-from .events import HypervisorTLS
+from .events import Backup, HypervisorTLS
 from .kinds import CONTROL_PLANE, INGRESS, VPN, ComponentRole, HypervisorRole
 
 # A replica's ports for konnectivity's server (render/konnectivity.py): where
@@ -81,6 +81,29 @@ class Vpn(msgspec.Struct, gc=False):
     peers: dict[str, VpnPeer] = msgspec.field(default_factory=dict)  # by node
 
 
+class BackupSchedule(msgspec.Struct, frozen=True, gc=False):
+    every: int  # seconds between backups
+    keep: int  # the newest kept, the older pruned
+
+
+class BackupFailure(msgspec.Struct, frozen=True, gc=False):
+    """Failed backups since the last good one: the latest's time and reason."""
+
+    at: int
+    reason: str
+    attempts: int
+
+
+class EtcdRestore(msgspec.Struct, frozen=True, gc=False):
+    """A restore under way: the backup every member is rebuilt from (whose,
+    and the data key it is sealed with)."""
+
+    backup: Backup
+    source_cluster: str
+    source_cluster_id: str
+    source_key_id: str
+
+
 class Cluster(msgspec.Struct, gc=False):
     cluster_id: str
     name: str
@@ -110,6 +133,11 @@ class Cluster(msgspec.Struct, gc=False):
     # The event holding its service-account key: 0, its ClusterCreated's.
     service_account_at: int = 0
     rotation: CARotation | None = None
+    backups: list[Backup] = msgspec.field(default_factory=list)  # oldest first
+    backup_schedule: BackupSchedule | None = None
+    backup_failure: BackupFailure | None = None  # since the last good backup
+    etcd_restore: EtcdRestore | None = None  # under way
+    etcd_token: str = ""  # etcd's --initial-cluster-token; empty: the cluster's id
 
     def control_planes(self) -> list[Component]:
         return sorted(

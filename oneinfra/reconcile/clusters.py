@@ -20,6 +20,7 @@ from ..errors import CRIError, DomainError, KubeError
 from ..model import commands as cmd
 from ..model.kinds import FAILED, READY
 from ..model.state import Cluster, api_server_endpoint
+from ..render.etcd import BUMP_REVISION
 from ..runtime.etcdctl import Etcd, Member
 from . import membership as mb
 from .in_cluster import InCluster
@@ -84,6 +85,8 @@ class ClusterLoop:
                     ready = await self.check_ready(cluster)
                     if cluster.vpn is not None:
                         await self.vpn.reconcile(cluster)
+                    if ready and cluster.etcd_restore is not None:
+                        await self.complete_restore(cluster)
                     if ready and self.memberships.record(cluster_id).settled:
                         delay = self.options.resync
                     if ready and not await self.apply_inside(cluster):
@@ -148,10 +151,34 @@ class ClusterLoop:
             return True
         return bool(self.memberships.exits.looping(cluster.cluster_id, time.monotonic()))
 
+    async def complete_restore(self, cluster: Cluster) -> None:
+        """A restore is complete once every member runs on the restored data
+        (its revision is the backup's, bumped: not an old member's) and the
+        API answers: recorded. (What oneinfra applies inside the cluster is
+        applied at every pass, so what the backup lacks comes back.)"""
+        restore = cluster.etcd_restore
+        assert restore is not None
+        target = restore.backup.revision + BUMP_REVISION
+        for component in cluster.control_planes():
+            running = self.shared.running_container(cluster, component, "etcd")
+            if running is None:
+                return
+            try:
+                if await Etcd(*running, component.ports["etcd-client"]).revision() < target:
+                    return
+            except (CRIError, ValueError):
+                return  # not answering yet
+        backup = restore.backup.backup_id
+        await self.fleet.execute(cmd.CompleteEtcdRestore(cluster=cluster.name, backup_id=backup))
+        log.info("etcd restored from backup %s (revision %d, bumped)", backup,
+                 restore.backup.revision, extra={"cluster": cluster.name})  # fmt: skip
+
     async def replace_lost_member(self, cluster: Cluster, members: list[Member]) -> None:
         """A member that crash-loops while the others keep quorum: replaced
         (EtcdMemberReplaced, decided as the daemon), so that it is removed
         and added again as a learner on an empty data directory."""
+        if cluster.etcd_restore is not None:
+            return  # every member is being made anew
         looping = self.memberships.exits.looping(cluster.cluster_id, time.monotonic())
         lost = (
             mb.lost_member(cluster, self.fleet.state.hypervisors, members, looping)

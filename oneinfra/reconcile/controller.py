@@ -54,10 +54,10 @@ class Controller:
             self.service.keys, self.options.cri_timeout, self.options.observe_cri
         )
         self.memberships = Memberships()
-        shared = Shared(self.service, self.options, self.board, self.doorbells,
-                        self.connections, self.memberships, events)  # fmt: skip
-        self.hypervisor_loop = HypervisorLoop(shared)
-        self.cluster_loop = ClusterLoop(shared)
+        self.shared = Shared(self.service, self.options, self.board, self.doorbells,
+                             self.connections, self.memberships, events)  # fmt: skip
+        self.hypervisor_loop = HypervisorLoop(self.shared)
+        self.cluster_loop = ClusterLoop(self.shared)
         self._tasks: TaskGroup | None = None
         self._cluster_ids: dict[str, str] = {}  # name -> id, of the clusters with a worker
 

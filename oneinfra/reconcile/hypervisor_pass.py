@@ -26,6 +26,7 @@ from ..runtime import realize
 from ..runtime.cri import HypervisorClient
 from . import plan as pl
 from .plan import Key
+from .restore import restore_member
 from .rollout import disruptive
 
 log = logging.getLogger("oneinfra.reconciler")
@@ -156,13 +157,16 @@ async def act(client: HypervisorClient, action: pl.Action, labels: dict[str, str
         case pl.RemovePod():
             await remove_pod(client, action, labels)
         case pl.CreatePod():
-            await realize.run_pod(client, action.pod, action.start)
+            prepare = restore_member if action.pod.restore is not None else None
+            await realize.run_pod(client, action.pod, action.start, prepare)
         case pl.RemoveContainer():
             await remove_container(client, action.container_id, action.grace)
         case pl.ReloadContainer():
             await reload_container(client, action)
         case pl.RestartContainer():
-            if (
+            if action.container == "etcd" and action.pod.restore is not None:
+                await restore_member(client, action.sandbox_id, action.pod)  # made once
+            elif (
                 action.container == "etcd"
                 and action.after_exit
                 and starts_new(action.pod.container("etcd"))

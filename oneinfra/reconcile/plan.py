@@ -11,7 +11,7 @@ from collections.abc import Container, Sequence
 import msgspec
 
 from .. import render as bp
-from ..render.labels import LABEL_ROLE, WRITER_ROLE
+from ..render.labels import BACKUP_ROLE, LABEL_ROLE, WRITER_ROLE
 
 Key = tuple[str, str]  # a pod's (cluster id, component): how the reconciler names it
 
@@ -156,9 +156,15 @@ def plan(
     creations: list[Action] = []
     restarts: list[Action] = []
     kept: set[tuple[str, str]] = set()
+    clusters = {cluster_id for cluster_id, _ in wanted}
     for current in sorted(observed, key=lambda p: p.sandbox_id):
         if current.labels.get(LABEL_ROLE) == WRITER_ROLE:
             removals.append(RemovePod(current.sandbox_id, "a file writer left behind"))
+            continue
+        if current.labels.get(LABEL_ROLE) == BACKUP_ROLE:
+            # The backup that made it removes it; a crash's is removed by the next.
+            if current.key[0] not in clusters:
+                removals.append(RemovePod(current.sandbox_id, "a backup reader left behind"))
             continue
         pod = wanted.get(current.key)
         if pod is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from .. import render as bp
+from ..errors import OneinfraError
 from ..model import events as ev
 from ..model.certificates import current_member, current_serving, trusted_pki
 from ..model.kinds import INGRESS, VPN
@@ -65,9 +66,10 @@ def control_plane_key(
     cluster's certificates (their events) and the CAs it trusts (a rotation's
     phase), how its etcd member joins."""
     members = None if joining is None else (tuple(sorted(joining.members.items())), joining.state)
+    restoring = cluster.etcd_restore.backup.backup_id if cluster.etcd_restore else None
     return (cluster.cluster_id, component.name, component.placed_at, component.etcd_generation,
             cluster.created_at, cluster.apiserver_at, cluster.certificates_at, cluster.rotation,
-            members)  # fmt: skip
+            members, restoring)  # fmt: skip
 
 
 class PodCache:
@@ -162,4 +164,23 @@ async def render(
         joining,
         data_key(cluster.key_id),
         data_dir=data_dir,
+        restore_from=restore_source(cluster, data_key),
     )
+
+
+def restore_source(cluster: Cluster, data_key: DataKey) -> bp.RestoreSource | None:
+    """The backup a restore under way rebuilds the cluster's etcd from; its
+    key empty when its cluster (a clone's source) was deleted since."""
+    restore = cluster.etcd_restore
+    if restore is None:
+        return None
+    try:
+        key = data_key(restore.source_key_id)
+    except (OneinfraError, KeyError):
+        key = b""
+    backup = restore.backup
+    return bp.RestoreSource(
+        location=backup.location, cluster=restore.source_cluster,
+        cluster_id=restore.source_cluster_id, backup_id=backup.backup_id,
+        sha256=backup.sha256, size=backup.size, data_key=key,
+    )  # fmt: skip

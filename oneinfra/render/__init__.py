@@ -11,9 +11,10 @@ Imports the model and the PKI only. The names most callers need are here:
 from __future__ import annotations
 
 from .control_plane import control_plane
-from .etcd import EtcdMembership
+from .etcd import EtcdMembership, RestoreSource
 from .ingress import haproxy_config, ingress
 from .labels import (
+    BACKUP_ROLE,
     LABEL_CLUSTER,
     LABEL_CLUSTER_ID,
     LABEL_COMPONENT,
@@ -34,6 +35,7 @@ from .pods import (
     PKI,
     STOP_GRACE,
     ContainerSpec,
+    EtcdRestoreSpec,
     File,
     Mount,
     Network,
@@ -60,6 +62,7 @@ __all__ = [
     "LABEL_LIVE_HASH",
     "LABEL_MANAGED_BY",
     "LABEL_ROLE",
+    "BACKUP_ROLE",
     "LABEL_SPEC_HASH",
     "MANAGED",
     "PKI",
@@ -67,6 +70,8 @@ __all__ = [
     "WRITER_ROLE",
     "ContainerSpec",
     "EtcdMembership",
+    "EtcdRestoreSpec",
+    "RestoreSource",
     "File",
     "Mount",
     "Network",

@@ -18,7 +18,7 @@ from . import konnectivity
 from .apiserver import apiserver_container
 from .controller_manager import KUBECONFIG as CONTROLLER_MANAGER_CONF
 from .controller_manager import SIGNING_CA, controller_manager_container
-from .etcd import EtcdMembership, etcd_container
+from .etcd import EtcdMembership, RestoreSource, etcd_container, restore_spec
 from .files import cert_and_key, component_kubeconfig, key_file
 from .pods import (
     DATA_DIR,
@@ -99,9 +99,11 @@ def control_plane(
     membership: EtcdMembership | None,
     data_key: bytes,
     data_dir: str = DATA_DIR,
+    restore_from: RestoreSource | None = None,
 ) -> PodSpec:
     """The replica's pod. Without a membership (a member not yet added to
-    its etcd cluster) the pod is blocked."""
+    its etcd cluster) the pod is blocked. Restoring, its etcd's data is
+    rebuilt from the backup before etcd first starts."""
     address = hypervisors[component.hypervisor].ip_address
     ports = component.ports
     version = release(cluster.kubernetes_version)
@@ -112,11 +114,13 @@ def control_plane(
     configs = Mount(f"{KUBECONFIGS}/conf", f"{directory}/conf")
     image = "registry.k8s.io/{}:" + version.version
     tunnel = konnectivity.mount(directory) if konnectivity.tunneled(cluster) else None
+    etcd_image = f"registry.k8s.io/etcd:{version.etcd_version}-0"
+    token = cluster.etcd_token or cluster.cluster_id
     containers = [
         etcd_container(
-            f"registry.k8s.io/etcd:{version.etcd_version}-0",
+            etcd_image,
             member_name(cluster, component),
-            cluster.cluster_id,
+            token,
             address,
             ports,
             directory,
@@ -148,4 +152,11 @@ def control_plane(
         ))  # fmt: skip
         files += konnectivity.files()
     blocked = "" if membership else "waiting to be added to etcd as a learner"
-    return pod(cluster, component, component.hypervisor, directory, containers, files, blocked)
+    restore = None
+    if restore_from is not None and membership is not None:
+        restore = restore_spec(
+            restore_from, etcd_image, member_name(cluster, component), token,
+            host_url(address, ports["etcd-peer"]), membership, component.etcd_generation,
+        )  # fmt: skip
+    return pod(cluster, component, component.hypervisor, directory, containers, files, blocked,
+               restore=restore)  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .pods import PKI, ContainerSpec, Mount, host_url
+from .pods import PKI, ContainerSpec, EtcdRestoreSpec, Mount, host_url
 
 DATA_DIR = "/var/lib/etcd"  # in the container: the member's data
 
@@ -43,6 +43,49 @@ def data_directory(generation: int) -> str:
     """A member's data, under its component's directory: a replaced member
     (its data lost) starts empty in a directory of its own, beside the old."""
     return "etcd" if generation == 0 else f"etcd-{generation}"
+
+
+BUMP_REVISION = 1_000_000_000  # what Kubernetes' docs advise: its watchers see time go on
+
+
+@dataclass(frozen=True)
+class RestoreSource:
+    """The backup a restored member comes from, and its key."""
+
+    location: str
+    cluster: str
+    cluster_id: str
+    backup_id: str
+    sha256: str
+    size: int
+    data_key: bytes
+
+
+def restore_spec(
+    source: RestoreSource,
+    image: str,
+    member: str,
+    cluster_token: str,
+    peer_url: str,
+    membership: EtcdMembership,
+    generation: int,
+) -> EtcdRestoreSpec:
+    """A member rebuilt from a snapshot, as one of a new cluster of all the
+    members (a new token), revisions bumped and compacted, so that clients'
+    watches start over instead of seeing time go backwards."""
+    return EtcdRestoreSpec(
+        location=source.location, cluster=source.cluster, cluster_id=source.cluster_id,
+        backup_id=source.backup_id, sha256=source.sha256, size=source.size,
+        data_key=source.data_key, image=image, data_directory=data_directory(generation),
+        arguments=[
+            f"--name={member}",
+            membership.startup_args()[0],  # --initial-cluster
+            f"--initial-cluster-token={cluster_token}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--bump-revision={BUMP_REVISION}",
+            "--mark-compacted",
+        ],
+    )  # fmt: skip
 
 
 def etcd_container(

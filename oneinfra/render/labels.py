@@ -18,6 +18,9 @@ LABEL_FLEET = "oneinfra.io/fleet"  # which daemon's: hypervisors may be shared
 LABEL_ROLE = "oneinfra.io/role"  # on containers: its name in the blueprint
 LABEL_LIVE_HASH = "oneinfra.io/live-hash"  # on containers: the files they re-read by themselves
 LABEL_STOP_GRACE = "oneinfra.io/stop-grace"  # on containers: seconds it gets to exit
+# The sandbox a backup is read out through (backup/snapshot.py), its
+# component label the member's with this suffix: left alone while it works.
+BACKUP_ROLE = "backup-reader"
 WRITER_ROLE = "file-writer"  # the role of the short-lived containers that write files
 MANAGED = {LABEL_MANAGED_BY: "oneinfra"}
 

@@ -85,6 +85,23 @@ class Network(msgspec.Struct, frozen=True, gc=False):
     sysctls: dict[str, str] = msgspec.field(default_factory=dict)  # namespaced ones
 
 
+class EtcdRestoreSpec(msgspec.Struct, frozen=True, gc=False):
+    """How a restored member's data directory is made before its etcd first
+    starts: the backup's sealed file (on the management host) and its key,
+    what `etcdutl snapshot restore` is told. Not part of the spec hash."""
+
+    location: str
+    cluster: str  # whose backup: a clone's is another cluster's
+    cluster_id: str
+    backup_id: str
+    sha256: str
+    size: int
+    data_key: bytes  # empty: the backup's cluster was deleted, its key with it
+    image: str  # the etcd image: it has etcdutl
+    data_directory: str  # relative to the pod's directory
+    arguments: list[str]  # etcdutl's, but the snapshot and the data directory
+
+
 class PodSpec(msgspec.Struct, frozen=True, gc=False):
     name: str  # the sandbox's name: cluster id and component
     hypervisor: str
@@ -96,6 +113,7 @@ class PodSpec(msgspec.Struct, frozen=True, gc=False):
     # cluster); a pod that runs already is kept.
     blocked: str = ""
     network: Network | None = None  # None: the host's
+    restore: EtcdRestoreSpec | None = None  # its etcd's data comes from a backup first
     # Derived, on creation: container name -> the hash of the files it reads
     # (but its live files), and of its live files. Every pass compares them
     # with the running containers' (pods are cached).
@@ -207,6 +225,7 @@ def pod(
     files: list[File],
     blocked: str = "",
     network: Network | None = None,
+    restore: EtcdRestoreSpec | None = None,
 ) -> PodSpec:
     return PodSpec(
         name=f"{cluster.cluster_id}-{component.name}",
@@ -217,6 +236,7 @@ def pod(
         files=files,
         blocked=blocked,
         network=network,
+        restore=restore,
     )
 
 

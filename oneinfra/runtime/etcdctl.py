@@ -26,11 +26,30 @@ class MemberList(msgspec.Struct):
     members: list[Member] = msgspec.field(default_factory=list)
 
 
+class Header(msgspec.Struct):
+    revision: int = 0
+
+
+class Status(msgspec.Struct):
+    header: Header = msgspec.field(default_factory=Header)
+
+
+class EndpointStatus(msgspec.Struct, rename={"status": "Status"}):
+    """One endpoint of `etcdctl endpoint status -w json`."""
+
+    status: Status = msgspec.field(default_factory=Status)
+
+
+def parse_revision(output: bytes) -> int:
+    statuses = msgspec.json.decode(output, type=list[EndpointStatus])
+    return max((s.status.header.revision for s in statuses), default=0)
+
+
 def parse_members(output: bytes) -> list[Member]:
     return msgspec.json.decode(output, type=MemberList).members
 
 
-def etcdctl(client_port: int, *arguments: str) -> list[str]:
+def etcdctl(client_port: int, *arguments: str, timeout: int = ETCDCTL_TIMEOUT) -> list[str]:
     pki = f"{bp.PKI}/etcd"
     return [
         "etcdctl",
@@ -38,7 +57,7 @@ def etcdctl(client_port: int, *arguments: str) -> list[str]:
         f"--cacert={pki}/ca.crt",
         f"--cert={pki}/server.crt",
         f"--key={pki}/server.key",
-        f"--command-timeout={ETCDCTL_TIMEOUT - 2}s",
+        f"--command-timeout={timeout - 2}s",
         "-w",
         "json",
         *arguments,
@@ -54,13 +73,21 @@ class Etcd:
         self.client_port = client_port
 
     async def run(self, *arguments: str) -> bytes:
+        return await self.run_long(ETCDCTL_TIMEOUT, *arguments)
+
+    async def run_long(self, seconds: int, *arguments: str) -> bytes:
+        """etcdctl with time for a long job (a snapshot of gigabytes)."""
         reply = await self.client.exec_sync(
-            self.container_id, etcdctl(self.client_port, *arguments), ETCDCTL_TIMEOUT
+            self.container_id, etcdctl(self.client_port, *arguments, timeout=seconds), seconds
         )
         if reply.exit_code != 0:
             message = (reply.stderr or reply.stdout).decode(errors="replace").strip()
-            raise Failed(self.client.endpoint, f"etcdctl {' '.join(arguments)}: {message}")
+            raise Failed(self.client.endpoint, f"etcdctl {' '.join(arguments)}: {message[-400:]}")
         return reply.stdout
+
+    async def revision(self) -> int:
+        """The revision of this member's store."""
+        return parse_revision(await self.run("endpoint", "status"))
 
     async def members(self) -> list[Member]:
         return parse_members(await self.run("member", "list"))

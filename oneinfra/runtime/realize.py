@@ -105,13 +105,26 @@ async def script_exit(
         command=["sh", "-c", script],
         mounts=[bp.Mount("/target", host_directory, readonly=readonly)],
     )
+    return await exit_code(client, sandbox, sandbox_config, labels, helper)
+
+
+async def exit_code(
+    client: HypervisorClient,
+    sandbox: str,
+    sandbox_config: cri.PodSandboxConfig,
+    labels: dict[str, str],
+    helper: bp.ContainerSpec,
+    seconds: float = WRITE_TIMEOUT,
+) -> int:
+    """A helper container run to completion in the sandbox, then removed:
+    its exit code."""
     labels = {**labels, LABEL_ROLE: WRITER_ROLE}
     # A fresh attempt number: a writer left by a crash keeps its name reserved.
     config = container_config(helper, labels, attempt=time.time_ns() // 1_000_000 % 2**31)
     container = await client.create_container(sandbox, config, sandbox_config)
     try:
         await client.start_container(container)
-        with anyio.fail_after(WRITE_TIMEOUT):
+        with anyio.fail_after(seconds):
             while True:
                 status = await client.container_status(container)
                 if status.state == cri.ContainerState.CONTAINER_EXITED:
@@ -307,7 +320,15 @@ async def all_at_once(*calls: Callable[[], Coroutine[Any, Any, object]]) -> None
         raise first_error(group) from None
 
 
-async def run_pod(client: HypervisorClient, pod: bp.PodSpec, start: list[str] | None = None) -> str:
+Prepare = Callable[[HypervisorClient, str, bp.PodSpec], Coroutine[Any, Any, None]]
+
+
+async def run_pod(
+    client: HypervisorClient,
+    pod: bp.PodSpec,
+    start: list[str] | None = None,
+    prepare: Prepare | None = None,
+) -> str:
     """Start the pod's sandbox, write its files, start its containers (those
     named in `start`, default all); returns the sandbox id. A crash half way
     leaves a sandbox that the next plan completes (its files are rewritten
@@ -316,6 +337,8 @@ async def run_pod(client: HypervisorClient, pod: bp.PodSpec, start: list[str] | 
     await all_at_once(*(partial(ensure_image, client, image) for image in images))
     sandbox = await client.run_sandbox(pod_sandbox_config(pod))
     await write_files(client, sandbox, pod)
+    if prepare is not None:  # what must be there before the containers start (etcd's data)
+        await prepare(client, sandbox, pod)
     names = [c.name for c in pod.containers] if start is None else start
     await all_at_once(*(partial(start_container, client, sandbox, pod, n) for n in names))
     return sandbox

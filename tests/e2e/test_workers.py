@@ -552,3 +552,20 @@ def test_a_serving_certificate_for_another_name_is_refused_and_said_why(cluster:
     assert "evil.example" in message
     history = cluster.daemon.cli("history", "--cluster", "work").stdout
     assert re.search(rf'ServingCertificateRefused .*node="w0" csr="{name}"', history), history
+
+
+def test_after_a_restore_the_workers_are_ready_and_what_came_after_the_backup_is_gone(
+    cluster: Joined,
+) -> None:
+    daemon = cluster.daemon
+    eventually(lambda: nodes(cluster.config).get("w0"), "w0 Ready")
+    backup = daemon.json("cluster", "backup", "work", timeout=300)
+    kubectl(cluster.config, "-n", "default", "create", "configmap", "after-the-backup")
+    restored = daemon.json("cluster", "restore", "work", "--backup", backup["id"],
+                           "--wait", "--timeout", "4m", timeout=300)  # fmt: skip
+    assert restored["status"]["ready"]
+    after = kubectl(cluster.config, "-n", "default", "get", "configmap", "after-the-backup",
+                    check=False)  # fmt: skip
+    assert after.returncode != 0 and "NotFound" in after.stderr
+    # The same PKI: the worker's kubelet goes on, with its credentials, as it was.
+    eventually(lambda: nodes(cluster.config).get("w0"), "w0 Ready after the restore", seconds=120)

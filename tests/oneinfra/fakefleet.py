@@ -24,15 +24,16 @@ HYPERVISORS = (("pub", "public", "192.0.2.1"), ("priv0", "private", "198.51.100.
 
 @asynccontextmanager
 async def fake_fleet(
-    root: Path, observer: Any = None, **options: Any
+    root: Path, observer: Any = None, fakes: dict[str, FakeRuntime] | None = None, **options: Any
 ) -> AsyncIterator[tuple[FleetService, Controller]]:
-    """The service and the controller running, both hypervisors registered;
-    stopped on the way out."""
+    """The service and the controller running, both hypervisors registered
+    (their fakes put in `fakes`, by name, if given); stopped on the way out."""
     async with AsyncExitStack() as stack:
         for name, _, _ in HYPERVISORS:
-            await stack.enter_async_context(
-                serve_fake(root / f"{name}.sock", FakeRuntime(etcd=FakeEtcd()))
-            )
+            fake = FakeRuntime(etcd=FakeEtcd())
+            if fakes is not None:
+                fakes[name] = fake
+            await stack.enter_async_context(serve_fake(root / f"{name}.sock", fake))
         store = await stack.enter_async_context(await SQLiteEventStore.open(root / "events.db"))
         keys = KeyStore(root / "keys.db", b"k" * 32)
         stack.callback(keys.close)

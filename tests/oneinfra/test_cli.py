@@ -124,7 +124,9 @@ def completions(line: str, tmp_path: Path, socket: Path | None = None) -> list[s
 
 
 def test_completion_offers_commands_and_options(tmp_path: Path) -> None:
-    assert completions("oneinfra cluster s", tmp_path) == ["scale", "set-lifetimes", "show"]
+    assert completions("oneinfra cluster s", tmp_path) == [
+        "scale", "schedule-backups", "set-lifetimes", "show",
+    ]  # fmt: skip
     assert "--control-plane-replicas" in completions("oneinfra cluster scale a --con", tmp_path)
 
 

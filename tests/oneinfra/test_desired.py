@@ -97,3 +97,51 @@ async def test_cached_pods_equal_pods_rendered_afresh_as_the_fleet_changes() -> 
     await compare()
     fleet.run(cmd.DeleteCluster(name="b"))
     await compare()
+
+
+async def test_a_restore_makes_every_member_anew_from_the_backup_and_its_end_keeps_the_pods(
+    tmp_path: Path,
+) -> None:
+    store = InMemoryEventStore()
+    keys = KeyStore(tmp_path / "keys.db", os.urandom(32))
+    service = await FleetService.open(store, keys)
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(service.run)
+        public = cmd.RegisterHypervisor(
+            name="pub", endpoint="unix:///run/pub.sock", role="public", ip_address="10.0.0.1"
+        )
+        await service.execute(public)
+        for i in range(3):
+            await service.execute(cmd.RegisterHypervisor(
+                name=f"priv{i}", endpoint=f"unix:///run/priv{i}.sock", role="private",
+                ip_address=f"10.0.0.{10 + i}"))  # fmt: skip
+        await service.execute(cmd.CreateCluster(name="prod", control_plane_replicas=3))
+        cluster = service.state.clusters["prod"]
+        backup = ev.Backup(backup_id="20261207T112233Z-abcdef", taken_at=1,
+                           member="control-plane-0", revision=500, keys=3, size=10,
+                           etcd_hash=7, sha256="0" * 64, location="/backups/x")  # fmt: skip
+        cache = EventCache(store)
+        before = await desired_pods(service.state, "priv0", cache, keys.get)
+        await service.execute(
+            cmd.RecordBackup(cluster="prod", cluster_id=cluster.cluster_id, backup=backup)
+        )
+        await service.execute(cmd.RestoreCluster(cluster="prod", backup_id=backup.backup_id))
+        restoring = await desired_pods(service.state, "priv0", cache, keys.get)
+        await service.execute(cmd.CompleteEtcdRestore(cluster="prod", backup_id=backup.backup_id))
+        after = await desired_pods(service.state, "priv0", cache, keys.get)
+        service.stop_accepting()
+
+    (old,), (new,), (done,) = before, restoring, after
+    assert new.restore is not None and old.restore is None and done.restore is None
+    etcd = new.container("etcd")
+    assert any(m.host_path.endswith("/etcd-1") for m in etcd.mounts)  # a data directory anew
+    token = cluster.etcd_token
+    assert token.startswith(cluster.cluster_id + "-") and f"--initial-cluster-token={token}" in (
+        etcd.command
+    )
+    assert new.restore.data_key == keys.get(cluster.key_id) and new.restore.sha256 == "0" * 64
+    assert f"--initial-cluster-token={token}" in new.restore.arguments
+    assert "--bump-revision=1000000000" in new.restore.arguments
+    # The restore replaces the pod; its end does not.
+    assert old.labels[bp.LABEL_SPEC_HASH] != new.labels[bp.LABEL_SPEC_HASH]
+    assert done.labels[bp.LABEL_SPEC_HASH] == new.labels[bp.LABEL_SPEC_HASH]

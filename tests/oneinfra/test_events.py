@@ -24,6 +24,17 @@ def test_every_event_of_a_real_history_round_trips() -> None:
     fleet.run(cmd.CreateCluster(name="prod", control_plane_replicas=3))
     fleet.run(cmd.ReplaceEtcdMember(cluster="prod", component="control-plane-1",
                                     member_id=0x1234, reason="it crash-loops"))  # fmt: skip
+    prod = fleet.state.clusters["prod"]
+    backup = ev.Backup(
+        backup_id="20261207T112233Z-abcdef", taken_at=1, member="control-plane-0",
+        revision=5, keys=3, size=10, etcd_hash=7, sha256="0" * 64, location="/b",
+    )  # fmt: skip
+    fleet.run(cmd.RecordBackup(cluster="prod", cluster_id=prod.cluster_id, backup=backup))
+    fleet.run(cmd.RecordBackupFailure(cluster="prod", cluster_id=prod.cluster_id, reason="down"))
+    fleet.run(cmd.ScheduleBackups(cluster="prod", every=3600, keep=1))
+    fleet.run(cmd.RestoreCluster(cluster="prod", backup_id=backup.backup_id))
+    fleet.run(cmd.CompleteEtcdRestore(cluster="prod", backup_id=backup.backup_id))
+    fleet.run(cmd.PruneBackups(cluster="prod", backup_ids=[backup.backup_id]))
     fleet.run(cmd.ScaleCluster(name="prod", control_plane_replicas=1))
     fleet.run(cmd.RenewCertificates(cluster="prod"))
     fleet.run(cmd.SetCertificateLifetimes(cluster="prod", certificate_lifetime=3600))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from oneinfra import render as bp
 from oneinfra.reconcile import plan as pl
-from oneinfra.render.labels import LABEL_ROLE, WRITER_ROLE
+from oneinfra.render.labels import BACKUP_ROLE, LABEL_ROLE, WRITER_ROLE
 
 from .pods import pod_spec
 
@@ -249,3 +249,19 @@ def test_a_protected_pod_stays_and_a_blocked_pod_waits() -> None:
     # A blocked pod that runs already is kept as it is.
     running_joiner = running(joining)
     assert pl.plan([joining], [running_joiner]) == []
+
+
+def test_a_backup_reader_is_left_to_its_backup_while_its_cluster_is_here() -> None:
+    desired = [pod_spec("a", "control-plane-0", ("etcd",), 1)]
+    reader = pl.ObservedPod(
+        "sb-reader",
+        {**bp.MANAGED, bp.LABEL_CLUSTER_ID: "a", bp.LABEL_COMPONENT: "control-plane-0-backup",
+         LABEL_ROLE: BACKUP_ROLE},
+        True,
+        [pl.ObservedContainer("c-reader", "reader", True, "")],
+    )  # fmt: skip
+    assert pl.plan(desired, [running(desired[0]), reader]) == []
+    # A crash's reader of a cluster gone from here goes.
+    (removal,) = pl.plan([], [reader])
+    assert isinstance(removal, pl.RemovePod) and removal.sandbox_id == "sb-reader"
+    assert removal.reason == "a backup reader left behind" and not removal.directory

@@ -6,7 +6,7 @@ replay never runs this code again. It never changes the state it reads.
 
 One module per kind of thing decided about: hypervisors, clusters,
 kubeconfigs, joins (workers' bootstrap tokens), the VPN, certificates
-(renewal), etcd (a lost member replaced).
+(renewal), etcd (a lost member replaced), backups.
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ from collections.abc import Callable
 from ...errors import DomainError
 from .. import commands as cmd
 from ..state import FleetState
+from .backups import (
+    complete_etcd_restore,
+    prune_backups,
+    record_backup,
+    record_backup_failure,
+    restore_cluster,
+    schedule_backups,
+)
 from .certificates import renew_certificates, retire_service_account_key, rotate_ca, set_lifetimes
 from .clusters import MAX_REPLICAS, create_cluster, delete_cluster, scale_cluster
 from .context import Context, DataKeys, Decision, pki_needed
@@ -49,6 +57,12 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.RotateCA: rotate_ca,  # type: ignore[dict-item]
     cmd.RetireServiceAccountKey: retire_service_account_key,  # type: ignore[dict-item]
     cmd.ReplaceEtcdMember: replace_etcd_member,  # type: ignore[dict-item]
+    cmd.RecordBackup: record_backup,  # type: ignore[dict-item]
+    cmd.RecordBackupFailure: record_backup_failure,  # type: ignore[dict-item]
+    cmd.PruneBackups: prune_backups,  # type: ignore[dict-item]
+    cmd.ScheduleBackups: schedule_backups,  # type: ignore[dict-item]
+    cmd.RestoreCluster: restore_cluster,  # type: ignore[dict-item]
+    cmd.CompleteEtcdRestore: complete_etcd_restore,  # type: ignore[dict-item]
     cmd.IssueKubeconfig: issue_kubeconfig,  # type: ignore[dict-item]
     cmd.CreateJoinToken: create_join_token,  # type: ignore[dict-item]
     cmd.RevokeJoinToken: revoke_join_token,  # type: ignore[dict-item]

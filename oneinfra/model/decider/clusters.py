@@ -24,6 +24,7 @@ from ..kinds import CONTROL_PLANE, INGRESS, PRIVATE, PUBLIC
 from ..placement import place
 from ..state import FleetState, component_index, etcd_member_name
 from ..versions import DEFAULT_VERSION, release
+from .backups import clone_source, restore_started
 from .context import Context, Decision, existing_cluster, new_id
 from .vpn import roomy, server_placed, vpn_enabled
 
@@ -50,6 +51,7 @@ def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Conte
     if not validation.DNS1123_SUBDOMAIN.match(command.dns_domain):
         raise DomainError(f"DNS domain {shown(command.dns_domain)} is not a DNS name")
     extra_sans = [validation.subject_alternative_name(s) for s in command.apiserver_extra_sans]
+    clone = clone_source(state, command.from_backup) if command.from_backup else None
 
     purpose = f"cluster {shown(name)}"
     ((ingress_host, ingress_ports),) = place(
@@ -123,6 +125,8 @@ def create_cluster(state: FleetState, command: cmd.CreateCluster, context: Conte
     if command.vpn_enabled:
         events.append(vpn_enabled(name, key_id, data_key, vpn, context))
         events.append(server_placed(name, ingress_host, set(ingress_ports.values())))
+    if clone is not None:  # its etcd starts from the other cluster's backup
+        events.append(restore_started(name, cluster_id, *clone, context))
     return Decision(events=events, new_keys={key_id: data_key})
 
 

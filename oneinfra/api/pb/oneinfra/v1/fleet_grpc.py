@@ -79,6 +79,22 @@ class FleetBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def BackupCluster(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Backup]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def ListBackups(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.BackupList]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def ScheduleBackups(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.ScheduleBackupsRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def RestoreCluster(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.RestoreClusterRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def GetHypervisor(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.Hypervisor]') -> None:
         pass
 
@@ -211,6 +227,30 @@ class FleetBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.RemoveNodeRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply,
+            ),
+            '/oneinfra.v1.Fleet/BackupCluster': grpclib.const.Handler(
+                self.BackupCluster,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.Backup,
+            ),
+            '/oneinfra.v1.Fleet/ListBackups': grpclib.const.Handler(
+                self.ListBackups,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.BackupList,
+            ),
+            '/oneinfra.v1.Fleet/ScheduleBackups': grpclib.const.Handler(
+                self.ScheduleBackups,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.ScheduleBackupsRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+            ),
+            '/oneinfra.v1.Fleet/RestoreCluster': grpclib.const.Handler(
+                self.RestoreCluster,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.RestoreClusterRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
             ),
             '/oneinfra.v1.Fleet/GetHypervisor': grpclib.const.Handler(
                 self.GetHypervisor,
@@ -367,6 +407,30 @@ class FleetStub:
             '/oneinfra.v1.Fleet/RemoveNode',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.RemoveNodeRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.CommandReply,
+        )
+        self.BackupCluster = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/BackupCluster',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.Backup,
+        )
+        self.ListBackups = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/ListBackups',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.NameRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.BackupList,
+        )
+        self.ScheduleBackups = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/ScheduleBackups',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.ScheduleBackupsRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
+        )
+        self.RestoreCluster = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/RestoreCluster',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.RestoreClusterRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.Cluster,
         )
         self.GetHypervisor = grpclib.client.UnaryUnaryMethod(
             channel,

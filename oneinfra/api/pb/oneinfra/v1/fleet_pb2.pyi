@@ -110,7 +110,7 @@ class HypervisorList(_message.Message):
     def __init__(self, hypervisors: _Optional[_Iterable[_Union[Hypervisor, _Mapping]]] = ...) -> None: ...
 
 class CreateClusterRequest(_message.Message):
-    __slots__ = ("name", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "certificate_lifetime_seconds", "ca_lifetime_seconds")
+    __slots__ = ("name", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "certificate_lifetime_seconds", "ca_lifetime_seconds", "from_backup")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KUBERNETES_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTROL_PLANE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class CreateClusterRequest(_message.Message):
     VPN_CIDR_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CA_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FROM_BACKUP_FIELD_NUMBER: _ClassVar[int]
     name: str
     kubernetes_version: str
     control_plane_replicas: int
@@ -133,7 +134,8 @@ class CreateClusterRequest(_message.Message):
     vpn_cidr: str
     certificate_lifetime_seconds: int
     ca_lifetime_seconds: int
-    def __init__(self, name: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ...) -> None: ...
+    from_backup: str
+    def __init__(self, name: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ..., from_backup: _Optional[str] = ...) -> None: ...
 
 class RenewCertificatesRequest(_message.Message):
     __slots__ = ("name", "certificates", "components")
@@ -249,7 +251,7 @@ class ClusterProgress(_message.Message):
     def __init__(self, cluster: _Optional[_Union[Cluster, _Mapping]] = ..., gone: _Optional[bool] = ..., remaining: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status", "vpn_server_address", "vpn_server_public_key", "vpn_endpoint", "vpn_peers", "certificate_lifetime_seconds", "ca_lifetime_seconds", "certificates", "ca_rotation")
+    __slots__ = ("name", "cluster_id", "kubernetes_version", "control_plane_replicas", "service_cidr", "pod_cidr", "dns_domain", "apiserver_extra_sans", "vpn_enabled", "vpn_cidr", "api_server_endpoint", "components", "status", "vpn_server_address", "vpn_server_public_key", "vpn_endpoint", "vpn_peers", "certificate_lifetime_seconds", "ca_lifetime_seconds", "certificates", "ca_rotation", "backup_every_seconds", "backup_keep", "last_backup_at", "backup_failure", "restoring_backup")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     KUBERNETES_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +273,11 @@ class Cluster(_message.Message):
     CA_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
     CA_ROTATION_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_KEEP_FIELD_NUMBER: _ClassVar[int]
+    LAST_BACKUP_AT_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    RESTORING_BACKUP_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster_id: str
     kubernetes_version: str
@@ -292,7 +299,68 @@ class Cluster(_message.Message):
     ca_lifetime_seconds: int
     certificates: _containers.RepeatedCompositeFieldContainer[Certificate]
     ca_rotation: CARotation
-    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ..., vpn_server_address: _Optional[str] = ..., vpn_server_public_key: _Optional[str] = ..., vpn_endpoint: _Optional[str] = ..., vpn_peers: _Optional[int] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ..., ca_rotation: _Optional[_Union[CARotation, _Mapping]] = ...) -> None: ...
+    backup_every_seconds: int
+    backup_keep: int
+    last_backup_at: str
+    backup_failure: str
+    restoring_backup: str
+    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[str] = ..., kubernetes_version: _Optional[str] = ..., control_plane_replicas: _Optional[int] = ..., service_cidr: _Optional[str] = ..., pod_cidr: _Optional[str] = ..., dns_domain: _Optional[str] = ..., apiserver_extra_sans: _Optional[_Iterable[str]] = ..., vpn_enabled: _Optional[bool] = ..., vpn_cidr: _Optional[str] = ..., api_server_endpoint: _Optional[str] = ..., components: _Optional[_Iterable[_Union[Component, _Mapping]]] = ..., status: _Optional[_Union[ClusterStatus, _Mapping]] = ..., vpn_server_address: _Optional[str] = ..., vpn_server_public_key: _Optional[str] = ..., vpn_endpoint: _Optional[str] = ..., vpn_peers: _Optional[int] = ..., certificate_lifetime_seconds: _Optional[int] = ..., ca_lifetime_seconds: _Optional[int] = ..., certificates: _Optional[_Iterable[_Union[Certificate, _Mapping]]] = ..., ca_rotation: _Optional[_Union[CARotation, _Mapping]] = ..., backup_every_seconds: _Optional[int] = ..., backup_keep: _Optional[int] = ..., last_backup_at: _Optional[str] = ..., backup_failure: _Optional[str] = ..., restoring_backup: _Optional[str] = ...) -> None: ...
+
+class Backup(_message.Message):
+    __slots__ = ("id", "taken_at", "member", "revision", "keys", "size", "etcd_hash", "sha256", "location")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TAKEN_AT_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ETCD_HASH_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    taken_at: str
+    member: str
+    revision: int
+    keys: int
+    size: int
+    etcd_hash: int
+    sha256: str
+    location: str
+    def __init__(self, id: _Optional[str] = ..., taken_at: _Optional[str] = ..., member: _Optional[str] = ..., revision: _Optional[int] = ..., keys: _Optional[int] = ..., size: _Optional[int] = ..., etcd_hash: _Optional[int] = ..., sha256: _Optional[str] = ..., location: _Optional[str] = ...) -> None: ...
+
+class BackupList(_message.Message):
+    __slots__ = ("backups", "every_seconds", "keep", "failure", "failed_at", "failures")
+    BACKUPS_FIELD_NUMBER: _ClassVar[int]
+    EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_AT_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    backups: _containers.RepeatedCompositeFieldContainer[Backup]
+    every_seconds: int
+    keep: int
+    failure: str
+    failed_at: str
+    failures: int
+    def __init__(self, backups: _Optional[_Iterable[_Union[Backup, _Mapping]]] = ..., every_seconds: _Optional[int] = ..., keep: _Optional[int] = ..., failure: _Optional[str] = ..., failed_at: _Optional[str] = ..., failures: _Optional[int] = ...) -> None: ...
+
+class RestoreClusterRequest(_message.Message):
+    __slots__ = ("name", "backup_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    backup_id: str
+    def __init__(self, name: _Optional[str] = ..., backup_id: _Optional[str] = ...) -> None: ...
+
+class ScheduleBackupsRequest(_message.Message):
+    __slots__ = ("name", "every_seconds", "keep")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EVERY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    every_seconds: int
+    keep: int
+    def __init__(self, name: _Optional[str] = ..., every_seconds: _Optional[int] = ..., keep: _Optional[int] = ...) -> None: ...
 
 class Certificate(_message.Message):
     __slots__ = ("id", "file", "component", "ca", "issued_at", "expires_at", "renews_at")
