@@ -64,6 +64,11 @@ class Backups:
         """A backup of the cluster, recorded; BackupFailed (recorded as well)
         says why not."""
         cluster = existing_cluster(self.fleet.state, name)
+        if cluster.etcd_restore is not None:
+            raise DomainError(
+                f"cluster {name}'s etcd is being restored from backup "
+                f"{cluster.etcd_restore.backup.backup_id}: back it up once that is done"
+            )
         lock = self._locks.setdefault(cluster.cluster_id, anyio.Lock())
         async with lock, self._limiter:
             try:
@@ -160,7 +165,9 @@ class Backups:
     def start_due(self, tasks: anyio.abc.TaskGroup, now: int) -> None:
         for cluster in list(self.fleet.state.clusters.values()):
             due = due_at(cluster)
-            if due is not None and due <= now and cluster.cluster_id not in self._scheduled:
+            if due is None or cluster.etcd_restore is not None:  # restoring: after that
+                continue
+            if due <= now and cluster.cluster_id not in self._scheduled:
                 self._scheduled.add(cluster.cluster_id)
                 tasks.start_soon(self._scheduled_backup, cluster.name, cluster.cluster_id)
 

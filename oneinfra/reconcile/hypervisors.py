@@ -155,6 +155,11 @@ class HypervisorLoop:
             replicas = 1  # the ingress, the VPN server, what is no longer desired
             if cluster is not None and component is not None and component.role == CONTROL_PLANE:
                 replicas = len(cluster.control_planes())
+            if cluster is not None and cluster.etcd_restore is not None:
+                # Not rolled: the restored members are a new etcd cluster, with
+                # a quorum only once most of them run. All of them at once.
+                self.shared.rollouts.forget(key[0])
+                continue
             if not self.shared.rollouts.admit(key, replicas):
                 held.add(key)
         return held

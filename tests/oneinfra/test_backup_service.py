@@ -11,7 +11,7 @@ import pytest
 
 from oneinfra.backup.service import Backups
 from oneinfra.daemon.service import FleetService
-from oneinfra.errors import BackupFailed
+from oneinfra.errors import BackupFailed, DomainError
 from oneinfra.model import commands as cmd
 from oneinfra.reconcile.controller import Controller
 from oneinfra.render.labels import BACKUP_ROLE, LABEL_ROLE
@@ -124,3 +124,15 @@ async def test_a_schedule_takes_the_first_backup_at_once(tmp_path: Path) -> None
                 assert anyio.current_time() < deadline, "the first scheduled backup"
                 await anyio.sleep(0.05)
             backups.stop()
+
+
+async def test_no_backup_is_taken_while_a_restore_is_under_way(tmp_path: Path) -> None:
+    async with fake_fleet(tmp_path) as (service, controller):
+        await service.execute(cmd.CreateCluster(name="prod"))
+        await etcd_running(controller, "prod")
+        backups = Backups(controller.shared, tmp_path / "backups")
+        backup = await backups.take("prod")
+        await service.execute(cmd.RestoreCluster(cluster="prod", backup_id=backup.backup_id))
+        with pytest.raises(DomainError, match="being restored from backup"):
+            await backups.take("prod")
+        assert service.state.clusters["prod"].backup_failure is None  # not a failure
