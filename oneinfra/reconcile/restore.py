@@ -9,6 +9,7 @@ alone, and a half-made directory is made again."""
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,8 @@ from ..runtime.realize import (
     pod_sandbox_config,
 )
 from ..storage.sealedfile import read_sealed
+
+log = logging.getLogger("oneinfra.reconciler")
 
 SNAPSHOT = "restore.db"  # in the component's directory, while the member is made
 ARGUMENT = 96 * 1024  # base64 characters an argument carries (a multiple of 4)
@@ -79,7 +82,9 @@ async def restore_member(client: HypervisorClient, sandbox: str, pod: bp.PodSpec
         if made.exit_code == 0:
             return  # restored before (a crash came after)
         await run(client, container, ["rm", "-rf", data, f"/target/{SNAPSHOT}"], "clearing")
+        began = time.monotonic()
         await carry_in(client, container, spec)
+        carried = time.monotonic() - began
         said = await run(client, container, ["sha256sum", f"/target/{SNAPSHOT}"], "sha256sum")
         if said.split()[:1] != [spec.sha256.encode()]:
             raise Failed(client.endpoint, f"backup {spec.backup_id} arrived changed")
@@ -90,11 +95,17 @@ async def restore_member(client: HypervisorClient, sandbox: str, pod: bp.PodSpec
                      f"--data-dir={data}", *spec.arguments],
             mounts=[bp.Mount("/target", pod.directory, readonly=False)],
         )  # fmt: skip
+        began = time.monotonic()
         code = await exit_code(client, sandbox, config, pod.labels, etcdutl, RESTORE_TIMEOUT)
         if code != 0:
             await run(client, container, ["rm", "-rf", data], "clearing")
             raise Failed(client.endpoint, f"etcdutl snapshot restore exited {code}")
         await run(client, container, ["rm", "-f", f"/target/{SNAPSHOT}"], "clearing")
+        where = {"cluster": pod.labels.get(bp.LABEL_CLUSTER, ""), "hypervisor": pod.hypervisor,
+                 "component": pod.labels.get(bp.LABEL_COMPONENT, "")}  # fmt: skip
+        log.info("etcd's data made from backup %s: %d bytes carried in in %.1f s, "
+                 "etcdutl snapshot restore in %.1f s", spec.backup_id, spec.size, carried,
+                 time.monotonic() - began, extra=where)  # fmt: skip
     finally:
         await client.remove_container(container)
 
