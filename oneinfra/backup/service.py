@@ -24,12 +24,11 @@ from ..model import commands as cmd
 from ..model import events as ev
 from ..model.decider.backups import backup_of, clone_source
 from ..model.decider.context import existing_cluster
-from ..model.state import Cluster, Component
+from ..model.state import Cluster
 from ..reconcile.fleet import Fleet
 from ..reconcile.shared import Shared
 from ..render import etcd
 from ..render.labels import managed
-from ..runtime.cri import HypervisorClient
 from ..runtime.etcdctl import Etcd
 from ..storage.sealedfile import Header, SealedWriter, check_file
 from .schedule import backup_id, due_at, to_prune
@@ -81,17 +80,11 @@ class Backups:
                 ))  # fmt: skip
             raise BackupFailed(f"no backup of cluster {name}: {reason}")
 
-    def running_member(self, cluster: Cluster) -> tuple[Component, HypervisorClient, str]:
-        """A voting member's running etcd: founding members first (a member
-        added later may be a learner still)."""
-        for component in sorted(cluster.control_planes(), key=lambda c: not c.founding):
-            found = self.shared.running_container(cluster, component, "etcd")
-            if found is not None:
-                return component, *found
-        raise BackupFailed(f"no etcd member of cluster {cluster.name} is known to run")
-
     async def _take(self, cluster: Cluster) -> ev.Backup:
-        component, client, container = self.running_member(cluster)
+        running = self.shared.running_etcds(cluster)
+        if not running:
+            raise BackupFailed(f"no etcd member of cluster {cluster.name} is known to run")
+        component, client, container = running[0]
         hypervisor = self.fleet.state.hypervisors[component.hypervisor]
         directory = bp.component_directory(cluster, component, hypervisor.data_dir)
         data = f"{directory}/{etcd.data_directory(component.etcd_generation)}"

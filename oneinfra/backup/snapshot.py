@@ -21,7 +21,13 @@ from ..render import etcd
 from ..render.labels import BACKUP_ROLE, LABEL_ROLE
 from ..runtime.cri import HypervisorClient
 from ..runtime.etcdctl import Etcd
-from ..runtime.realize import WRITER_IMAGE, container_config, ensure_image, host_network_sandbox
+from ..runtime.realize import (
+    WRITER_IMAGE,
+    checked_exec,
+    ensure_image,
+    host_network_sandbox,
+    start_shell,
+)
 
 SNAPSHOT_FILE = "oneinfra-snapshot.db"  # in the member's data directory, beside member/
 SAVE_TIMEOUT = 600  # seconds for etcdctl to write a snapshot (etcd may hold gigabytes)
@@ -60,11 +66,7 @@ def reader_labels(labels: dict[str, str], component: str) -> dict[str, str]:
 
 
 async def run(client: HypervisorClient, container: str, argv: list[str], seconds: int) -> bytes:
-    reply = await client.exec_sync(container, argv, seconds)
-    if reply.exit_code != 0:
-        said = (reply.stderr or reply.stdout).decode(errors="replace").strip()[-400:]
-        raise BackupFailed(f"{' '.join(argv[:3])} exited {reply.exit_code}: {said}")
-    return reply.stdout
+    return await checked_exec(client, container, argv, seconds, " ".join(argv[:3]))
 
 
 async def take_snapshot(
@@ -93,14 +95,8 @@ async def take_snapshot(
                                   tagged, "")  # fmt: skip
     sandbox = await client.run_sandbox(config)
     try:
-        reader = bp.ContainerSpec(
-            name="reader",
-            image=WRITER_IMAGE,
-            command=["sleep", str(READER_LIFE)],
-            mounts=[bp.Mount("/target", data_directory, readonly=False)],
-        )
-        container = await client.create_container(sandbox, container_config(reader, tagged), config)
-        await client.start_container(container)
+        container = await start_shell(client, sandbox, config, tagged, "reader", data_directory,
+                                      READER_LIFE)  # fmt: skip
         try:
             return await read_out(client, container, status, sink)
         finally:

@@ -103,6 +103,14 @@ def checked_hash(value: str) -> str:
     raise GRPCError(Status.INVALID_ARGUMENT, f"{shown(value)} is not a hash: 64 hex digits")
 
 
+def known_cluster(state: FleetState, name: str) -> Cluster:
+    """The named cluster of the state, or NOT_FOUND saying so."""
+    cluster = state.clusters.get(name)
+    if cluster is None:
+        raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(name)}")
+    return cluster
+
+
 def parse_time(value: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value)
@@ -274,9 +282,7 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def list_backups(self, message: api.NameRequest) -> api.BackupList:
         with self.reading() as state:
-            cluster = state.clusters.get(message.name)
-            if cluster is None:
-                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
+            cluster = known_cluster(state, message.name)
             return views.backups_view(cluster)
 
     async def schedule_backups(self, message: api.ScheduleBackupsRequest) -> api.Cluster:
@@ -318,16 +324,12 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def list_join_tokens(self, message: api.NameRequest) -> api.JoinTokenList:
         with self.reading() as state:
-            cluster = state.clusters.get(message.name)
-            if cluster is None:
-                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
+            cluster = known_cluster(state, message.name)
             return views.join_tokens_view(cluster, dt.datetime.now(dt.UTC))
 
     async def list_nodes(self, message: api.NameRequest) -> api.NodeList:
         with self.reading() as state:
-            cluster = state.clusters.get(message.name)
-            if cluster is None:
-                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
+            cluster = known_cluster(state, message.name)
             status = self.board.clusters.get(cluster.cluster_id)
             return views.nodes_view(cluster, status, self.board.joins)
 
@@ -367,9 +369,7 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def get_cluster(self, message: api.NameRequest) -> api.Cluster:
         with self.reading() as state:
-            cluster = state.clusters.get(message.name)
-            if cluster is None:
-                raise GRPCError(Status.NOT_FOUND, f"unknown cluster {shown(message.name)}")
+            cluster = known_cluster(state, message.name)
             shown_cluster = self.cluster_view(cluster)
             shown_cluster.certificates.extend(certificates_view(cluster))
             rotating = cluster.rotation is not None and cluster.rotation.in_progress

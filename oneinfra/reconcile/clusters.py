@@ -136,12 +136,10 @@ class ClusterLoop:
     def etcd_endpoints(self, cluster: Cluster) -> list[tuple[str, Etcd]]:
         """Running etcd containers of the cluster's desired members, founding
         members first, by component: where etcdctl can run."""
-        found = []
-        for component in sorted(cluster.control_planes(), key=lambda c: not c.founding):
-            running = self.shared.running_container(cluster, component, "etcd")
-            if running is not None:
-                found.append((component.name, Etcd(*running, component.ports["etcd-client"])))
-        return found
+        return [
+            (component.name, Etcd(client, container, component.ports["etcd-client"]))
+            for component, client, container in self.shared.running_etcds(cluster)
+        ]
 
     def membership_to_watch(self, cluster: Cluster) -> bool:
         """Whether etcd's members may differ from the control planes: the

@@ -22,10 +22,11 @@ from ..render.labels import LABEL_ROLE, WRITER_ROLE
 from ..runtime.cri import HypervisorClient
 from ..runtime.realize import (
     WRITER_IMAGE,
-    container_config,
+    checked_exec,
     ensure_image,
     exit_code,
     pod_sandbox_config,
+    start_shell,
 )
 from ..storage.sealedfile import read_sealed
 
@@ -37,6 +38,7 @@ ARGUMENTS = 16  # arguments an ExecSync carries: 1.5 MiB, well under ARG_MAX
 APPEND = 'printf %s "$@" | base64 -d >> /target/' + SNAPSHOT
 CALL_TIMEOUT = 60  # seconds for one ExecSync
 RESTORE_TIMEOUT = 900.0  # seconds for etcdutl to make the data directory
+LOADER_LIFE = 3600  # seconds the loader sleeps: gone by then, crash or not
 
 
 def argument_groups(data: bytes) -> Iterator[list[str]]:
@@ -49,11 +51,7 @@ def argument_groups(data: bytes) -> Iterator[list[str]]:
 
 
 async def run(client: HypervisorClient, container: str, argv: list[str], what: str) -> bytes:
-    reply = await client.exec_sync(container, argv, CALL_TIMEOUT)
-    if reply.exit_code != 0:
-        said = (reply.stderr or reply.stdout).decode(errors="replace").strip()[-300:]
-        raise Failed(client.endpoint, f"{what} exited {reply.exit_code}: {said}")
-    return reply.stdout
+    return await checked_exec(client, container, argv, CALL_TIMEOUT, what)
 
 
 async def restore_member(client: HypervisorClient, sandbox: str, pod: bp.PodSpec) -> None:
@@ -67,17 +65,10 @@ async def restore_member(client: HypervisorClient, sandbox: str, pod: bp.PodSpec
     config = pod_sandbox_config(pod)
     labels = {**pod.labels, LABEL_ROLE: WRITER_ROLE}
     await ensure_image(client, WRITER_IMAGE)
-    loader = bp.ContainerSpec(
-        name="restore-loader", image=WRITER_IMAGE, command=["sleep", "3600"],
-        mounts=[bp.Mount("/target", pod.directory, readonly=False)],
-    )  # fmt: skip
-    container = await client.create_container(
-        sandbox, container_config(loader, labels, attempt=time.time_ns() // 1_000_000 % 2**31),
-        config,
-    )  # fmt: skip
+    container = await start_shell(client, sandbox, config, labels, "restore-loader",
+                                  pod.directory, LOADER_LIFE)  # fmt: skip
     data = f"/target/{spec.data_directory}"
     try:
-        await client.start_container(container)
         made = await client.exec_sync(container, ["test", "-d", f"{data}/member"], CALL_TIMEOUT)
         if made.exit_code == 0:
             return  # restored before (a crash came after)

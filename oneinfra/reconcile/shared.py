@@ -58,6 +58,17 @@ class Shared:
         self._tls.pop(cluster_id, None)
         self.rollouts.forget(cluster_id)
 
+    def running_etcds(self, cluster: Cluster) -> list[tuple[Component, HypervisorClient, str]]:
+        """The cluster's desired members whose etcd runs, founding members
+        first (voters: one added later may be a learner still): where
+        etcdctl can run."""
+        found = []
+        for component in sorted(cluster.control_planes(), key=lambda c: not c.founding):
+            running = self.running_container(cluster, component, "etcd")
+            if running is not None:
+                found.append((component, *running))
+        return found
+
     def running_container(
         self, cluster: Cluster, component: Component, role: str
     ) -> tuple[HypervisorClient, str] | None:

@@ -135,6 +135,45 @@ async def exit_code(
         await client.remove_container(container)
 
 
+async def checked_exec(
+    client: HypervisorClient, container: str, argv: list[str], seconds: int, what: str
+) -> bytes:
+    """A command run in a running container; its output, or Failed saying
+    what exited how."""
+    reply = await client.exec_sync(container, argv, seconds)
+    if reply.exit_code != 0:
+        said = (reply.stderr or reply.stdout).decode(errors="replace").strip()[-300:]
+        raise Failed(client.endpoint, f"{what} exited {reply.exit_code}: {said}")
+    return reply.stdout
+
+
+async def start_shell(
+    client: HypervisorClient,
+    sandbox: str,
+    sandbox_config: cri.PodSandboxConfig,
+    labels: dict[str, str],
+    name: str,
+    host_directory: str,
+    seconds: int,
+) -> str:
+    """A busybox container of the sandbox that sleeps `seconds` (gone by
+    then, whatever happens), a host directory at /target, for commands run
+    in it by ExecSync; its id."""
+    spec = bp.ContainerSpec(
+        name=name, image=WRITER_IMAGE, command=["sleep", str(seconds)],
+        mounts=[bp.Mount("/target", host_directory, readonly=False)],
+    )  # fmt: skip
+    # A fresh attempt number: one left by a crash keeps its name reserved.
+    config = container_config(spec, labels, attempt=time.time_ns() // 1_000_000 % 2**31)
+    container = await client.create_container(sandbox, config, sandbox_config)
+    try:
+        await client.start_container(container)
+    except BaseException:
+        await client.remove_container(container)
+        raise
+    return container
+
+
 async def run_helper(
     client: HypervisorClient,
     name: str,

@@ -57,13 +57,9 @@ class SealedWriter:
         self._aad = hashlib.sha256(MAGIC + encoded).digest()
         self._pending = bytearray()
         self._index = 0
-        self.sha256 = hashlib.sha256()
-        self.size = 0
         file.write(MAGIC + LENGTH.pack(len(encoded)) + encoded)
 
     def write(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.size += len(data)
         self._pending += data
         while len(self._pending) > CHUNK:  # a whole chunk and more: not the last
             self._seal(bytes(self._pending[:CHUNK]), last=False)

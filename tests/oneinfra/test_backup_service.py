@@ -4,6 +4,8 @@ the schedule, pruning and the sweep."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -34,6 +36,17 @@ async def etcd_running(controller: Controller, name: str) -> None:
         await anyio.sleep(0.05)
 
 
+@asynccontextmanager
+async def prod_running(
+    tmp_path: Path, fakes: dict[str, FakeRuntime] | None = None
+) -> AsyncIterator[tuple[FleetService, Backups]]:
+    """The fake fleet with cluster prod's etcd running, and its backups."""
+    async with fake_fleet(tmp_path, fakes=fakes) as (service, controller):
+        await service.execute(cmd.CreateCluster(name="prod"))
+        await etcd_running(controller, "prod")
+        yield service, Backups(controller.shared, tmp_path / "backups")
+
+
 def present(*paths: Path | str) -> bool:
     return any(Path(path).exists() for path in paths)
 
@@ -48,11 +61,8 @@ async def test_a_backup_is_the_snapshot_sealed_and_recorded_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
     fakes: dict[str, FakeRuntime] = {}
-    async with fake_fleet(tmp_path, fakes=fakes) as (service, controller):
-        await service.execute(cmd.CreateCluster(name="prod"))
-        await etcd_running(controller, "prod")
+    async with prod_running(tmp_path, fakes) as (service, backups):
         fakes["priv0"].snapshot = bytes(range(256)) * (9 * 4096 + 7)  # three chunks and a bit
-        backups = Backups(controller.shared, tmp_path / "backups")
 
         backup = await backups.take("prod")
 
@@ -66,11 +76,8 @@ async def test_a_backup_is_the_snapshot_sealed_and_recorded_and_leaves_nothing(
 
 async def test_a_failed_backup_is_recorded_and_leaves_no_file(tmp_path: Path) -> None:
     fakes: dict[str, FakeRuntime] = {}
-    async with fake_fleet(tmp_path, fakes=fakes) as (service, controller):
-        await service.execute(cmd.CreateCluster(name="prod"))
-        await etcd_running(controller, "prod")
+    async with prod_running(tmp_path, fakes) as (service, backups):
         fakes["priv0"].snapshot_error = "context deadline exceeded"
-        backups = Backups(controller.shared, tmp_path / "backups")
         with pytest.raises(BackupFailed, match=r"no backup of cluster prod: .*deadline exceeded"):
             await backups.take("prod")
         cluster = service.state.clusters["prod"]
@@ -84,10 +91,7 @@ async def test_a_failed_backup_is_recorded_and_leaves_no_file(tmp_path: Path) ->
 async def test_scheduled_backups_come_pruned_and_a_deleted_clusters_are_swept(
     tmp_path: Path,
 ) -> None:
-    async with fake_fleet(tmp_path) as (service, controller):
-        await service.execute(cmd.CreateCluster(name="prod"))
-        await etcd_running(controller, "prod")
-        backups = Backups(controller.shared, tmp_path / "backups")
+    async with prod_running(tmp_path) as (service, backups):
         first = await backups.take("prod")
         second = await backups.take("prod")
         stray = Path(first.location).with_name("stray.etcd.sealed.part")
@@ -112,10 +116,7 @@ async def test_scheduled_backups_come_pruned_and_a_deleted_clusters_are_swept(
 
 
 async def test_a_schedule_takes_the_first_backup_at_once(tmp_path: Path) -> None:
-    async with fake_fleet(tmp_path) as (service, controller):
-        await service.execute(cmd.CreateCluster(name="prod"))
-        await etcd_running(controller, "prod")
-        backups = Backups(controller.shared, tmp_path / "backups")
+    async with prod_running(tmp_path) as (service, backups):
         await service.execute(cmd.ScheduleBackups(cluster="prod", every=3600, keep=2))
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(backups.run, 0.05)
@@ -127,10 +128,7 @@ async def test_a_schedule_takes_the_first_backup_at_once(tmp_path: Path) -> None
 
 
 async def test_no_backup_is_taken_while_a_restore_is_under_way(tmp_path: Path) -> None:
-    async with fake_fleet(tmp_path) as (service, controller):
-        await service.execute(cmd.CreateCluster(name="prod"))
-        await etcd_running(controller, "prod")
-        backups = Backups(controller.shared, tmp_path / "backups")
+    async with prod_running(tmp_path) as (service, backups):
         backup = await backups.take("prod")
         await service.execute(cmd.RestoreCluster(cluster="prod", backup_id=backup.backup_id))
         with pytest.raises(DomainError, match="being restored from backup"):
