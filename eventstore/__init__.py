@@ -1,6 +1,9 @@
 """A durable, tamper-evident event store. Independent of oneinfra."""
 
+from typing import TYPE_CHECKING
+
 from .errors import (
+    AppendOutcomeUnknown,
     CorruptStore,
     DuplicateEventId,
     EventStoreError,
@@ -9,8 +12,10 @@ from .errors import (
     StoreClosed,
     StoreFileError,
     StoreFull,
+    StoreUnavailable,
     WrongExpectedVersion,
 )
+from .locate import open_store
 from .memory import InMemoryEventStore
 from .records import (
     ANY,
@@ -26,8 +31,22 @@ from .records import (
 from .sqlite import SQLiteEventStore
 from .store import EventStore
 
+if TYPE_CHECKING:
+    from .postgresql import PostgreSQLEventStore
+
+
+def __getattr__(name: str) -> object:
+    # The PostgreSQL backend loads its driver (~60 ms) only when asked for.
+    if name == "PostgreSQLEventStore":
+        from .postgresql import PostgreSQLEventStore
+
+        return PostgreSQLEventStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ANY",
+    "AppendOutcomeUnknown",
     "NO_STREAM",
     "AppendResult",
     "CorruptStore",
@@ -39,13 +58,16 @@ __all__ = [
     "InvalidArgument",
     "NewEvent",
     "NotAnEventStore",
+    "PostgreSQLEventStore",
     "RecordedEvent",
     "SQLiteEventStore",
     "Snapshot",
     "StoreClosed",
     "StoreFileError",
     "StoreFull",
+    "StoreUnavailable",
     "StreamState",
     "VerifyReport",
     "WrongExpectedVersion",
+    "open_store",
 ]

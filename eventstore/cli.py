@@ -1,4 +1,5 @@
-"""`python -m eventstore`: inspect and verify a store file without the daemon.
+"""`python -m eventstore`: inspect and verify a store (a file or a PostgreSQL
+database) without the daemon.
 
 Exit codes: 0 fine, 1 the chain does not verify, 2 bad usage or a file that
 cannot be read as an event store.
@@ -16,8 +17,8 @@ import anyio
 import msgspec
 
 from .errors import EventStoreError
+from .locate import open_store
 from .records import RecordedEvent
-from .sqlite import SQLiteEventStore
 
 EXIT_OK, EXIT_BROKEN, EXIT_ERROR = 0, 1, 2
 
@@ -32,7 +33,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(
         dest="store_command", required=True, metavar="COMMAND", title="commands"
     )
-    store_file = "the store file (events.db), opened read-only"
+    store_file = "the store: a file (events.db) or a postgresql:// URL, opened read-only"
     verify = commands.add_parser("verify", help="walk the hash chain; exit 1 if it is broken")
     verify.add_argument("file", help=store_file)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -84,7 +85,7 @@ def anchor(text: str) -> tuple[int, str]:
 
 
 async def run_command(args: argparse.Namespace) -> int:
-    async with await SQLiteEventStore.open(args.file, read_only=True) as store:
+    async with await open_store(args.file, read_only=True, create=False) as store:
         if args.store_command == "verify":
             report = await store.verify()
             if report.ok and args.head is not None:

@@ -55,6 +55,17 @@ class CorruptStore(StoreFileError):
     """The file is (or became) unreadable as an event store."""
 
 
+class StoreUnavailable(EventStoreError):
+    """The store's server cannot be reached, or the connection to it was lost;
+    whatever was being written was not."""
+
+
+class AppendOutcomeUnknown(EventStoreError):
+    """The connection was lost while an append committed, and the outcome
+    could not be read back: appending the same events (same ids) again
+    settles it, as an exact retry is acknowledged without writing twice."""
+
+
 class StoreClosed(EventStoreError):
     """The store was closed while, or before, it was used."""
 

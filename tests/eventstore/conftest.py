@@ -1,26 +1,42 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from eventstore import EventStore, InMemoryEventStore, NewEvent, SQLiteEventStore
+from tests.pgserver import PostgresServer, running_postgres
 
 StoreFactory = Callable[..., Awaitable[EventStore]]
+BACKENDS = ["memory", "sqlite", "postgresql"]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway server for the session; each store gets a database of its own."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Opens stores of the parametrized backend; closes them after the test."""
     opened: list[EventStore] = []
 
     async def factory(**options: object) -> EventStore:
+        store: EventStore
         if request.param == "memory":
-            store: EventStore = InMemoryEventStore(**options)  # type: ignore[arg-type]
-        else:
+            store = InMemoryEventStore(**options)  # type: ignore[arg-type]
+        elif request.param == "sqlite":
             path = tmp_path / f"events-{len(opened)}.db"
             store = await SQLiteEventStore.open(path, **options)  # type: ignore[arg-type]
+        else:
+            from eventstore import PostgreSQLEventStore
+
+            server: PostgresServer = request.getfixturevalue("postgres_server")
+            url = server.new_database()
+            store = await PostgreSQLEventStore.open(url, **options)  # type: ignore[arg-type]
         opened.append(store)
         return store
 
@@ -40,3 +56,12 @@ def event(data: bytes = b"{}", type: str = "Happened", **fields: object) -> NewE
 
 async def all_records(store: EventStore) -> list[tuple[int, str, int]]:
     return [(r.position, r.stream_id, r.stream_version) async for r in store.read_all()]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def durable_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new store's name for child processes: a file path, or a fresh database's URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "events.db")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()

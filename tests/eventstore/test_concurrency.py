@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from eventstore import NO_STREAM, EventStore, NewEvent, SQLiteEventStore, WrongExpectedVersion
+from eventstore import NO_STREAM, EventStore, NewEvent, WrongExpectedVersion, open_store
 
 CHILDREN = Path(__file__).parent / "children"
 
@@ -72,7 +72,7 @@ def test_processes_creating_one_new_file_together_all_succeed(
     assert [stdout for stdout, _ in outputs] == ["ok\n"] * 6
 
     async def check() -> None:
-        async with await SQLiteEventStore.open(store) as opened:
+        async with await open_store(store) as opened:
             assert await opened.head_position() == 6
             assert (await opened.verify()).ok
 
@@ -80,10 +80,10 @@ def test_processes_creating_one_new_file_together_all_succeed(
 
 
 @pytest.mark.slow
-def test_two_processes_on_one_file_one_wins_each_round(tmp_path: Path) -> None:
-    store, rounds = tmp_path / "events.db", 200
+def test_two_processes_on_one_store_one_wins_each_round(durable_target: str) -> None:
+    store, rounds = durable_target, 200
     # Both open the file (racing to create it), then start appending together.
-    outputs = start_together("contender.py", 2, str(store), str(rounds))
+    outputs = start_together("contender.py", 2, store, str(rounds))
     winners: Counter[int] = Counter()
     wins_per_process = []
     for stdout, _ in outputs:
@@ -94,7 +94,7 @@ def test_two_processes_on_one_file_one_wins_each_round(tmp_path: Path) -> None:
     assert all(wins_per_process), f"no real contention: wins per process {wins_per_process}"
 
     async def check() -> None:
-        async with await SQLiteEventStore.open(store) as opened:
+        async with await open_store(store) as opened:
             assert await opened.current_version("contested") == rounds - 1
             assert (await opened.verify()).ok
 

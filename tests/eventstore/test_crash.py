@@ -14,16 +14,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from eventstore import SQLiteEventStore
+from eventstore import open_store
 
 CHILDREN = Path(__file__).parent / "children"
 KILLS = 20
 
 
-def run_and_kill(store: Path, seed: int, after: float) -> list[tuple[str, int, int, int]]:
+def run_and_kill(store: str, seed: int, after: float) -> list[tuple[str, int, int, int]]:
     """Start an appender, SIGKILL it after `after` seconds, return what it acknowledged."""
     child = subprocess.Popen(
-        [sys.executable, str(CHILDREN / "appender.py"), str(store), str(seed)],
+        [sys.executable, str(CHILDREN / "appender.py"), store, str(seed)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -40,9 +40,9 @@ def run_and_kill(store: Path, seed: int, after: float) -> list[tuple[str, int, i
 
 
 async def check_store(
-    store: Path, acknowledged: list[tuple[str, int, int, int]], context: str
+    store: str, acknowledged: list[tuple[str, int, int, int]], context: str
 ) -> None:
-    async with await SQLiteEventStore.open(store) as opened:
+    async with await open_store(store) as opened:
         report = await opened.verify()
         assert report.ok, f"{context}: {report}"
         declared: dict[str, int] = {}
@@ -62,10 +62,10 @@ async def check_store(
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_nothing_acknowledged(tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_loses_nothing_acknowledged(durable_target: str) -> None:
     seed = random.SystemRandom().randrange(2**32)
     rng = random.Random(seed)
-    store = tmp_path / "events.db"
+    store = durable_target
     acknowledged: list[tuple[str, int, int, int]] = []
     for kill in range(KILLS):
         # From before the file is open to well into the appends.

@@ -12,12 +12,12 @@ import uuid
 
 import anyio
 
-from eventstore import NewEvent, SQLiteEventStore
+from eventstore import NewEvent, open_store
 
 
 async def main(path: str, seed: int) -> None:
     rng = random.Random(seed)
-    async with await SQLiteEventStore.open(path) as store:
+    async with await open_store(path) as store:
         while True:
             batch = uuid.uuid4().hex
             size = rng.randint(1, 20)

@@ -13,11 +13,11 @@ import sys
 
 import anyio
 
-from eventstore import NO_STREAM, NewEvent, SQLiteEventStore, WrongExpectedVersion
+from eventstore import NO_STREAM, NewEvent, WrongExpectedVersion, open_store
 
 
 async def main(path: str, rounds: int) -> None:
-    async with await SQLiteEventStore.open(path) as store:
+    async with await open_store(path) as store:
         print("ready", flush=True)
         await anyio.to_thread.run_sync(sys.stdin.readline)
         for round_ in range(rounds):

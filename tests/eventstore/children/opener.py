@@ -1,7 +1,7 @@
 """Child process: on a line from stdin, open the store and append one event.
 
 Usage: opener.py STORE. Several of these started together race to create the
-same new file.
+same new file (or the same new tables in an empty database).
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import sys
 
 import anyio
 
-from eventstore import NewEvent, SQLiteEventStore
+from eventstore import NewEvent, open_store
 
 
 async def main(path: str) -> None:
     print("ready", flush=True)
     await anyio.to_thread.run_sync(sys.stdin.readline)
-    async with await SQLiteEventStore.open(path) as store:
+    async with await open_store(path) as store:
         await store.append("opened", [NewEvent(type="T", data=b"")])
     print("ok", flush=True)
 

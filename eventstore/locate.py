@@ -1,0 +1,26 @@
+"""One name for a store, whichever its backend: a postgresql:// URL or a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .store import EventStore
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(target: str | Path) -> bool:
+    return isinstance(target, str) and target.startswith(URL_SCHEMES)
+
+
+async def open_store(target: str | Path, **options: Any) -> EventStore:
+    """Open the store a URL (PostgreSQL) or a path (an SQLite file) names;
+    options go to that backend's `open`."""
+    if is_url(target):
+        from .postgresql import PostgreSQLEventStore
+
+        return await PostgreSQLEventStore.open(str(target), **options)
+    from .sqlite import SQLiteEventStore
+
+    return await SQLiteEventStore.open(target, **options)
