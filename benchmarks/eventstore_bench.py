@@ -1,5 +1,6 @@
-"""Event store benchmark: oneinfra's SQLite store beside the `eventsourcing`
-library's SQLite recorder, doing the same work in the same run.
+"""Event store benchmark: oneinfra's store beside the `eventsourcing`
+library's recorder, doing the same work in the same run: SQLite files, or
+(--backend postgresql) one throwaway PostgreSQL server, fsync on.
 
 Prints JSON lines {"metric", "value", "unit"}; ratios come last (above 1 means
 oneinfra is better). Both stores are files in WAL mode with synchronous=FULL
@@ -10,6 +11,10 @@ page-level read (read_all_pages, select_notifications).
 
     .venv/bin/python benchmarks/eventstore_bench.py            # full run
     .venv/bin/python benchmarks/eventstore_bench.py --quick    # seconds, for tests
+    .venv/bin/python benchmarks/eventstore_bench.py --backend postgresql
+
+On PostgreSQL the same append transaction and page read are also timed on
+two drivers, asyncpg (the store's) and psycopg 3 (eventsourcing's).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import anyio
 import msgspec
 import uuid6
 
-from eventstore import NO_STREAM, NewEvent, SQLiteEventStore
+from eventstore import NO_STREAM, EventStore, NewEvent, RecordedEvent, open_store
 
 
 class ComponentPlaced(msgspec.Struct):
@@ -69,9 +74,9 @@ def percentile(samples: list[float], fraction: float) -> float:
 # -- oneinfra ----------------------------------------------------------------------
 
 
-async def bench_oneinfra(directory: Path, sizes: argparse.Namespace) -> dict[str, float]:
+async def bench_oneinfra(target: str, sizes: argparse.Namespace) -> dict[str, float]:
     results: dict[str, float] = {}
-    async with await SQLiteEventStore.open(directory / "oneinfra.db") as store:
+    async with await open_store(target) as store:
         latencies = []
         for i in range(sizes.single):
             event = NewEvent(type="ComponentPlaced", data=payload(i))
@@ -107,7 +112,7 @@ async def bench_oneinfra(directory: Path, sizes: argparse.Namespace) -> dict[str
         results["fill_s"] = time.perf_counter() - fill_start
 
     # Replay from a freshly opened store, as a daemon does at start.
-    async with await SQLiteEventStore.open(directory / "oneinfra.db") as store:
+    async with await open_store(target) as store:
         start = time.perf_counter()
         replayed = 0
         async for page in store.read_all_pages():  # the page API, as for eventsourcing
@@ -119,7 +124,7 @@ async def bench_oneinfra(directory: Path, sizes: argparse.Namespace) -> dict[str
     return results
 
 
-async def subscription_latency(store: SQLiteEventStore, count: int) -> tuple[float, float]:
+async def subscription_latency(store: EventStore, count: int) -> tuple[float, float]:
     """p50 from the append call to delivery, and from the commit to delivery."""
     called: list[float] = []
     committed: list[float] = []
@@ -151,12 +156,28 @@ async def subscription_latency(store: SQLiteEventStore, count: int) -> tuple[flo
 # -- eventsourcing -----------------------------------------------------------------
 
 
-def bench_eventsourcing(directory: Path, sizes: argparse.Namespace) -> dict[str, float]:
-    from eventsourcing.persistence import StoredEvent
+def eventsourcing_recorder(target: str) -> tuple[Any, Any]:
+    """eventsourcing's application recorder on a file or a PostgreSQL URL."""
+    if target.startswith("postgresql://"):
+        from urllib.parse import urlsplit
+
+        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
+        url = urlsplit(target)
+        pg_datastore = PostgresDatastore(
+            url.path.lstrip("/"), url.hostname or "", url.port or 5432, url.username or "", ""
+        )
+        return pg_datastore, PostgresApplicationRecorder(pg_datastore)
     from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-    datastore = SQLiteDatastore(str(directory / "eventsourcing.db"))
-    recorder = SQLiteApplicationRecorder(datastore)
+    datastore = SQLiteDatastore(target)
+    return datastore, SQLiteApplicationRecorder(datastore)
+
+
+def bench_eventsourcing(target: str, sizes: argparse.Namespace) -> dict[str, float]:
+    from eventsourcing.persistence import StoredEvent
+
+    datastore, recorder = eventsourcing_recorder(target)
     recorder.create_table()
     results: dict[str, float] = {}
 
@@ -194,8 +215,7 @@ def bench_eventsourcing(directory: Path, sizes: argparse.Namespace) -> dict[str,
     results["fill_s"] = time.perf_counter() - fill_start
     datastore.close()
 
-    datastore = SQLiteDatastore(str(directory / "eventsourcing.db"))
-    recorder = SQLiteApplicationRecorder(datastore)
+    datastore, recorder = eventsourcing_recorder(target)
     start = time.perf_counter()
     replayed, next_id = 0, 1
     while True:
@@ -260,6 +280,123 @@ def bench_sqlite_floor(directory: Path, sizes: argparse.Namespace) -> dict[str, 
     return results
 
 
+# -- the drivers: asyncpg against psycopg 3, same SQL, same server ------------------
+
+DRIVER_IDS = (
+    "SELECT event_id, stream_id, stream_version, position FROM events WHERE event_id = ANY({0})"
+)
+DRIVER_FACTS = (
+    "SELECT (SELECT max(stream_version) FROM events WHERE stream_id = {0}), "
+    "(SELECT position FROM events ORDER BY position DESC LIMIT 1)"
+)
+
+
+def unnest_insert(mark: Callable[[int], str]) -> str:
+    from eventstore.postgresql import RECORD_COLUMNS
+
+    types = [
+        "bigint",
+        "text",
+        "bigint",
+        "bytea",
+        "text",
+        "integer",
+        "bytea",
+        "bytea",
+        "bigint",
+        "bytea",
+    ]
+    arrays = ", ".join(f"{mark(i + 1)}::{kind}[]" for i, kind in enumerate(types))
+    return f"INSERT INTO events ({RECORD_COLUMNS}) SELECT * FROM unnest({arrays})"
+
+
+def driver_batches(sizes: argparse.Namespace) -> list[list[Any]]:
+    """Column arrays of pre-built records, single ones then batches of 100."""
+    rows: list[list[Any]] = []
+    position = 1
+    for b in range(sizes.single + sizes.batches):
+        count = 1 if b < sizes.single else 100
+        batch = [
+            (position + i, f"s-{b}", i, uuid6.uuid7().bytes, "ComponentPlaced", 1,
+             payload(position + i), b"", 1, bytes(32))
+            for i in range(count)
+        ]  # fmt: skip
+        rows.append([list(column) for column in zip(*batch, strict=True)])
+        position += count
+    return rows
+
+
+async def bench_driver(name: str, url: str, sizes: argparse.Namespace) -> dict[str, float]:
+    from eventstore.postgresql import SCHEMA, SELECT_ALL_PAGE
+
+    batches = driver_batches(sizes)
+    results: dict[str, float] = {}
+    if name == "asyncpg":
+        import asyncpg
+
+        pg = await asyncpg.connect(url)
+        for statement in SCHEMA:
+            await pg.execute(statement)
+        insert, ids, facts = unnest_insert(lambda i: f"${i}"), DRIVER_IDS, DRIVER_FACTS
+
+        async def append(columns: list[Any]) -> None:
+            await pg.execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
+            await pg.fetch(ids.format("$1::bytea[]"), columns[3])
+            await pg.fetchrow(facts.format("$1"), columns[1][0])
+            await pg.execute(insert, *columns)
+            await pg.execute("COMMIT")
+
+        async def page(position: int) -> list[Any]:
+            return list(await pg.fetch(SELECT_ALL_PAGE, position, 1000))
+
+        async def close() -> None:
+            await pg.close()
+    else:
+        import psycopg
+
+        ps = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        for statement in SCHEMA:
+            await ps.execute(statement)
+        insert = unnest_insert(lambda i: "%s")
+        page_sql = SELECT_ALL_PAGE.replace("$1", "%s").replace("$2", "%s")
+
+        async def append(columns: list[Any]) -> None:
+            await ps.execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
+            await ps.execute(DRIVER_IDS.format("%s::bytea[]"), (columns[3],))
+            await ps.execute(DRIVER_FACTS.format("%s"), (columns[1][0],))
+            await ps.execute(insert, columns)
+            await ps.execute("COMMIT")
+
+        async def page(position: int) -> list[Any]:
+            cursor = ps.cursor(binary=True)
+            await cursor.execute(page_sql, (position, 1000))
+            return await cursor.fetchall()
+
+        async def close() -> None:
+            await ps.close()
+
+    latencies = []
+    for columns in batches[: sizes.single]:
+        start = time.perf_counter()
+        await append(columns)
+        latencies.append(time.perf_counter() - start)
+    results["append_single_p50_ms"] = statistics.median(latencies) * 1000
+    start = time.perf_counter()
+    for columns in batches[sizes.single :]:
+        await append(columns)
+    results["append_batched_events_per_s"] = sizes.batches * 100 / (time.perf_counter() - start)
+    start = time.perf_counter()
+    replayed, position = 0, 1
+    while rows := await page(position):
+        for row in rows:
+            decode(RecordedEvent(*row).data)
+        replayed += len(rows)
+        position = rows[-1][0] + 1
+    results["replay_events_per_s"] = replayed / (time.perf_counter() - start)
+    await close()
+    return results
+
+
 # -- report ------------------------------------------------------------------------
 
 UNITS = {
@@ -301,18 +438,49 @@ def main() -> None:
     parser.add_argument("--subscribe", type=int, default=300, help="subscription deliveries")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--dir", type=Path, default=None, help="where the files go (a temp dir)")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     sizes = parser.parse_args()
     if sizes.quick:
         sizes.replay, sizes.single, sizes.batches, sizes.subscribe = 3000, 20, 5, 10
+    emit("config.replay_events", sizes.replay, "events")
+    emit("config.backend", None, "", backend=sizes.backend)
+    if sizes.backend == "postgresql":
+        bench_postgresql(sizes)
+        return
     with tempfile.TemporaryDirectory(dir=sizes.dir) as directory:
-        emit("config.replay_events", sizes.replay, "events")
-        ours = anyio.run(bench_oneinfra, Path(directory), sizes)
+        ours = anyio.run(bench_oneinfra, str(Path(directory) / "oneinfra.db"), sizes)
         report("oneinfra", ours)
-        theirs = bench_eventsourcing(Path(directory), sizes)
+        theirs = bench_eventsourcing(str(Path(directory) / "eventsourcing.db"), sizes)
         report("eventsourcing", theirs)
         emit("eventsourcing.subscribe_p50_ms", None, "ms", note="no subscriptions on SQLite")
         report("sqlite_floor", bench_sqlite_floor(Path(directory), sizes))
         ratios(ours, theirs)
+
+
+def bench_postgresql(sizes: argparse.Namespace) -> None:
+    """Both stores, and both drivers, each in a database of its own on one
+    durable throwaway server (fsync and synchronous_commit on)."""
+    from tests.pgserver import running_postgres
+
+    with running_postgres(durable=True) as server:
+        ours = anyio.run(bench_oneinfra, server.new_database(), sizes)
+        report("oneinfra", ours)
+        theirs = bench_eventsourcing(server.new_database(), sizes)
+        report("eventsourcing", theirs)
+        ratios(ours, theirs)
+        drivers = {
+            name: anyio.run(bench_driver, name, server.new_database(), sizes)
+            for name in ("asyncpg", "psycopg")
+        }
+        for name, results in drivers.items():
+            report(f"driver_{name}", results)
+        for key in ("append_batched_events_per_s", "replay_events_per_s"):
+            ratio = drivers["asyncpg"][key] / drivers["psycopg"][key]
+            emit(f"ratio.driver.{key}", round(ratio, 3), "x (asyncpg/psycopg)")
+        single = (
+            drivers["psycopg"]["append_single_p50_ms"] / drivers["asyncpg"]["append_single_p50_ms"]
+        )
+        emit("ratio.driver.append_single_p50_ms", round(single, 3), "x (psycopg/asyncpg)")
 
 
 if __name__ == "__main__":
