@@ -2,8 +2,10 @@
 
 from typing import TYPE_CHECKING
 
+from .copying import copy_log
 from .errors import (
     AppendOutcomeUnknown,
+    CorruptLog,
     CorruptStore,
     DuplicateEventId,
     EventStoreError,
@@ -49,6 +51,7 @@ __all__ = [
     "AppendOutcomeUnknown",
     "NO_STREAM",
     "AppendResult",
+    "CorruptLog",
     "CorruptStore",
     "DuplicateEventId",
     "EventStore",
@@ -69,5 +72,6 @@ __all__ = [
     "StreamState",
     "VerifyReport",
     "WrongExpectedVersion",
+    "copy_log",
     "open_store",
 ]

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 import anyio
 import msgspec
 
+from .copying import copy_log
 from .errors import EventStoreError
+from .hashing import GENESIS_HASH
 from .locate import open_store
 from .records import RecordedEvent
 
@@ -50,6 +52,12 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         help="the first position (default 1)",
     )  # fmt: skip
     dump.add_argument("--limit", type=int, default=None, metavar="N", help="at most N records")
+    copy = commands.add_parser(
+        "copy",
+        help="copy the log to another store, positions and hashes kept (run again to resume)",
+    )
+    copy.add_argument("file", metavar="SRC", help="the store copied from, opened read-only")
+    copy.add_argument("destination", metavar="DST", help="a new file or an empty database")
 
 
 def as_text(payload: bytes) -> str | None:
@@ -84,7 +92,28 @@ def anchor(text: str) -> tuple[int, str]:
     return int(position), digest
 
 
+async def run_copy(args: argparse.Namespace) -> int:
+    async with (
+        await open_store(args.file, read_only=True, create=False) as source,
+        await open_store(args.destination) as destination,
+    ):
+        report = await source.verify()  # a broken source is not copied
+        if not report.ok:
+            print(f"TAMPERED source at position {report.first_bad_position}: {report.reason}")
+            return EXIT_BROKEN
+        copied = await copy_log(source, destination)
+        head = await destination.head_position()
+        record = await destination.read_at(head) if head else None
+        print(
+            f"copied {copied} records; the destination's head is position {head}, "
+            f"hash {record.hash.hex() if record else GENESIS_HASH.hex()}"
+        )
+    return EXIT_OK
+
+
 async def run_command(args: argparse.Namespace) -> int:
+    if args.store_command == "copy":
+        return await run_copy(args)
     async with await open_store(args.file, read_only=True, create=False) as store:
         if args.store_command == "verify":
             report = await store.verify()

@@ -66,6 +66,11 @@ class AppendOutcomeUnknown(EventStoreError):
     settles it, as an exact retry is acknowledged without writing twice."""
 
 
+class CorruptLog(EventStoreError):
+    """Records copied from another log do not continue this one (a gap, a
+    broken hash chain, a stream version out of turn); nothing was written."""
+
+
 class StoreClosed(EventStoreError):
     """The store was closed while, or before, it was used."""
 

@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 
 import anyio.lowlevel
 
+from .errors import CorruptLog
 from .hashing import GENESIS_HASH
 from .planning import (
     Head,
     StoredId,
     build_records,
     check_expected_version,
+    check_import,
     resolve_stored_ids,
     result_of,
     validate_append,
@@ -59,6 +61,27 @@ class InMemoryEventStore(EventStore):
             self._ids[event.event_id] = StoredId(stream_id, record.stream_version, record.position)
         self._signal.fire()
         return result_of(records)
+
+    async def import_records(self, records: Sequence[RecordedEvent]) -> None:
+        batch = list(records)
+        self._ensure_open()
+        await anyio.lowlevel.checkpoint()
+        streams = {record.stream_id for record in batch}
+        versions = {
+            stream: len(self._streams[stream]) - 1 if stream in self._streams else None
+            for stream in streams
+        }
+        check_import(batch, self._head(), versions)
+        for record in batch:
+            if record.event_id in self._ids:
+                raise CorruptLog(f"record {record.position}: its event id is stored already")
+        for record in batch:
+            self._log.append(record)
+            self._streams.setdefault(record.stream_id, []).append(record.position)
+            self._ids[record.event_id] = StoredId(
+                record.stream_id, record.stream_version, record.position
+            )
+        self._signal.fire()
 
     def _head(self) -> Head:
         if not self._log:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from .errors import DuplicateEventId, InvalidArgument, WrongExpectedVersion
+from .errors import CorruptLog, DuplicateEventId, InvalidArgument, WrongExpectedVersion
 from .hashing import canonical_encoding, chain_hash
 from .records import AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamState
 
@@ -212,3 +212,46 @@ def result_of(records: Sequence[RecordedEvent]) -> AppendResult:
         last_position=records[-1].position,
         stream_version=records[-1].stream_version,
     )
+
+
+def check_import(
+    records: Sequence[RecordedEvent], head: Head, stream_versions: Mapping[str, int | None]
+) -> None:
+    """Check records copied verbatim from another log continue this one: the
+    next positions, each hash chaining onto the one before, time never going
+    back, each stream's next versions (stream_versions: the stored versions
+    of the streams in the batch). Raises CorruptLog naming the first record
+    that does not fit."""
+    if not records:
+        raise InvalidArgument("an import needs at least one record")
+    previous, position, recorded_at = head.hash, head.position, head.recorded_at_us
+    versions = dict(stream_versions)
+    for record in records:
+        position += 1
+        where = f"record {record.position}"
+        if record.position != position:
+            raise CorruptLog(f"{where} does not follow position {position - 1}")
+        stored = versions.get(record.stream_id)
+        expected_version = 0 if stored is None else stored + 1
+        if record.stream_version != expected_version:
+            raise CorruptLog(
+                f"{where}: stream {record.stream_id!r} is at version {expected_version - 1}, "
+                f"so its next version is {expected_version}, not {record.stream_version}"
+            )
+        if record.recorded_at_us < recorded_at:
+            raise CorruptLog(f"{where} is recorded before the record it follows")
+        encoded = canonical_encoding(
+            record.position,
+            record.stream_id,
+            record.stream_version,
+            record.event_id_bytes,
+            record.type,
+            record.schema_version,
+            record.data,
+            record.metadata,
+            record.recorded_at_us,
+        )
+        if chain_hash(previous, encoded) != record.hash:
+            raise CorruptLog(f"{where}: its hash does not chain onto the record before it")
+        previous, recorded_at = record.hash, record.recorded_at_us
+        versions[record.stream_id] = record.stream_version

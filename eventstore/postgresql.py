@@ -47,6 +47,7 @@ from .planning import (
     StoredId,
     build_records,
     check_expected_version,
+    check_import,
     resolve_stored_ids,
     result_of,
     validate_append,
@@ -123,6 +124,11 @@ SELECT_STREAM_PAGE = (
     "ORDER BY stream_version LIMIT $3"
 )
 SELECT_STREAM_VERSION = "SELECT max(stream_version) FROM events WHERE stream_id = $1"
+SELECT_STREAM_VERSIONS = (
+    "SELECT stream_id, max(stream_version) FROM events "
+    "WHERE stream_id = ANY($1::text[]) GROUP BY stream_id"
+)
+SELECT_HEAD = "SELECT position, hash, recorded_at_us FROM events ORDER BY position DESC LIMIT 1"
 # SQLSTATE classes that mean the connection, not the statement, failed: a
 # COMMIT answered with one of these may or may not have committed.
 CONNECTION_CLASSES = ("08", "57")
@@ -353,14 +359,7 @@ class PostgreSQLEventStore(EventStore):
         expected: ExpectedVersion,
         ids: list[bytes],
     ) -> list[RecordedEvent] | AppendResult:
-        if self._writer is None or self._writer.is_closed():
-            self._writer = await asyncpg.connect(
-                self.url,
-                timeout=self._timeout,
-                command_timeout=self._timeout,
-                server_settings=self._settings,
-            )
-        connection = self._writer
+        connection = await self._writer_connection()
         backend = connection.get_server_pid()
         stage = "begin"
         try:
@@ -403,6 +402,16 @@ class PostgreSQLEventStore(EventStore):
             with contextlib.suppress(Exception):
                 await self._end_backend(backend)
             raise
+
+    async def _writer_connection(self) -> asyncpg.Connection:
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await asyncpg.connect(
+                self.url,
+                timeout=self._timeout,
+                command_timeout=self._timeout,
+                server_settings=self._settings,
+            )
+        return self._writer
 
     def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -474,6 +483,34 @@ class PostgreSQLEventStore(EventStore):
             return stored_from_rows(rows)
         finally:
             await connection.close()
+
+    async def import_records(self, records: Sequence[RecordedEvent]) -> None:
+        batch = list(records)
+        self._ensure_writable()
+        streams = sorted({record.stream_id for record in batch})
+        async with self._write_lock:
+            with anyio.CancelScope(shield=True), postgres_errors(f"{self.where}: not imported"):
+                connection = await self._writer_connection()
+                try:
+                    async with connection.transaction():
+                        await connection.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+                        row = await connection.fetchrow(SELECT_HEAD)
+                        versions: dict[str, int | None] = dict.fromkeys(streams)
+                        for stream, version in await connection.fetch(
+                            SELECT_STREAM_VERSIONS, streams
+                        ):
+                            versions[stream] = version
+                        check_import(
+                            batch, head_of(tuple(row) if row else (None, None, None)), versions
+                        )
+                        await connection.execute(INSERT_RECORDS, *columns_of(batch))
+                        await connection.execute(f"NOTIFY {CHANNEL}")
+                except EventStoreError:
+                    raise
+                except BaseException:
+                    self._drop_writer()  # an import is re-run whole: no settling
+                    raise
+        self._signal.fire()
 
     async def save_snapshot(self, name: str, position: int, data: bytes) -> Snapshot:
         self._ensure_writable()

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import anyio
 import anyio.to_thread
+import msgspec
 
 from .errors import CorruptStore, EventStoreError, NotAnEventStore, StoreFileError, StoreFull
 from .hashing import GENESIS_HASH
@@ -35,6 +36,7 @@ from .planning import (
     StoredId,
     build_records,
     check_expected_version,
+    check_import,
     resolve_stored_ids,
     result_of,
     validate_append,
@@ -281,6 +283,18 @@ class SQLiteEventStore(EventStore):
             return outcome
         self._signal.fire()
         return result_of(outcome)
+
+    async def import_records(self, records: Sequence[RecordedEvent]) -> None:
+        batch = list(records)
+
+        def transaction(db: sqlite3.Connection) -> None:
+            streams = {record.stream_id for record in batch}
+            versions = {stream: stream_version(db, stream) for stream in streams}
+            check_import(batch, head(db), versions)
+            db.executemany(INSERT_RECORD, [msgspec.structs.astuple(r) for r in batch])
+
+        await self._writable().transaction(transaction)
+        self._signal.fire()
 
     async def save_snapshot(self, name: str, position: int, data: bytes) -> Snapshot:
         snapshot = Snapshot(name, position, data, self._clock())

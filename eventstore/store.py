@@ -113,6 +113,12 @@ class EventStore(abc.ABC):
         """Drop every snapshot of a name; returns how many."""
 
     @abc.abstractmethod
+    async def import_records(self, records: Sequence[RecordedEvent]) -> None:
+        """Store records copied verbatim from another log (positions, times and
+        hashes kept), atomically. They must continue this log (planning's
+        check_import), or CorruptLog is raised and nothing is written."""
+
+    @abc.abstractmethod
     async def _close_storage(self) -> None:
         """Release the backend's resources."""
 
