@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
@@ -42,6 +41,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .hashing import GENESIS_HASH
+from .locate import redacted
 from .planning import (
     Head,
     StoredId,
@@ -136,16 +136,6 @@ CONNECTION_CLASSES = ("08", "57")
 
 class StaleConnection(StoreUnavailable):
     """The connection was dead before the append's first statement."""
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def is_connection_failure(error: BaseException) -> bool:

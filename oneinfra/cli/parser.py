@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", metavar="DIR",
         help="where the event log and keys live (default /var/lib/oneinfra as root)",
     )  # fmt: skip
+    daemon.add_argument(
+        "--store", metavar="URL",
+        help="the event log: a postgresql:// URL, or a file (default: events.db in the state "
+        "directory; also $ONEINFRA_STORE)",
+    )  # fmt: skip
     daemon.add_argument("--socket", metavar="PATH", help="the Unix socket to serve on")
     daemon.add_argument(
         "--socket-group", metavar="GROUP", help="let this group use the socket (mode 0660)"

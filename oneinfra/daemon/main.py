@@ -21,7 +21,8 @@ from pathlib import Path
 
 import anyio
 
-from eventstore import EventStoreError, SQLiteEventStore
+from eventstore import EventStore, EventStoreError, open_store
+from eventstore.locate import is_url, redacted
 
 from ..backup.service import Backups
 from ..errors import DaemonError, OneinfraError
@@ -42,6 +43,7 @@ from .wire import raise_file_limit
 DEFAULT_OPTIONS = Options()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PRIVATE_UMASK = 0o077  # every file the daemon makes: its owner's only
+STORE_VARIABLE = "ONEINFRA_STORE"
 
 
 def prepare_directories(state_dir: Path, socket_path: Path) -> int:
@@ -94,10 +96,12 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
-async def verified_store(path: Path, state_dir: Path) -> tuple[SQLiteEventStore, Verified]:
-    """The store, once its chain verifies from the last verified start on;
-    a log that was altered is refused, and the refusal says where."""
-    store = await SQLiteEventStore.open(path)
+async def verified_store(target: str | Path, state_dir: Path) -> tuple[EventStore, Verified]:
+    """The store (a file, or a PostgreSQL database), once its chain verifies
+    from the last verified start on; a log that was altered is refused, and
+    the refusal says where."""
+    store = await open_store(target)
+    path = redacted(target) if isinstance(target, str) else target
     try:
         checked = await verify_since_checkpoint(store, state_dir / CHECKPOINT)
     except BaseException:
@@ -128,9 +132,11 @@ async def serve(
     metrics_address: str | None = None,
     notifier: Notifier | None = None,
     backup_dir: Path | None = None,
+    store_target: str | None = None,
 ) -> str:
     """Run until SIGTERM, SIGINT or SIGHUP: then finish the command in hand,
-    close the store, and return what stopped it."""
+    close the store, and return what stopped it. store_target: the event
+    log's URL or file (default events.db in the state directory)."""
     os.umask(PRIVATE_UMASK)
     raise_file_limit()
     lock = prepare_directories(state_dir, socket_path)
@@ -138,7 +144,8 @@ async def serve(
         state_dir / "keys.db", load_or_create_master_key(master_key or state_dir / "master.key")
     )
     try:
-        store, checked = await verified_store(state_dir / "events.db", state_dir)
+        target = store_target if store_target is not None else state_dir / "events.db"
+        store, checked = await verified_store(target, state_dir)
         async with store:
             service = await FleetService.open(store, keys)
             metrics = Metrics() if metrics_address is not None else None
@@ -239,7 +246,7 @@ async def run_until_signal(
     return stopped_by
 
 
-async def checkpoint_on_the_way_out(store: SQLiteEventStore, state_dir: Path) -> None:
+async def checkpoint_on_the_way_out(store: EventStore, state_dir: Path) -> None:
     """What this run appended, verified and checkpointed: the next start
     then knows the head it left, and tells a log cut short since."""
     try:
@@ -282,6 +289,15 @@ def announce(state_dir: Path, socket_path: Path) -> Callable[[], None]:
     return ready
 
 
+def chosen_store(option: str | None) -> str | None:
+    """--store, else $ONEINFRA_STORE, else None (the state directory's file).
+    A URL is kept as given; anything else is a file's path."""
+    chosen = option or os.environ.get(STORE_VARIABLE) or None
+    if chosen is None or is_url(chosen):
+        return chosen
+    return str(Path(chosen).absolute())
+
+
 def run_from_command_line(args: argparse.Namespace) -> int:
     """`oneinfra daemon ...`: serve until stopped; the exit code, and a line
     on stderr saying why it stopped, whatever the reason."""
@@ -298,6 +314,7 @@ def run_from_command_line(args: argparse.Namespace) -> int:
             return 2
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     socket = chosen_socket(args.socket)  # the same rule as every client command
+    store_target = chosen_store(args.store)
     try:
         stopped_by = anyio.run(
             lambda: serve(
@@ -310,6 +327,7 @@ def run_from_command_line(args: argparse.Namespace) -> int:
                 metrics_address=args.metrics_address,
                 notifier=Notifier.from_environment(),
                 backup_dir=Path(args.backup_dir) if args.backup_dir else None,
+                store_target=store_target,
             )
         )
     except (OneinfraError, EventStoreError, OSError) as error:

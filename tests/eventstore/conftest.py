@@ -1,22 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from eventstore import EventStore, InMemoryEventStore, NewEvent, SQLiteEventStore
-from tests.pgserver import PostgresServer, running_postgres
+from tests.pgserver import PostgresServer
 
 StoreFactory = Callable[..., Awaitable[EventStore]]
 BACKENDS = ["memory", "sqlite", "postgresql"]
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One throwaway server for the session; each store gets a database of its own."""
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture(params=BACKENDS)

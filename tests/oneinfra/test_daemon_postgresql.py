@@ -1,0 +1,110 @@
+"""The daemon with its event log in PostgreSQL (--store, $ONEINFRA_STORE):
+the same fleet across restarts and kills, a log moved from SQLite by
+`eventstore copy`, an unreachable server refused in one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from eventstore import PostgreSQLEventStore
+from tests.pgserver import PostgresServer, free_port
+
+from .daemon import Daemon
+
+
+@pytest.fixture
+def url(postgres_server: PostgresServer) -> str:
+    return postgres_server.new_database()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        if daemon.process is not None:
+            daemon.stop(signal.SIGKILL)
+
+
+def head_in(url: str) -> int:
+    async def read() -> int:
+        async with await PostgreSQLEventStore.open(url, create=False) as store:
+            return await store.head_position()
+
+    return anyio.run(read)
+
+
+def eventstore_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oneinfra", "eventstore", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_the_fleet_lives_in_postgresql_across_a_kill_and_a_restart(
+    tmp_path: Path, url: str, daemons: list[Daemon]
+) -> None:
+    daemon = Daemon(tmp_path, "--store", url).start()
+    daemons.append(daemon)
+    daemon.add_hypervisors()
+    daemon.cli("cluster", "create", "prod", "--control-plane-replicas", "3")
+    before = (daemon.json("cluster", "list"), daemon.json("hypervisor", "list"))
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    assert (daemon.json("cluster", "list"), daemon.json("hypervisor", "list")) == before
+    assert "ok:" in daemon.cli("audit", "verify").stdout
+    assert not (daemon.state_dir / "events.db").exists()
+    assert head_in(url) > 0
+    assert eventstore_cli("verify", url).stdout.startswith("ok: ")
+
+
+def test_the_environment_names_the_store_when_no_option_does(
+    tmp_path: Path, url: str, daemons: list[Daemon]
+) -> None:
+    daemon = Daemon(tmp_path).start(env={**os.environ, "ONEINFRA_STORE": url})
+    daemons.append(daemon)
+    daemon.add_hypervisors()
+    daemon.cli("cluster", "create", "prod")
+    assert not (daemon.state_dir / "events.db").exists()
+    assert head_in(url) > 0
+
+
+def test_an_unreachable_store_stops_the_daemon_in_one_line_without_the_password(
+    tmp_path: Path,
+) -> None:
+    store = f"postgresql://fleet:hunter2@127.0.0.1:{free_port()}/fleet"
+    result = subprocess.run(
+        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(tmp_path / "state"),
+         "--socket", str(tmp_path / "s.sock"), "--store", store, "--no-reconcile"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot connect to {store.replace('hunter2', '***')}" in result.stderr
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_log_copied_from_sqlite_to_postgresql_serves_the_same_fleet(
+    tmp_path: Path, url: str, daemons: list[Daemon]
+) -> None:
+    on_sqlite = Daemon(tmp_path).start()
+    daemons.append(on_sqlite)
+    on_sqlite.add_hypervisors()
+    on_sqlite.cli("cluster", "create", "prod", "--control-plane-replicas", "3")
+    before = on_sqlite.json("cluster", "list")
+    assert on_sqlite.stop(signal.SIGTERM) == 0
+    copied = eventstore_cli("copy", str(on_sqlite.state_dir / "events.db"), url)
+    assert copied.returncode == 0, copied.stderr
+    on_postgresql = Daemon(tmp_path, "--store", url).start()  # the same state dir and keys
+    daemons.append(on_postgresql)
+    assert on_postgresql.json("cluster", "list") == before
+    on_postgresql.cli("cluster", "scale", "prod", "--control-plane-replicas", "1")
+    assert "ok:" in on_postgresql.cli("audit", "verify").stdout
