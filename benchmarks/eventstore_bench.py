@@ -334,7 +334,8 @@ async def bench_driver(name: str, url: str, sizes: argparse.Namespace) -> dict[s
     if name == "asyncpg":
         import asyncpg
 
-        pg = await asyncpg.connect(url)
+        # As the store does: plans for each call's arguments (see postgresql.py).
+        pg = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
         for statement in SCHEMA:
             await pg.execute(statement)
         insert, ids, facts = unnest_insert(lambda i: f"${i}"), DRIVER_IDS, DRIVER_FACTS
@@ -354,7 +355,9 @@ async def bench_driver(name: str, url: str, sizes: argparse.Namespace) -> dict[s
     else:
         import psycopg
 
-        ps = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        ps = await psycopg.AsyncConnection.connect(
+            url, autocommit=True, options="-c plan_cache_mode=force_custom_plan"
+        )
         for statement in SCHEMA:
             await ps.execute(statement)
         insert = unnest_insert(lambda i: "%s")

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ from .errors import (
     NotAnEventStore,
     StoreFileError,
     StoreUnavailable,
+    WrongExpectedVersion,
 )
 from .hashing import GENESIS_HASH
 from .locate import redacted
@@ -99,6 +101,16 @@ INSERT_RECORDS = (
     "$1::bigint[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::integer[], "
     "$7::bytea[], $8::bytea[], $9::bigint[], $10::bytea[])"
 )
+BEGIN_LOCKED = "BEGIN; LOCK TABLE events IN EXCLUSIVE MODE"
+# The rows, only if the log still ends at the head this store saw ($11
+# position, $12 hash) and the stream is at the version it saw ($13, $14).
+INSERT_RECORDS_IF_UNCHANGED = (
+    INSERT_RECORDS + " WHERE EXISTS (SELECT 1 FROM (SELECT position, hash FROM events "
+    "ORDER BY position DESC LIMIT 1) AS head WHERE head.position = $11 AND head.hash = $12) "
+    "AND (SELECT max(stream_version) FROM events WHERE stream_id = $13) "
+    "IS NOT DISTINCT FROM $14::bigint"
+)
+SEEN_STREAMS = 1024  # streams whose last version an append remembers
 # Everything an append decides on, in one round trip.
 SELECT_FACTS = """
     SELECT
@@ -212,6 +224,9 @@ class PostgreSQLEventStore(EventStore):
         # Appends have a connection of their own, not the readers' pool: one
         # that failed is dropped whole, never handed to anyone mid-transaction.
         self._writer: asyncpg.Connection | None = None
+        # What the last append saw at the end of the log (see _append_as_last_seen).
+        self._last_head: Head | None = None
+        self._last_versions: OrderedDict[str, int | None] = OrderedDict()
         self._listener: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
 
@@ -247,6 +262,10 @@ class PostgreSQLEventStore(EventStore):
             # lock: the server ends it if nobody could (see _end_backend).
             "idle_in_transaction_session_timeout": f"{int(io_timeout * 1000)}",
             "application_name": "eventstore",
+            # Plans made for the statement's own arguments every time: a generic
+            # plan made while the table was small (a sequential scan) would be
+            # kept for the connection's life, at a second a query a million in.
+            "plan_cache_mode": "force_custom_plan",
         }
         if read_only:
             settings["default_transaction_read_only"] = "on"  # the server refuses writes too
@@ -353,21 +372,27 @@ class PostgreSQLEventStore(EventStore):
         backend = connection.get_server_pid()
         stage = "begin"
         try:
-            await connection.execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
+            await connection.execute(BEGIN_LOCKED)
             stage = "decide"
-            facts = await connection.fetchrow(SELECT_FACTS, stream_id, ids)
-            assert facts is not None  # the query always returns one row
-            stored, version, *head = facts
-            retry = resolve_stored_ids(stream_id, batch, stored_from_rows(stored))
-            if retry is not None:
-                await connection.execute("ROLLBACK")
-                return retry  # an exact retry: nothing to write
-            check_expected_version(stream_id, expected, version)
-            now_us = self._clock()
-            records = build_records(stream_id, batch, version, head_of(head), now_us)
-            await connection.execute(INSERT_RECORDS, *columns_of(records))
+            records = await self._append_as_last_seen(connection, stream_id, batch, expected)
+            if records is None:
+                facts = await connection.fetchrow(SELECT_FACTS, stream_id, ids)
+                assert facts is not None  # the query always returns one row
+                stored, version, *head = facts
+                self._seen(head_of(head), stream_id, version)
+                retry = resolve_stored_ids(stream_id, batch, stored_from_rows(stored))
+                if retry is not None:
+                    await connection.execute("ROLLBACK")
+                    return retry  # an exact retry: nothing to write
+                check_expected_version(stream_id, expected, version)
+                records = build_records(stream_id, batch, version, head_of(head), self._clock())
+                await connection.execute(INSERT_RECORDS, *columns_of(records))
             stage = "commit"
             await connection.execute(f"NOTIFY {CHANNEL}; COMMIT")
+            last = records[-1]
+            self._seen(
+                Head(last.position, last.hash, last.recorded_at_us), stream_id, last.stream_version
+            )
             return records
         except EventStoreError:
             # Refused by the rules (a wrong expected version, a duplicate id):
@@ -381,6 +406,7 @@ class PostgreSQLEventStore(EventStore):
             # The connection may be mid-transaction: close it, which rolls back
             # anything uncommitted; the next append connects afresh.
             self._drop_writer()
+            self._last_head = None
             if not is_connection_failure(error):
                 raise
             if stage == "commit":  # a lost answer, or no answer in time
@@ -392,6 +418,50 @@ class PostgreSQLEventStore(EventStore):
             with contextlib.suppress(Exception):
                 await self._end_backend(backend)
             raise
+
+    async def _append_as_last_seen(
+        self,
+        connection: asyncpg.Connection,
+        stream_id: str,
+        batch: list[NewEvent],
+        expected: ExpectedVersion,
+    ) -> list[RecordedEvent] | None:
+        """The common case in three round trips, not four: when this store
+        wrote or read the head and the stream last, the rows are built on
+        what it saw and inserted only if the log still ends there (checked by
+        the INSERT itself, under the lock). None: decide on fresh facts."""
+        head, known = self._last_head, stream_id in self._last_versions
+        if head is None or head.position == 0 or not known:
+            return None
+        version = self._last_versions[stream_id]
+        try:
+            check_expected_version(stream_id, expected, version)
+        except WrongExpectedVersion:
+            return None  # perhaps only what was seen is old: ask the log
+        records = build_records(stream_id, batch, version, head, self._clock())
+        try:
+            status = await connection.execute(
+                INSERT_RECORDS_IF_UNCHANGED,
+                *columns_of(records), head.position, head.hash, stream_id, version,
+            )  # fmt: skip
+        except asyncpg.UniqueViolationError:
+            # An id stored already: an exact retry, or a duplicate. The fresh
+            # path tells which, in a new transaction (this one is aborted).
+            self._last_head = None
+            await connection.execute("ROLLBACK")
+            await connection.execute(BEGIN_LOCKED)
+            return None
+        if status.rsplit(" ", 1)[-1] == "0":
+            self._last_head = None  # another writer appended since
+            return None
+        return records
+
+    def _seen(self, head: Head, stream_id: str, version: int | None) -> None:
+        self._last_head = head
+        self._last_versions[stream_id] = version
+        self._last_versions.move_to_end(stream_id)
+        if len(self._last_versions) > SEEN_STREAMS:
+            self._last_versions.popitem(last=False)
 
     async def _writer_connection(self) -> asyncpg.Connection:
         if self._writer is None or self._writer.is_closed():
@@ -495,6 +565,7 @@ class PostgreSQLEventStore(EventStore):
                         )
                         await connection.execute(INSERT_RECORDS, *columns_of(batch))
                         await connection.execute(f"NOTIFY {CHANNEL}")
+                    self._last_head = None  # appends read the head afresh
                 except EventStoreError:
                     raise
                 except BaseException:

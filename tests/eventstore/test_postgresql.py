@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from eventstore import (
+    NO_STREAM,
     AppendOutcomeUnknown,
     EventStoreError,
     NewEvent,
@@ -24,6 +25,7 @@ from eventstore import (
     RecordedEvent,
     StoreFileError,
     StoreUnavailable,
+    WrongExpectedVersion,
 )
 from tests.pgserver import PostgresServer, free_port, running_postgres
 
@@ -426,3 +428,27 @@ async def test_an_error_from_the_server_is_the_store_s_error_and_names_the_datab
             await connection.close()
         with pytest.raises(EventStoreError, match='relation "snapshots" does not exist'):
             await store.latest_snapshot("fold")
+
+
+async def test_two_stores_taking_turns_on_one_stream_each_see_the_other_s_appends(
+    url: str,
+) -> None:
+    # Each store builds on the head it saw last; the other's appends make that
+    # stale, and the append must then decide on the log, not on what it saw.
+    async with (
+        await PostgreSQLEventStore.open(url) as first,
+        await PostgreSQLEventStore.open(url) as second,
+    ):
+        for version in range(20):
+            store = (first, second)[version % 2]
+            expected = version - 1 if version else NO_STREAM
+            result = await store.append("turns", batch_of(1)[1], expected)
+            assert (result.first_position, result.stream_version) == (version + 1, version)
+            with pytest.raises(WrongExpectedVersion):
+                await (second, first)[version % 2].append("turns", batch_of(1)[1], expected)
+        events = batch_of(2, "retried")[1]
+        done = await first.append("other", events)
+        assert await second.append("other", events) == done  # an exact retry, through the other
+        assert await first.append("other", events) == done
+        assert (await first.verify()).ok
+    assert len(await stored_batches(url)) == 21
