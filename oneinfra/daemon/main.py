@@ -21,7 +21,14 @@ from pathlib import Path
 
 import anyio
 
-from eventstore import EventStore, EventStoreError, open_store
+from eventstore import (
+    NO_STREAM,
+    EventStore,
+    EventStoreError,
+    NewEvent,
+    WrongExpectedVersion,
+    open_store,
+)
 from eventstore.locate import is_url, redacted
 
 from ..backup.service import Backups
@@ -33,6 +40,7 @@ from ..storage.keystore import KeyStore, load_or_create_master_key
 from . import gc
 from .api import FleetServer
 from .apithread import ApiThread
+from .leadership import Leadership
 from .logs import configure, say
 from .mainloop import MainLoop
 from .metrics import Metrics, parse_address, serve_metrics
@@ -44,6 +52,7 @@ DEFAULT_OPTIONS = Options()
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PRIVATE_UMASK = 0o077  # every file the daemon makes: its owner's only
 STORE_VARIABLE = "ONEINFRA_STORE"
+FLEET_ID_STREAM = "fleet-id"
 
 
 def prepare_directories(state_dir: Path, socket_path: Path) -> int:
@@ -140,17 +149,20 @@ async def serve(
     os.umask(PRIVATE_UMASK)
     raise_file_limit()
     lock = prepare_directories(state_dir, socket_path)
-    keys = KeyStore(
-        state_dir / "keys.db", load_or_create_master_key(master_key or state_dir / "master.key")
-    )
+    master = load_or_create_master_key(master_key or state_dir / "master.key")
+    # A PostgreSQL store may be shared by several daemons: the keys and the
+    # fleet's id live in its database, one daemon leads, the others follow.
+    shared = store_target if store_target is not None and is_url(store_target) else None
+    keys = await open_keys(shared, state_dir, master)
     try:
         target = store_target if store_target is not None else state_dir / "events.db"
         store, checked = await verified_store(target, state_dir)
         async with store:
             service = await FleetService.open(store, keys)
             metrics = Metrics() if metrics_address is not None else None
+            fleet = await (shared_fleet_id(store, state_dir) if shared else own_fleet_id(state_dir))
             if reconcile is not None:
-                reconcile = dataclasses.replace(reconcile, fleet=fleet_id(state_dir))
+                reconcile = dataclasses.replace(reconcile, fleet=fleet)
                 if metrics is not None:
                     reconcile = dataclasses.replace(
                         reconcile, observe_pass=metrics.pass_done, observe_cri=metrics.cri_call
@@ -162,13 +174,18 @@ async def serve(
                 if controller
                 else None
             )
-            fleet = FleetServer(service, board, MainLoop(asyncio.get_running_loop()), backups)
+            server = FleetServer(service, board, MainLoop(asyncio.get_running_loop()), backups)
             metrics_server = None
             if metrics_address is not None and metrics is not None:  # both, or neither
                 service.observer = metrics
                 metrics_server = serve_metrics(metrics_address, service, board, metrics)
             gc.after_start()
-            api_thread = ApiThread(fleet, socket_path, socket_group)
+            api_thread = ApiThread(server, socket_path, socket_group)
+            leadership = (
+                Leadership(shared, store, str(state_dir))
+                if shared is not None and controller is not None
+                else None
+            )
             await api_thread.start()
 
             def ready() -> None:
@@ -181,8 +198,9 @@ async def serve(
 
             try:
                 stopped_by = await run_until_signal(
-                    service, controller, api_thread, ready, notifier or Notifier(None), backups
-                )
+                    service, controller, api_thread, ready, notifier or Notifier(None), backups,
+                    leadership=leadership, follow=shared is not None,
+                )  # fmt: skip
                 await snapshot_if_it_fits(service)
                 await checkpoint_on_the_way_out(store, state_dir)
             finally:
@@ -190,9 +208,26 @@ async def serve(
                 if metrics_server is not None:
                     metrics_server.stop()
     finally:
-        keys.close()
+        await keys.aclose()
         os.close(lock)
     return stopped_by
+
+
+async def open_keys(shared: str | None, state_dir: Path, master: bytes) -> KeyStore:
+    if shared is None:
+        return KeyStore(state_dir / "keys.db", master)
+    from ..storage.pgkeys import PostgresKeyStore
+
+    keys = await PostgresKeyStore.open(shared, master)
+    local = state_dir / "keys.db"
+    if local.exists():  # a log moved here by `eventstore copy`: its keys come along
+        file_keys = KeyStore(local, master)
+        try:
+            if taken := await keys.take_up(file_keys):
+                say(f"took up {taken} data key(s) from {local} into the shared store")
+        finally:
+            file_keys.close()
+    return keys
 
 
 async def run_until_signal(
@@ -202,19 +237,43 @@ async def run_until_signal(
     on_ready: Callable[[], None],
     notifier: Notifier,
     backups: Backups | None = None,
+    *,
+    leadership: Leadership | None = None,
+    follow: bool = False,
 ) -> str:
     """The command worker, the collector, the reconciler and the backups' schedule, until a stop
     signal; then each stopped in turn. The signal's name. systemd, when it
-    runs the daemon, is told when it serves, stops, and is well."""
+    runs the daemon, is told when it serves, stops, and is well. On a
+    shared store (follow), the state folds what other daemons append, and
+    the reconciler and the backups run only while this daemon leads."""
     stopped_by = "?"
+    following = anyio.CancelScope()
     async with anyio.create_task_group() as tasks:
         await tasks.start(service.run)
         collector = gc.Collector()
         tasks.start_soon(collector.run)
-        if controller is not None:
-            await tasks.start(controller.run)
-        if backups is not None:
-            tasks.start_soon(backups.run)
+        if follow:
+
+            async def fold_others() -> None:
+                with following:
+                    await service.follow()
+
+            tasks.start_soon(fold_others)
+        if leadership is not None:
+
+            async def lead() -> None:
+                async with anyio.create_task_group() as leading:
+                    if controller is not None:
+                        await leading.start(controller.run)
+                    if backups is not None:
+                        leading.start_soon(backups.run)
+
+            tasks.start_soon(leadership.run, lead)
+        else:
+            if controller is not None:
+                await tasks.start(controller.run)
+            if backups is not None:
+                tasks.start_soon(backups.run)
         watchdog = anyio.CancelScope()
         if (interval := watchdog_interval()) is not None:
 
@@ -240,6 +299,9 @@ async def run_until_signal(
             backups.stop()  # a backup cut short leaves a part file, swept by the next start
         if controller is not None:
             controller.stop()  # crash-safe at any point: the next start goes on
+        if leadership is not None:
+            leadership.stop()
+        following.cancel()
         if not await api_thread.stop():  # open calls are cancelled; no new ones
             say("the API thread did not stop in time; leaving it behind")
         service.stop_accepting()  # the worker finishes what it holds
@@ -267,7 +329,7 @@ async def snapshot_if_it_fits(service: FleetService) -> None:
         say(f"no snapshot on the way out ({error}); the next start folds the log instead")
 
 
-def fleet_id(state_dir: Path) -> str:
+async def own_fleet_id(state_dir: Path) -> str:
     """This fleet's id, made at its first start: it labels the fleet's pods,
     so that daemons sharing hypervisors never touch each other's. Kept with
     the log (back it up with it)."""
@@ -280,6 +342,24 @@ def fleet_id(state_dir: Path) -> str:
         temporary.write_text(fleet + "\n")
         os.replace(temporary, path)
         return fleet
+
+
+async def shared_fleet_id(store: EventStore, state_dir: Path) -> str:
+    """The fleet's id in a shared store's log (stream "fleet-id"), so every
+    daemon on it labels and finds the same pods: the first daemon records
+    it, taking the state directory's if it has one (a log copied from a
+    file store keeps its fleet's pods)."""
+    async for record in store.read_stream(FLEET_ID_STREAM):
+        return record.data.decode()
+    path = state_dir / "fleet-id"
+    fleet = path.read_text().strip() if path.exists() else uuid.uuid4().hex[:16]
+    try:
+        await store.append(
+            FLEET_ID_STREAM, [NewEvent(type="FleetIdentified", data=fleet.encode())], NO_STREAM
+        )
+    except WrongExpectedVersion:
+        return await shared_fleet_id(store, state_dir)  # another daemon recorded it first
+    return fleet
 
 
 def announce(state_dir: Path, socket_path: Path) -> Callable[[], None]:

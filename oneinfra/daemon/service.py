@@ -109,6 +109,9 @@ class FleetService:
         self._encode_metadata = msgspec.json.Encoder().encode
         self._events = EventCache(store, size=PKI_CACHE_SIZE)
         self._advanced = anyio.Event()  # set (and replaced) when the state moves on
+        # Held from a command's decision to its events folded, and while the
+        # events of other daemons are folded: nothing is folded twice.
+        self._folding = anyio.Lock()
         # Held while the state changes, and by the API's thread while it reads
         # the state: a query never sees an event half folded.
         self.lock = threading.RLock()
@@ -121,7 +124,7 @@ class FleetService:
         then destroy any data key whose owner no longer exists (a crash may
         have fallen between a delete's append and its key's destruction)."""
         service = cls(store, keys, await rebuild(store), **options)  # type: ignore[arg-type]
-        keys.retain(live_key_ids(service.state))
+        await keys.keep_only(live_key_ids(service.state))
         return service
 
     # -- commands -------------------------------------------------------------------
@@ -161,6 +164,10 @@ class FleetService:
         self._jobs_in.close()
 
     async def _execute(self, job: Job) -> Outcome:
+        async with self._folding:
+            return await self._execute_folding(job)
+
+    async def _execute_folding(self, job: Job) -> Outcome:
         command_id = str(uuid.uuid4())
         metadata = self._encode_metadata(
             Metadata(
@@ -184,7 +191,7 @@ class FleetService:
             if not decision.events:
                 return Outcome(decision, position=0)
             for key_id, key in decision.new_keys.items():
-                self.keys.put(key_id, key)
+                await self.keys.save(key_id, key)
             records = []
             for event in decision.events:
                 event_type, version, data = ev.encode(event)
@@ -197,20 +204,20 @@ class FleetService:
                 result = await self.store.append(ev.FLEET_STREAM, records, expected)
                 self.observer.appended(time.perf_counter() - began)
             except WrongExpectedVersion:
-                self.keys.destroy(decision.new_keys)
-                await self.catch_up()
+                await self.keys.forget(decision.new_keys)
+                await self._catch_up()
                 continue
             except BaseException:
-                self.keys.destroy(decision.new_keys)
+                with anyio.CancelScope(shield=True):
+                    await self.keys.forget(decision.new_keys)
                 raise
             with self.lock:
                 for position, event in enumerate(decision.events, start=result.first_position):
                     projection.apply(self.state, event, position)
                 self.state.version = result.stream_version
                 self.state.position = result.last_position
-            self._advanced.set()
-            self._advanced = anyio.Event()
-            self.keys.destroy(decision.destroyed_keys)
+            self._advance()
+            await self.keys.forget(decision.destroyed_keys)
             if self.state.position - self._snapshot_position >= self._snapshot_every:
                 await self.snapshot()
             return Outcome(decision, position=result.last_position)
@@ -229,7 +236,25 @@ class FleetService:
 
     async def catch_up(self) -> None:
         """Fold events appended by someone else since our last position."""
+        async with self._folding:
+            await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        before = self.state.position
         await fold_from(self.store, self.state, self.state.position + 1, lock=self.lock)
+        if self.state.position != before:
+            await self.keys.refresh(live_key_ids(self.state))
+            self._advance()
+
+    def _advance(self) -> None:
+        self._advanced.set()
+        self._advanced = anyio.Event()
+
+    async def follow(self) -> None:
+        """Fold what other daemons append to a shared store, as it commits."""
+        async for record in self.store.subscribe(self.state.position + 1):
+            if record.position > self.state.position:
+                await self.catch_up()
 
     async def snapshot(self) -> None:
         await self.store.save_snapshot(

@@ -92,6 +92,9 @@ class KeyStore:
                 f"data key {key_id} is destroyed or unknown: its secrets cannot be recovered"
             ) from None
 
+    def items(self) -> list[tuple[str, bytes]]:
+        return list(self._keys.items())
+
     def __contains__(self, key_id: object) -> bool:
         return key_id in self._keys
 
@@ -122,6 +125,25 @@ class KeyStore:
         dead = [key_id for key_id in self._keys if key_id not in live]
         self.destroy(dead)
         return dead
+
+    # -- what the daemon calls: the same for every key store ------------------------
+
+    async def save(self, key_id: str, key: bytes) -> None:
+        """Keep a new key (before the event that names it is appended)."""
+        self.put(key_id, key)
+
+    async def forget(self, key_ids: Iterable[str]) -> None:
+        self.destroy(key_ids)
+
+    async def keep_only(self, live: set[str]) -> list[str]:
+        return self.retain(live)
+
+    async def refresh(self, live: set[str]) -> None:
+        """Take up keys other daemons saved and drop those they destroyed:
+        nobody else writes a file key store, so there is nothing to do."""
+
+    async def aclose(self) -> None:
+        self.close()
 
     def close(self) -> None:
         self._db.close()

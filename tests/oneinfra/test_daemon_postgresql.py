@@ -4,11 +4,13 @@ the same fleet across restarts and kills, a log moved from SQLite by
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -108,3 +110,76 @@ def test_a_log_copied_from_sqlite_to_postgresql_serves_the_same_fleet(
     assert on_postgresql.json("cluster", "list") == before
     on_postgresql.cli("cluster", "scale", "prod", "--control-plane-replicas", "1")
     assert "ok:" in on_postgresql.cli("audit", "verify").stdout
+
+
+def until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.1)
+
+
+def leadership_terms(url: str) -> list[dict[str, object]]:
+    async def read() -> list[dict[str, object]]:
+        async with await PostgreSQLEventStore.open(url, create=False) as store:
+            return [json.loads(r.data) async for r in store.read_stream("leadership")]
+
+    return anyio.run(read)
+
+
+def test_two_daemons_on_one_store_each_serve_what_the_other_decided(
+    tmp_path: Path, url: str, daemons: list[Daemon]
+) -> None:
+    first = Daemon(tmp_path / "a", "--store", url).start()
+    daemons.append(first)
+    master = str(first.state_dir / "master.key")
+    second = Daemon(tmp_path / "b", "--store", url, "--master-key", master).start()
+    daemons.append(second)
+    first.add_hypervisors()
+    until(lambda: len(second.json("hypervisor", "list")) == 4, "the second sees the hypervisors")
+    second.cli("cluster", "create", "prod")  # decided on what the first appended
+    until(
+        lambda: [c["name"] for c in first.json("cluster", "list")] == ["prod"], "the first sees it"
+    )
+    # The cluster's data key was made by the second; the first reads it from the database.
+    kubeconfig = first.cli("cluster", "kubeconfig", "prod", "--user", "alice").stdout
+    assert "client-key-data" in kubeconfig
+    first.cli("cluster", "delete", "prod")
+    until(lambda: second.json("cluster", "list") == [], "the second sees it deleted")
+
+
+def test_a_daemon_with_another_master_key_is_refused_in_one_line(
+    tmp_path: Path, url: str, daemons: list[Daemon]
+) -> None:
+    first = Daemon(tmp_path / "a", "--store", url).start()
+    daemons.append(first)
+    first.add_hypervisors()
+    first.cli("cluster", "create", "prod")
+    result = subprocess.run(
+        [sys.executable, "-m", "oneinfra", "daemon", "--state-dir", str(tmp_path / "b"),
+         "--socket", str(tmp_path / "b.sock"), "--store", url, "--no-reconcile"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "was not written with this master key" in result.stderr
+    assert "--master-key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_daemon_leads_and_another_takes_over_when_it_is_killed(
+    tmp_path: Path, url: str, daemons: list[Daemon]
+) -> None:
+    first = Daemon(tmp_path / "a", "--store", url, reconcile=True).start()
+    daemons.append(first)
+    until(lambda: "leading (term 1)" in first.log.read_text(), "the first leads")
+    master = str(first.state_dir / "master.key")
+    second = Daemon(tmp_path / "b", "--store", url, "--master-key", master, reconcile=True)
+    daemons.append(second.start())
+    until(lambda: "standing by" in second.log.read_text(), "the second stands by")
+    first.stop(signal.SIGKILL)
+    until(lambda: "leading (term 2)" in second.log.read_text(), "the second takes over")
+    terms = leadership_terms(url)
+    assert [t["term"] for t in terms] == [1, 2]
+    assert [t["daemon"] for t in terms] == [str(first.state_dir), str(second.state_dir)]
+    second.stop(signal.SIGTERM)
+    assert "leading (term 3)" not in second.log.read_text()
