@@ -17,12 +17,14 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from grpclib.const import Status
+from grpclib.events import RecvRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
@@ -497,10 +499,17 @@ class FakeImageService(cri.ImageServiceBase):
 
 
 @asynccontextmanager
-async def serve_fake(path: Path, fake: FakeRuntime | None = None) -> AsyncIterator[FakeRuntime]:
-    """A fake hypervisor answering on a Unix socket while the block runs."""
+async def serve_fake(
+    path: Path,
+    fake: FakeRuntime | None = None,
+    on_request: Callable[[RecvRequest], Coroutine[Any, Any, None]] | None = None,
+) -> AsyncIterator[FakeRuntime]:
+    """A fake hypervisor answering on a Unix socket while the block runs;
+    on_request sees each call as it arrives (its method, its peer)."""
     fake = fake or FakeRuntime()
     server = Server([FakeRuntimeService(fake), FakeImageService(fake)])
+    if on_request is not None:
+        listen(server, RecvRequest, on_request)
     await server.start(path=str(path))
     try:
         yield fake
