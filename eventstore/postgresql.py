@@ -272,7 +272,9 @@ class PostgreSQLEventStore(EventStore):
         with postgres_errors(f"cannot connect to {where}"):
             pool = await asyncpg.create_pool(
                 url,
-                min_size=1,
+                # No floor: a pool that keeps one would retry (and log) in the
+                # background through every outage; connections come on demand.
+                min_size=0,
                 max_size=pool_size,
                 timeout=io_timeout,
                 command_timeout=io_timeout,
@@ -289,9 +291,14 @@ class PostgreSQLEventStore(EventStore):
             settings=settings,
         )
         try:
-            with postgres_errors(where):
-                async with pool.acquire() as connection:
+            with postgres_errors(f"cannot connect to {where}"):
+                connection = await pool.acquire()
+            try:
+                with postgres_errors(where):
                     await prepare_schema(connection, where, create=create and not read_only)
+            finally:
+                await pool.release(connection)
+            with postgres_errors(where):
                 await store._listen()
         except BaseException:
             await store.close()

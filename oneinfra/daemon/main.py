@@ -255,8 +255,11 @@ async def run_until_signal(
         if follow:
 
             async def fold_others() -> None:
+                def outage(error: Exception) -> None:
+                    say(f"cannot follow the shared store ({error}); trying again")
+
                 with following:
-                    await service.follow()
+                    await service.follow(outage)
 
             tasks.start_soon(fold_others)
         if leadership is not None:

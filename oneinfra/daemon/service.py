@@ -27,13 +27,15 @@ from anyio.abc import TaskStatus
 from eventstore import (
     NO_STREAM,
     EventStore,
+    EventStoreError,
     NewEvent,
     RecordedEvent,
+    StoreClosed,
     VerifyReport,
     WrongExpectedVersion,
 )
 
-from ..errors import Conflict, ServiceClosed
+from ..errors import Conflict, OneinfraError, ServiceClosed
 from ..model import commands as cmd
 from ..model import events as ev
 from ..model import projection
@@ -47,6 +49,7 @@ from ..storage.logreader import EventCache, record_at
 
 SNAPSHOT_NAME = "fleet-state-v3"  # bump when the state's shape or the fold changes
 SNAPSHOT_EVERY = 5000  # events between snapshots
+FOLLOW_RETRY = 1.0  # seconds between tries to follow a store that is out
 CONFLICT_RETRIES = 3
 PKI_CACHE_SIZE = 256  # clusters whose ClusterCreated (their CAs) stay decoded
 
@@ -250,11 +253,21 @@ class FleetService:
         self._advanced.set()
         self._advanced = anyio.Event()
 
-    async def follow(self) -> None:
-        """Fold what other daemons append to a shared store, as it commits."""
-        async for record in self.store.subscribe(self.state.position + 1):
-            if record.position > self.state.position:
-                await self.catch_up()
+    async def follow(self, on_error: Callable[[Exception], None] | None = None) -> None:
+        """Fold what other daemons append to a shared store, as it commits;
+        through the store's outages (each one passed to on_error), until
+        cancelled or the store is closed."""
+        while True:
+            try:
+                async for record in self.store.subscribe(self.state.position + 1):
+                    if record.position > self.state.position:
+                        await self.catch_up()
+            except StoreClosed:
+                return
+            except (EventStoreError, OneinfraError) as error:
+                if on_error is not None:
+                    on_error(error)
+                await anyio.sleep(FOLLOW_RETRY)
 
     async def snapshot(self) -> None:
         await self.store.save_snapshot(

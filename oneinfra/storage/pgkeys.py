@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import asyncpg
 from cryptography.exceptions import InvalidTag
@@ -29,45 +30,68 @@ CREATE = (
     "(key_id text PRIMARY KEY, nonce bytea NOT NULL, wrapped bytea NOT NULL)"
 )
 TIMEOUT = 30.0
+T = TypeVar("T")
+# What a lost connection looks like (the server restarted, the network cut).
+LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+)
 
 
 class PostgresKeyStore(KeyStore):
     """The file key store's cache and rules; its rows in PostgreSQL."""
 
-    def __init__(self, url: str, master_key: bytes, connection: asyncpg.Connection) -> None:
-        # No file: the cache, the master key and the connection only.
+    def __init__(self, url: str, master_key: bytes) -> None:
+        # No file: the cache, the master key and a connection only.
         self._master = AESGCM(master_key)
         self._keys: dict[str, bytes] = {}
         self._url = url
-        self._connection = connection
+        self._connection: asyncpg.Connection | None = None
 
     @classmethod
     async def open(cls, url: str, master_key: bytes) -> PostgresKeyStore:
-        where = redacted(url)
+        store = cls(url, master_key)
         try:
-            connection = await asyncpg.connect(url, timeout=TIMEOUT, command_timeout=TIMEOUT)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-            raise SecretsError(f"cannot connect to {where} (its key store): {error}") from error
-        store = cls(url, master_key, connection)
-        try:
-            await connection.execute(CREATE)
+            await store._run(lambda connection: connection.execute(CREATE))
             await store._load(None)
         except BaseException:
-            await connection.close()
+            await store.aclose()
             raise
         return store
 
+    async def _run(self, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """A query on the connection, made again once on a new connection if
+        the old one was lost."""
+        for attempt in (1, 2):
+            try:
+                if self._connection is None or self._connection.is_closed():
+                    self._connection = await asyncpg.connect(
+                        self._url, timeout=TIMEOUT, command_timeout=TIMEOUT
+                    )
+                return await query(self._connection)
+            except LOST as error:
+                if self._connection is not None:
+                    self._connection.terminate()
+                    self._connection = None
+                if attempt == 2:
+                    raise SecretsError(
+                        f"cannot connect to {redacted(self._url)} (its key store): {error}"
+                    ) from error
+            except asyncpg.PostgresError as error:
+                raise SecretsError(f"the key store in {redacted(self._url)}: {error}") from error
+        raise AssertionError("unreachable")
+
     async def _load(self, wanted: set[str] | None) -> None:
-        try:
-            rows = await self._connection.fetch(
-                "SELECT key_id, nonce, wrapped FROM data_keys"
-                + ("" if wanted is None else " WHERE key_id = ANY($1::text[])"),
-                *(() if wanted is None else (sorted(wanted),)),
-            )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise SecretsError(
-                f"cannot read the key store in {redacted(self._url)}: {error}"
-            ) from error
+        sql = "SELECT key_id, nonce, wrapped FROM data_keys"
+        arguments: tuple[Any, ...] = ()
+        if wanted is not None:
+            sql, arguments = sql + " WHERE key_id = ANY($1::text[])", (sorted(wanted),)
+        rows = await self._run(lambda connection: connection.fetch(sql, *arguments))
         for key_id, nonce, wrapped in rows:
             try:
                 self._keys[key_id] = self._master.decrypt(nonce, wrapped, key_id.encode())
@@ -80,14 +104,11 @@ class PostgresKeyStore(KeyStore):
     async def save(self, key_id: str, key: bytes) -> None:
         nonce = os.urandom(NONCE_BYTES)
         wrapped = self._master.encrypt(nonce, key, key_id.encode())
-        try:
-            await self._connection.execute(
-                "INSERT INTO data_keys VALUES ($1, $2, $3) ON CONFLICT (key_id) "
-                "DO UPDATE SET nonce = excluded.nonce, wrapped = excluded.wrapped",
-                key_id, nonce, wrapped,
-            )  # fmt: skip
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise SecretsError(f"the key store cannot store a key: {error}") from error
+        await self._run(lambda connection: connection.execute(
+            "INSERT INTO data_keys VALUES ($1, $2, $3) ON CONFLICT (key_id) "
+            "DO UPDATE SET nonce = excluded.nonce, wrapped = excluded.wrapped",
+            key_id, nonce, wrapped,
+        ))  # fmt: skip
         self._keys[key_id] = key
 
     async def take_up(self, other: KeyStore) -> int:
@@ -105,11 +126,11 @@ class PostgresKeyStore(KeyStore):
             self._keys.pop(key_id, None)
         if not doomed:
             return
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            await self._connection.execute(
+        with contextlib.suppress(SecretsError):
+            await self._run(lambda connection: connection.execute(
                 "DELETE FROM data_keys WHERE key_id = ANY($1::text[])", doomed
-            )
-            await self._connection.execute("VACUUM data_keys")  # the rows' bytes, gone
+            ))  # fmt: skip
+            await self._run(lambda connection: connection.execute("VACUUM data_keys"))
 
     async def keep_only(self, live: set[str]) -> list[str]:
         await self._load(None)
@@ -131,8 +152,10 @@ class PostgresKeyStore(KeyStore):
         raise TypeError("a PostgreSQL key store is written with 'await forget(...)'")
 
     async def aclose(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._connection.close(timeout=5)
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close(timeout=5)
 
     def close(self) -> None:
-        self._connection.terminate()
+        if self._connection is not None:
+            self._connection.terminate()

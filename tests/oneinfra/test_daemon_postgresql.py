@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from eventstore import PostgreSQLEventStore
-from tests.pgserver import PostgresServer, free_port
+from tests.pgserver import PostgresServer, free_port, running_postgres
 
 from .daemon import Daemon
 
@@ -183,3 +183,44 @@ def test_one_daemon_leads_and_another_takes_over_when_it_is_killed(
     assert [t["daemon"] for t in terms] == [str(first.state_dir), str(second.state_dir)]
     second.stop(signal.SIGTERM)
     assert "leading (term 3)" not in second.log.read_text()
+
+
+@pytest.mark.slow
+def test_daemons_ride_out_a_postgresql_restart_and_lose_nothing_acknowledged(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    with running_postgres() as server:
+        url = server.url()
+        first = Daemon(tmp_path / "a", "--store", url, reconcile=True).start()
+        daemons.append(first)
+        master = str(first.state_dir / "master.key")
+        second = Daemon(tmp_path / "b", "--store", url, "--master-key", master, reconcile=True)
+        daemons.append(second.start())
+        first.add_hypervisors()
+        until(lambda: "leading (term 1)" in first.log.read_text(), "the first leads")
+        acknowledged: list[str] = []
+        refused: list[str] = []
+        for round_ in range(3):
+            for number, daemon in enumerate((first, second)):
+                name = f"c{round_}-{number}"
+                result = daemon.cli("cluster", "create", name, check=False, timeout=60)
+                (acknowledged if result.returncode == 0 else refused).append(name)
+            if round_ == 0:
+                server.stop(how=signal.SIGINT)  # commands now fail cleanly, in one line
+                for daemon in (first, second):
+                    down = daemon.cli("cluster", "create", "while-down", check=False)
+                    assert down.returncode == 1 and "Traceback" not in down.stderr
+                    assert len(down.stderr.strip().splitlines()) == 1, down.stderr
+                server.start()
+                until(lambda: "leading (term 2)" in first.log.read_text() + second.log.read_text(),
+                      "a leader again after the restart", timeout=30)  # fmt: skip
+
+        assert first.process is not None and first.process.poll() is None, first.log.read_text()
+        assert second.process is not None and second.process.poll() is None
+        assert len(acknowledged) == 6, (refused, second.log.read_text())
+
+        def names(daemon: Daemon) -> list[str]:
+            return sorted(c["name"] for c in daemon.json("cluster", "list"))
+
+        until(lambda: names(first) == names(second) == sorted(acknowledged), "both agree")
+        assert eventstore_cli("verify", url).stdout.startswith("ok: ")
