@@ -504,6 +504,21 @@ async def replay(stub: FleetStub, args: argparse.Namespace) -> None:
     show_clusters(view.clusters, "table", single=False)
 
 
+@handles("info")
+async def info(stub: FleetStub, args: argparse.Namespace) -> None:
+    reply = await stub.Info(api.InfoRequest())
+    if args.output != "table":
+        emit(as_data(reply), args.output)
+        return
+    print(f"version   {reply.version}")
+    print(f"store     {reply.store}")
+    print(f"position  {reply.position}")
+    print(f"role      {reply.role}")
+    if reply.term:
+        print(f"leader    {reply.leader} (pid {reply.leader_pid} on {reply.leader_host}), "
+              f"term {reply.term} since {reply.leader_since}")  # fmt: skip
+
+
 @handles("audit", "head")
 async def audit_head(stub: FleetStub, args: argparse.Namespace) -> None:
     head = await stub.LogHead(api.LogHeadRequest())

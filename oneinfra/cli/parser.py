@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shell", choices=("bash", "zsh"),
         help="bash: eval \"$(oneinfra completion bash)\"; zsh: the same with zsh",
     )  # fmt: skip
+    top.add("info", "the daemon: its version, its store, its place in the log, who leads")
     top.add("version", "print the version", client=False)
     top.add("eventstore", "inspect and verify an event store file, without the daemon",
             client=False, add_help=False)  # fmt: skip

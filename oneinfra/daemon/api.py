@@ -22,6 +22,7 @@ from grpclib.server import Stream
 
 from eventstore import EventStoreError, StoreFull
 
+from .. import __version__
 from ..api.pb.oneinfra.v1 import fleet_grpc
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
 from ..backup.service import Backups, check_backup, check_clone_source
@@ -43,6 +44,7 @@ from ..reconcile.board import StatusBoard
 from . import messages as views
 from .callers import CALLER, CORRELATION
 from .certificate_status import certificates_view
+from .leadership import Leadership, current_term
 from .mainloop import MainLoop
 from .messages import given
 from .service import FleetService, Outcome
@@ -133,8 +135,12 @@ class FleetServer(fleet_grpc.FleetBase):
         board: StatusBoard | None = None,
         main: MainLoop | None = None,
         backups: Backups | None = None,
+        leadership: Leadership | None = None,
+        store_name: str = "",
     ) -> None:
         self.service = service
+        self.leadership = leadership  # several daemons on the store: None when alone
+        self.store_name = store_name
         self.backups = backups  # taken by the reconciler's side: None without one
         self.board = board or StatusBoard()  # the reconciler's; empty without one
         self.reconciling = board is not None
@@ -490,6 +496,27 @@ class FleetServer(fleet_grpc.FleetBase):
             reason=report.reason or "",
         )
 
+    async def info(self, message: api.InfoRequest) -> api.InfoReply:
+        last = await self.main.call(refusals_as_status, current_term(self.service.store))
+        if not self.reconciling:
+            role = "not reconciling"
+        elif self.leadership is None:
+            role = "alone"
+        else:
+            role = "leading" if self.leadership.term is not None else "standing by"
+        reply = api.InfoReply(
+            version=__version__,
+            store=self.store_name,
+            position=self.service.state.position,
+            role=role,
+        )
+        if last is not None:
+            term, since_us = last
+            reply.term, reply.leader = term.term, term.daemon
+            reply.leader_host, reply.leader_pid = term.host, term.pid
+            reply.leader_since = dt.datetime.fromtimestamp(since_us / 1e6, dt.UTC).isoformat()
+        return reply
+
     async def log_head(self, message: api.LogHeadRequest) -> api.LogHeadReply:
         record = await self.main.call(refusals_as_status, self.service.head())
         if record is None:
@@ -561,6 +588,9 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def LogHead(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.log_head)
+
+    async def Info(self, stream: Stream[Any, Any]) -> None:
+        await unary(stream, self.info)
 
     async def CreateJoinToken(self, stream: Stream[Any, Any]) -> None:
         await unary(stream, self.create_join_token)

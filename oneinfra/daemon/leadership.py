@@ -141,3 +141,13 @@ class Leadership:
             except WrongExpectedVersion:
                 continue  # another term was recorded since (a deposed leader's, late)
             return term
+
+
+async def current_term(store: EventStore) -> tuple[LeaderElected, int] | None:
+    """The newest term recorded, and when (microseconds since the epoch)."""
+    version = await store.current_version(LEADERSHIP_STREAM)
+    if version is None:
+        return None
+    async for record in store.read_stream(LEADERSHIP_STREAM, version):
+        return msgspec.json.decode(record.data, type=LeaderElected), record.recorded_at_us
+    return None

@@ -174,18 +174,20 @@ async def serve(
                 if controller
                 else None
             )
-            server = FleetServer(service, board, MainLoop(asyncio.get_running_loop()), backups)
+            leadership = (
+                Leadership(shared, store, str(state_dir))
+                if shared is not None and controller is not None
+                else None
+            )
+            store_name = redacted(shared) if shared is not None else str(target)
+            server = FleetServer(service, board, MainLoop(asyncio.get_running_loop()), backups,
+                                 leadership, store_name)  # fmt: skip
             metrics_server = None
             if metrics_address is not None and metrics is not None:  # both, or neither
                 service.observer = metrics
                 metrics_server = serve_metrics(metrics_address, service, board, metrics)
             gc.after_start()
             api_thread = ApiThread(server, socket_path, socket_group)
-            leadership = (
-                Leadership(shared, store, str(state_dir))
-                if shared is not None and controller is not None
-                else None
-            )
             await api_thread.start()
 
             def ready() -> None:

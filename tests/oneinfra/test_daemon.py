@@ -292,3 +292,13 @@ def test_no_private_key_in_clear_in_the_daemons_files(daemon: Daemon, tmp_path: 
 async def read_events(path: Path) -> list[ev.Event]:
     async with await SQLiteEventStore.open(path, read_only=True) as store:
         return [ev.decode(r.type, r.schema_version, r.data) async for r in store.read_all()]
+
+
+def test_info_names_the_daemon_s_store_position_and_role(daemon: Daemon) -> None:
+    daemon.add_hypervisors(private=1)
+    info = daemon.json("info")
+    assert info["store"] == str(daemon.state_dir / "events.db")
+    assert info["position"] == 2 and info["role"] == "not reconciling"
+    assert "term" not in info or info["term"] == 0  # one daemon on its file: no terms
+    table = daemon.cli("info").stdout
+    assert "role      not reconciling" in table and "leader" not in table

@@ -176,6 +176,10 @@ def test_one_daemon_leads_and_another_takes_over_when_it_is_killed(
     second = Daemon(tmp_path / "b", "--store", url, "--master-key", master, reconcile=True)
     daemons.append(second.start())
     until(lambda: "standing by" in second.log.read_text(), "the second stands by")
+    leading, standing = first.json("info"), second.json("info")
+    assert (leading["role"], standing["role"]) == ("leading", "standing by")
+    assert leading["leader"] == standing["leader"] == str(first.state_dir)
+    assert standing["term"] == 1 and standing["store"] == url
     first.stop(signal.SIGKILL)
     until(lambda: "leading (term 2)" in second.log.read_text(), "the second takes over")
     terms = leadership_terms(url)

@@ -130,6 +130,10 @@ class FleetBase(abc.ABC):
     async def LogHead(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadReply]') -> None:
         pass
 
+    @abc.abstractmethod
+    async def Info(self, stream: 'grpclib.server.Stream[oneinfra.api.pb.oneinfra.v1.fleet_pb2.InfoRequest, oneinfra.api.pb.oneinfra.v1.fleet_pb2.InfoReply]') -> None:
+        pass
+
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/oneinfra.v1.Fleet/RegisterHypervisor': grpclib.const.Handler(
@@ -305,6 +309,12 @@ class FleetBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadRequest,
                 oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadReply,
+            ),
+            '/oneinfra.v1.Fleet/Info': grpclib.const.Handler(
+                self.Info,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.InfoRequest,
+                oneinfra.api.pb.oneinfra.v1.fleet_pb2.InfoReply,
             ),
         }
 
@@ -485,4 +495,10 @@ class FleetStub:
             '/oneinfra.v1.Fleet/LogHead',
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadRequest,
             oneinfra.api.pb.oneinfra.v1.fleet_pb2.LogHeadReply,
+        )
+        self.Info = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/oneinfra.v1.Fleet/Info',
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.InfoRequest,
+            oneinfra.api.pb.oneinfra.v1.fleet_pb2.InfoReply,
         )

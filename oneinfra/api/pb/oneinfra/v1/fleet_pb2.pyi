@@ -514,6 +514,32 @@ class LogHeadReply(_message.Message):
     recorded_at: str
     def __init__(self, position: _Optional[int] = ..., hash: _Optional[str] = ..., recorded_at: _Optional[str] = ...) -> None: ...
 
+class InfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InfoReply(_message.Message):
+    __slots__ = ("version", "store", "position", "role", "term", "leader", "leader_host", "leader_pid", "leader_since")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    LEADER_HOST_FIELD_NUMBER: _ClassVar[int]
+    LEADER_PID_FIELD_NUMBER: _ClassVar[int]
+    LEADER_SINCE_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    store: str
+    position: int
+    role: str
+    term: int
+    leader: str
+    leader_host: str
+    leader_pid: int
+    leader_since: str
+    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., position: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader: _Optional[str] = ..., leader_host: _Optional[str] = ..., leader_pid: _Optional[int] = ..., leader_since: _Optional[str] = ...) -> None: ...
+
 class CreateJoinTokenRequest(_message.Message):
     __slots__ = ("cluster", "ttl_seconds", "description")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
