@@ -11,6 +11,11 @@ Prints JSON lines {"metric", "value", "unit"}:
 
     .venv/bin/python benchmarks/daemon_bench.py              # 10,000 clusters
     .venv/bin/python benchmarks/daemon_bench.py --quick      # seconds, for tests
+    .venv/bin/python benchmarks/daemon_bench.py --daemons 3  # on one PostgreSQL
+
+With --daemons N, N daemons share one throwaway PostgreSQL store (durable),
+and N clients, one per daemon, create the clusters at once: every decision
+races the others' on the fleet stream's expected version.
 """
 
 from __future__ import annotations
@@ -121,14 +126,76 @@ async def measure_rebuild(store_path: Path, clusters: int) -> None:
         assert report.ok and report.records_checked == head
 
 
+async def drive_many(sockets: list[Path], clusters: int) -> None:
+    """One client per daemon, all creating at once; then the fleet each sees."""
+    channels = [Channel(path=str(socket)) for socket in sockets]
+    fleets = [FleetStub(channel) for channel in channels]
+    await fleets[0].RegisterHypervisor(hypervisor("public-0", "public", "192.0.2.1"))
+    for i in range(3):
+        await fleets[0].RegisterHypervisor(
+            hypervisor(f"private-{i}", "private", f"198.51.100.{i + 1}")
+        )
+    for fleet in fleets:  # each daemon has folded the first one's appends
+        while len((await fleet.ListHypervisors(api.ListRequest())).hypervisors) < 4:  # noqa: ASYNC110 (another process)
+            await anyio.sleep(0.05)
+    creates: list[float] = []
+
+    async def client(number: int, fleet: FleetStub) -> None:
+        for index in range(number, clusters, len(fleets)):
+            start = time.perf_counter()
+            await fleet.CreateCluster(api.CreateClusterRequest(name=f"c{index}"))
+            creates.append(time.perf_counter() - start)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tasks:
+        for number, fleet in enumerate(fleets):
+            tasks.start_soon(client, number, fleet)
+    elapsed = time.perf_counter() - started
+    emit("cluster_create_p50", statistics.median(creates) * 1000, "ms")
+    emit("cluster_create_p99", percentile(creates, 0.99) * 1000, "ms")
+    emit("cluster_create_rate", clusters / elapsed, "clusters/s")
+    for fleet in fleets:
+        while len((await fleet.ListClusters(api.ListRequest())).clusters) < clusters:  # noqa: ASYNC110 (another process)
+            await anyio.sleep(0.1)  # followers catch up
+    emit("daemons_agree", 1, "bool")
+    for channel in channels:
+        channel.close()
+
+
+def bench_shared(args: argparse.Namespace) -> None:
+    from tests.pgserver import running_postgres
+
+    with tempfile.TemporaryDirectory() as directory, running_postgres(durable=True) as server:
+        root = Path(directory)
+        emit("config.clusters", args.clusters, "clusters")
+        emit("config.daemons", args.daemons, "daemons")
+        common = ("--no-reconcile", "--store", server.url())
+        master = ("--master-key", str(root / "d0" / "state" / "master.key"))
+        for i in range(args.daemons):
+            (root / f"d{i}").mkdir()
+        daemons = [start_daemon(root / "d0", *common)]
+        daemons += [start_daemon(root / f"d{i}", *common, *master) for i in range(1, args.daemons)]
+        try:
+            sockets = [root / f"d{i}" / "oneinfra.sock" for i in range(args.daemons)]
+            anyio.run(drive_many, sockets, args.clusters)
+        finally:
+            for daemon in daemons:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(timeout=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clusters", type=int, default=10_000)
     parser.add_argument("--shows", type=int, default=2000)
+    parser.add_argument("--daemons", type=int, default=0, help="N daemons on one PostgreSQL")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.clusters, args.shows = 30, 50
+    if args.daemons:
+        bench_shared(args)
+        return
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
         socket = root / "oneinfra.sock"

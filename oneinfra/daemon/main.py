@@ -40,6 +40,7 @@ from ..storage.keystore import KeyStore, load_or_create_master_key
 from . import gc
 from .api import FleetServer
 from .apithread import ApiThread
+from .decisions import DecisionLock
 from .leadership import Leadership
 from .logs import configure, say
 from .mainloop import MainLoop
@@ -159,6 +160,8 @@ async def serve(
         store, checked = await verified_store(target, state_dir)
         async with store:
             service = await FleetService.open(store, keys)
+            if shared is not None:
+                service.decisions = DecisionLock(shared)
             metrics = Metrics() if metrics_address is not None else None
             fleet = await (shared_fleet_id(store, state_dir) if shared else own_fleet_id(state_dir))
             if reconcile is not None:

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -119,6 +119,8 @@ class FleetService:
         # the state: a query never sees an event half folded.
         self.lock = threading.RLock()
         self.observer: Observer = NoObserver()  # the metrics, when served
+        # Shared stores: one decision at a time across the daemons (decisions.py).
+        self.decisions: AbstractAsyncContextManager[None] | None = None
         self.accepting = True
 
     @classmethod
@@ -167,7 +169,11 @@ class FleetService:
         self._jobs_in.close()
 
     async def _execute(self, job: Job) -> Outcome:
-        async with self._folding:
+        if self.decisions is None:
+            async with self._folding:
+                return await self._execute_folding(job)
+        async with self.decisions, self._folding:
+            await self._catch_up()  # what others decided before we held the lock
             return await self._execute_folding(job)
 
     async def _execute_folding(self, job: Job) -> Outcome:
