@@ -250,9 +250,24 @@ class FleetService:
 
     async def _catch_up(self) -> None:
         before = self.state.position
-        await fold_from(self.store, self.state, self.state.position + 1, lock=self.lock)
+        created: set[str] = set()
+        everything = False
+
+        def seen(event: ev.Event) -> None:
+            # Which keys others made or destroyed: a new cluster names its own;
+            # the rare rest makes the whole set of live keys be looked at.
+            nonlocal everything
+            if isinstance(event, ev.ClusterCreated):
+                created.add(event.key_id)
+            elif isinstance(event, KEY_CHANGING_EVENTS):
+                everything = True
+
+        await fold_from(self.store, self.state, self.state.position + 1, lock=self.lock, seen=seen)
         if self.state.position != before:
-            await self.keys.refresh(live_key_ids(self.state))
+            if everything:
+                await self.keys.refresh(live_key_ids(self.state))
+            elif created:
+                await self.keys.refresh_some(created)
             self._advance()
 
     def _advance(self) -> None:
@@ -378,7 +393,10 @@ async def fold_from(
     start: int,
     up_to: int | None = None,
     lock: AbstractContextManager[object] | None = None,
+    seen: Callable[[ev.Event], None] | None = None,
 ) -> None:
+    """Fold the log from a position into the state; `seen` is shown each
+    fleet event as it is folded."""
     async for page in store.read_all_pages(start):
         with lock or nullcontext():  # a page at a time: readers wait for no I/O
             for record in page:
@@ -386,9 +404,15 @@ async def fold_from(
                     return
                 if record.stream_id == ev.FLEET_STREAM:
                     event = ev.decode(record.type, record.schema_version, record.data)
+                    if seen is not None:
+                        seen(event)
                     projection.apply(state, event, record.position)
                     state.version = record.stream_version
                 state.position = record.position
+
+
+# Events after which a follower's data keys are all looked at again.
+KEY_CHANGING_EVENTS = (ev.ClusterDeleted, ev.HypervisorRegistered, ev.HypervisorRemoved)
 
 
 def live_key_ids(state: FleetState) -> set[str]:

@@ -142,6 +142,9 @@ class KeyStore:
         """Take up keys other daemons saved and drop those they destroyed:
         nobody else writes a file key store, so there is nothing to do."""
 
+    async def refresh_some(self, key_ids: set[str]) -> None:
+        """Take up these keys if another daemon saved them (refresh, for a few)."""
+
     async def aclose(self) -> None:
         self.close()
 

@@ -145,6 +145,11 @@ class PostgresKeyStore(KeyStore):
         for key_id in [key_id for key_id in self._keys if key_id not in live]:
             del self._keys[key_id]  # another daemon destroyed it
 
+    async def refresh_some(self, key_ids: set[str]) -> None:
+        missing = key_ids - self._keys.keys()
+        if missing:
+            await self._load(missing)
+
     def put(self, key_id: str, key: bytes) -> None:
         raise TypeError("a PostgreSQL key store is written with 'await save(...)'")
 
