@@ -30,13 +30,14 @@ from tests.fakecri import MUTATING, FakeEtcd, FakeRuntime, serve_fake
 from tests.pgserver import PostgresServer
 
 from .daemon import Daemon
-from .test_crash_convergence import CONTAINERS, converged
+from .test_crash_convergence import CONTAINERS, components, converged
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 KILLS = 10
 CLIENTS = 4
 TAKEOVER_WITHIN = 5.0
+CONVERGE_WITHIN = 180.0
 CAMEL_MUTATING = {name.replace("_", "") for name in MUTATING}
 
 
@@ -111,7 +112,9 @@ async def test_the_leader_killed_ten_times_loses_nothing_and_never_overlaps(
                 ))  # fmt: skip
                 if result.returncode == 0:
                     acknowledged.append(name)
-                await anyio.sleep(rng.uniform(0.2, 0.8))
+                # About 150 clusters over the ten kills: enough to keep the leader
+                # busy at every kill, few enough to converge on a loaded machine.
+                await anyio.sleep(rng.uniform(1.0, 2.0))
 
         async def leader() -> Daemon:
             pid = (await read_log(url))[0][-1]["pid"]
@@ -161,9 +164,16 @@ async def test_the_leader_killed_ten_times_loses_nothing_and_never_overlaps(
             (c["name"], x["name"]): CONTAINERS[x["role"]] for c in listed for x in c["components"]
         }
         assert sorted(c["name"] for c in listed) == sorted(created)
-        deadline = anyio.current_time() + 90
+        deadline = anyio.current_time() + CONVERGE_WITHIN
         while not converged(fakes, expected):  # the fakes change without telling anyone
-            assert anyio.current_time() < deadline, "no convergence within 90 s"
+            if anyio.current_time() > deadline:
+                pods = components(fakes)
+                odd = {k: n for k, n in pods.items() if n != 1 or k not in expected}
+                absent = [k for k in expected if k not in pods]
+                logs = "\n".join(d.log.read_text()[-2000:] for d in daemons)
+                raise AssertionError(
+                    f"no convergence within {CONVERGE_WITHIN} s: pods not 1 {odd}, absent {absent}\n{logs}"
+                )
             await anyio.sleep(0.2)
         for daemon in daemons:
             await anyio.to_thread.run_sync(daemon.stop)
