@@ -172,7 +172,8 @@ async def test_the_leader_killed_ten_times_loses_nothing_and_never_overlaps(
                 absent = [k for k in expected if k not in pods]
                 logs = "\n".join(d.log.read_text()[-2000:] for d in daemons)
                 raise AssertionError(
-                    f"no convergence within {CONVERGE_WITHIN} s: pods not 1 {odd}, absent {absent}\n{logs}"
+                    f"no convergence within {CONVERGE_WITHIN} s: "
+                    f"pods not 1 {odd}, absent {absent}\n{logs}"
                 )
             await anyio.sleep(0.2)
         for daemon in daemons:
