@@ -26,7 +26,7 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -53,12 +53,11 @@ from .planning import (
     resolve_stored_ids,
     result_of,
     validate_append,
-    validate_non_negative,
-    validate_stream_id,
 )
 from .records import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
 from .snapshots import check_snapshot_args
-from .store import Clock, EventStore, wall_clock_us
+from .sqlreads import SQLReads
+from .store import Clock, wall_clock_us
 
 FORMAT_VERSION = 1
 CHANNEL = "eventstore_appended"
@@ -189,14 +188,13 @@ def stored_from_rows(rows: Sequence[Any]) -> dict[uuid.UUID, StoredId]:
     }
 
 
-def records_from_rows(rows: Sequence[Any]) -> list[RecordedEvent]:
-    # Columns in field order; a damaged value fails the hash chain, by position.
-    return [RecordedEvent(*row) for row in rows]
-
-
-class PostgreSQLEventStore(EventStore):
+class PostgreSQLEventStore(SQLReads):
     # Readers are woken by NOTIFY; this is the fallback when one is missed.
     external_poll_interval: float | None = 1.0
+    SELECT_ALL_PAGE = SELECT_ALL_PAGE
+    SELECT_STREAM_PAGE = SELECT_STREAM_PAGE
+    SELECT_AT = SELECT_AT
+    SELECT_STREAM_VERSION = SELECT_STREAM_VERSION
 
     def __init__(
         self,
@@ -606,51 +604,14 @@ class PostgreSQLEventStore(EventStore):
 
     # -- reading ----------------------------------------------------------------------
 
-    async def _fetch(self, sql: str, *arguments: object) -> list[Any]:
+    async def _rows(self, sql: str, *arguments: object) -> list[Any]:
         self._ensure_open()
         with postgres_errors(self.where):
             return list(await self._pool.fetch(sql, *arguments))
 
-    async def read_all_pages(self, from_position: int = 1) -> AsyncIterator[list[RecordedEvent]]:
-        position = validate_non_negative("from position", from_position, minimum=1)
-        while True:
-            rows = await self._fetch(SELECT_ALL_PAGE, position, self._page_size)
-            if rows:
-                yield records_from_rows(rows)
-            if len(rows) < self._page_size:
-                return
-            position = rows[-1][0] + 1
-
-    async def read_stream(
-        self, stream_id: str, from_version: int = 0
-    ) -> AsyncIterator[RecordedEvent]:
-        validate_stream_id(stream_id)
-        version = validate_non_negative("from version", from_version)
-        while True:
-            rows = await self._fetch(SELECT_STREAM_PAGE, stream_id, version, self._page_size)
-            for record in records_from_rows(rows):
-                yield record
-            if len(rows) < self._page_size:
-                return
-            version = rows[-1][2] + 1
-
-    async def read_at(self, position: int) -> RecordedEvent | None:
-        position = validate_non_negative("position", position, minimum=1)
-        rows = await self._fetch(SELECT_AT, position)
-        return records_from_rows(rows)[0] if rows else None
-
-    async def head_position(self) -> int:
-        rows = await self._fetch("SELECT coalesce(max(position), 0) FROM events")
-        return int(rows[0][0])
-
-    async def current_version(self, stream_id: str) -> int | None:
-        validate_stream_id(stream_id)
-        rows = await self._fetch(SELECT_STREAM_VERSION, stream_id)
-        return None if rows[0][0] is None else int(rows[0][0])
-
     async def latest_snapshot(self, name: str, max_position: int | None = None) -> Snapshot | None:
         limit = (1 << 62) if max_position is None else max_position
-        rows = await self._fetch(
+        rows = await self._rows(
             "SELECT name, position, data, created_at_us FROM snapshots "
             "WHERE name = $1 AND position <= $2 ORDER BY position DESC LIMIT 1",
             name,

@@ -20,7 +20,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,8 +40,6 @@ from .planning import (
     resolve_stored_ids,
     result_of,
     validate_append,
-    validate_non_negative,
-    validate_stream_id,
 )
 from .records import (
     ANY,
@@ -53,7 +51,8 @@ from .records import (
     VerifyReport,
 )
 from .snapshots import check_snapshot_args
-from .store import Clock, EventStore, wall_clock_us
+from .sqlreads import SQLReads
+from .store import Clock, wall_clock_us
 
 T = TypeVar("T")
 
@@ -120,12 +119,6 @@ SELECT_IDENTITY = (
 )
 
 
-def records_from_rows(rows: Iterable[Any]) -> list[RecordedEvent]:
-    # Columns are in field order. A damaged value is not checked here: it
-    # fails the hash chain, which names its position.
-    return [RecordedEvent(*row) for row in rows]
-
-
 @contextlib.contextmanager
 def sqlite_errors(path: Path) -> Iterator[None]:
     """Turn SQLite's errors into the store's, naming the file."""
@@ -177,8 +170,12 @@ class Writer:
         await anyio.to_thread.run_sync(self._connection.close, limiter=self._limiter)
 
 
-class SQLiteEventStore(EventStore):
+class SQLiteEventStore(SQLReads):
     external_poll_interval: float | None = 0.05
+    SELECT_ALL_PAGE = SELECT_ALL_PAGE
+    SELECT_STREAM_PAGE = SELECT_STREAM_PAGE
+    SELECT_AT = SELECT_AT
+    SELECT_STREAM_VERSION = SELECT_STREAM_VERSION
 
     def __init__(
         self,
@@ -318,47 +315,13 @@ class SQLiteEventStore(EventStore):
 
     # -- reading -------------------------------------------------------------------
 
+    async def _rows(self, sql: str, *arguments: object) -> list[Any]:
+        return await self._query(sql, arguments)
+
     async def _query(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
         self._ensure_open()
         with sqlite_errors(self.path):
             return list(await self._reader.execute_fetchall(sql, parameters))
-
-    async def read_all_pages(self, from_position: int = 1) -> AsyncIterator[list[RecordedEvent]]:
-        position = validate_non_negative("from position", from_position, minimum=1)
-        while True:
-            rows = await self._query(SELECT_ALL_PAGE, (position, self._page_size))
-            if rows:
-                yield records_from_rows(rows)
-            if len(rows) < self._page_size:
-                return
-            position = rows[-1][0] + 1
-
-    async def read_stream(
-        self, stream_id: str, from_version: int = 0
-    ) -> AsyncIterator[RecordedEvent]:
-        validate_stream_id(stream_id)
-        version = validate_non_negative("from version", from_version)
-        while True:
-            rows = await self._query(SELECT_STREAM_PAGE, (stream_id, version, self._page_size))
-            for record in records_from_rows(rows):
-                yield record
-            if len(rows) < self._page_size:
-                return
-            version = rows[-1][2] + 1
-
-    async def read_at(self, position: int) -> RecordedEvent | None:
-        position = validate_non_negative("position", position, minimum=1)
-        rows = await self._query(SELECT_AT, (position,))
-        return records_from_rows(rows)[0] if rows else None
-
-    async def head_position(self) -> int:
-        rows = await self._query("SELECT max(position) FROM events")
-        return int(rows[0][0] or 0)
-
-    async def current_version(self, stream_id: str) -> int | None:
-        validate_stream_id(stream_id)
-        rows = await self._query(SELECT_STREAM_VERSION, (stream_id,))
-        return None if rows[0][0] is None else int(rows[0][0])
 
     async def latest_snapshot(self, name: str, max_position: int | None = None) -> Snapshot | None:
         limit = (1 << 62) if max_position is None else max_position
