@@ -8,8 +8,12 @@ always writes the smallest form, so any language can recompute the chain.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import msgspec
+
+if TYPE_CHECKING:
+    from .records import RecordedEvent
 
 GENESIS_HASH = bytes(32)
 
@@ -44,3 +48,19 @@ def canonical_encoding(
 
 def chain_hash(previous_hash: bytes, encoded_record: bytes) -> bytes:
     return hashlib.sha256(previous_hash + encoded_record).digest()
+
+
+def record_hash(previous_hash: bytes, record: RecordedEvent) -> bytes:
+    """What a stored record's hash must be, chained onto the one before it."""
+    encoded = canonical_encoding(
+        record.position,
+        record.stream_id,
+        record.stream_version,
+        record.event_id_bytes,
+        record.type,
+        record.schema_version,
+        record.data,
+        record.metadata,
+        record.recorded_at_us,
+    )
+    return chain_hash(previous_hash, encoded)

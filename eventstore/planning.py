@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from .errors import CorruptLog, DuplicateEventId, InvalidArgument, WrongExpectedVersion
-from .hashing import canonical_encoding, chain_hash
+from .hashing import canonical_encoding, chain_hash, record_hash
 from .records import AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamState
 
 MAX_STREAM_ID_LENGTH = 512
@@ -240,18 +240,7 @@ def check_import(
             )
         if record.recorded_at_us < recorded_at:
             raise CorruptLog(f"{where} is recorded before the record it follows")
-        encoded = canonical_encoding(
-            record.position,
-            record.stream_id,
-            record.stream_version,
-            record.event_id_bytes,
-            record.type,
-            record.schema_version,
-            record.data,
-            record.metadata,
-            record.recorded_at_us,
-        )
-        if chain_hash(previous, encoded) != record.hash:
+        if record_hash(previous, record) != record.hash:
             raise CorruptLog(f"{where}: its hash does not chain onto the record before it")
         previous, recorded_at = record.hash, record.recorded_at_us
         versions[record.stream_id] = record.stream_version

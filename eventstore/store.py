@@ -11,7 +11,7 @@ from typing import Self
 import anyio
 
 from .errors import StoreClosed
-from .hashing import GENESIS_HASH, canonical_encoding, chain_hash
+from .hashing import GENESIS_HASH, record_hash
 from .planning import validate_non_negative
 from .records import (
     ANY,
@@ -202,18 +202,7 @@ class EventStore(abc.ABC):
                     f"record {expected_position} is missing "
                     f"(the next stored record is {record.position})",
                 )
-            encoded = canonical_encoding(
-                record.position,
-                record.stream_id,
-                record.stream_version,
-                record.event_id_bytes,
-                record.type,
-                record.schema_version,
-                record.data,
-                record.metadata,
-                record.recorded_at_us,
-            )
-            if chain_hash(previous_hash, encoded) != record.hash:
+            if record_hash(previous_hash, record) != record.hash:
                 return broken(
                     record.position,
                     "the stored hash does not match the record's content "
