@@ -159,11 +159,10 @@ async def serve(
         target = store_target if store_target is not None else state_dir / "events.db"
         store, checked = await verified_store(target, state_dir)
         async with store:
-            service = await FleetService.open(store, keys)
-            if shared is not None:
-                service.decisions = DecisionLock(shared)
+            decisions = DecisionLock(shared) if shared is not None else None
+            service = await FleetService.open(store, keys, decisions=decisions)
             metrics = Metrics() if metrics_address is not None else None
-            fleet = await (shared_fleet_id(store, state_dir) if shared else own_fleet_id(state_dir))
+            fleet = await shared_fleet_id(store, state_dir) if shared else own_fleet_id(state_dir)
             if reconcile is not None:
                 reconcile = dataclasses.replace(reconcile, fleet=fleet)
                 if metrics is not None:
@@ -337,7 +336,7 @@ async def snapshot_if_it_fits(service: FleetService) -> None:
         say(f"no snapshot on the way out ({error}); the next start folds the log instead")
 
 
-async def own_fleet_id(state_dir: Path) -> str:
+def own_fleet_id(state_dir: Path) -> str:
     """This fleet's id, made at its first start: it labels the fleet's pods,
     so that daemons sharing hypervisors never touch each other's. Kept with
     the log (back it up with it)."""

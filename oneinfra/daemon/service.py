@@ -100,6 +100,7 @@ class FleetService:
         clock: Callable[[], dt.datetime] = utc_now,
         entropy: Callable[[int], bytes] = os.urandom,
         snapshot_every: int = SNAPSHOT_EVERY,
+        decisions: AbstractAsyncContextManager[None] | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -120,7 +121,7 @@ class FleetService:
         self.lock = threading.RLock()
         self.observer: Observer = NoObserver()  # the metrics, when served
         # Shared stores: one decision at a time across the daemons (decisions.py).
-        self.decisions: AbstractAsyncContextManager[None] | None = None
+        self.decisions = decisions
         self.accepting = True
 
     @classmethod
@@ -129,7 +130,15 @@ class FleetService:
         then destroy any data key whose owner no longer exists (a crash may
         have fallen between a delete's append and its key's destruction)."""
         service = cls(store, keys, await rebuild(store), **options)  # type: ignore[arg-type]
-        await keys.keep_only(live_key_ids(service.state))
+        if service.decisions is None:
+            await keys.keep_only(live_key_ids(service.state))
+        else:
+            # Shared: another daemon saves a new cluster's key before its
+            # event is appended, holding the decision lock; sweeping outside
+            # the lock would destroy that key as dead.
+            async with service.decisions:
+                await service._catch_up()
+                await keys.keep_only(live_key_ids(service.state))
         return service
 
     # -- commands -------------------------------------------------------------------
