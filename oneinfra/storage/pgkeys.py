@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from eventstore.locate import redacted
+from eventstore.postgresql import is_connection_failure
 
 from ..errors import SecretsError
 from ..pki.sealing import NONCE_BYTES
@@ -31,16 +32,6 @@ CREATE = (
 )
 TIMEOUT = 30.0
 T = TypeVar("T")
-# What a lost connection looks like (the server restarted, the network cut).
-LOST = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-)
 
 
 class PostgresKeyStore(KeyStore):
@@ -74,7 +65,13 @@ class PostgresKeyStore(KeyStore):
                         self._url, timeout=TIMEOUT, command_timeout=TIMEOUT
                     )
                 return await query(self._connection)
-            except LOST as error:
+            except Exception as error:
+                if not is_connection_failure(error):  # the store's rule for a lost connection
+                    if isinstance(error, asyncpg.PostgresError):
+                        raise SecretsError(
+                            f"the key store in {redacted(self._url)}: {error}"
+                        ) from error
+                    raise
                 if self._connection is not None:
                     self._connection.terminate()
                     self._connection = None
@@ -82,8 +79,6 @@ class PostgresKeyStore(KeyStore):
                     raise SecretsError(
                         f"cannot connect to {redacted(self._url)} (its key store): {error}"
                     ) from error
-            except asyncpg.PostgresError as error:
-                raise SecretsError(f"the key store in {redacted(self._url)}: {error}") from error
         raise AssertionError("unreachable")
 
     async def _load(self, wanted: set[str] | None) -> None:
