@@ -34,6 +34,15 @@ CONTAINERS = {"control-plane": 2, "ingress": 1}
 WRITER = {"oneinfra.io/role": "file-writer"}
 
 
+def add_fakes(daemon: Daemon, fakes: dict[str, FakeRuntime], directory: Path) -> None:
+    """Register the fakes served at DIRECTORY/NAME.sock: "pub" public, the rest private."""
+    for name in fakes:
+        role = "--public" if name == "pub" else "--private"
+        address = "192.0.2.1" if name == "pub" else f"198.51.100.{name[-1]}"
+        daemon.cli("hypervisor", "add", name, "--endpoint", f"unix://{directory}/{name}.sock",
+                   "--ip-address", address, role, "--data-dir", "/data")  # fmt: skip
+
+
 def components(fakes: dict[str, FakeRuntime]) -> Counter[tuple[str, str]]:
     """How many live sandboxes each (cluster, component) has, writers aside."""
     return Counter(
@@ -78,13 +87,7 @@ async def test_sigkill_at_random_moments_always_converges_without_duplicates(
         }
         daemon = Daemon(tmp_path, "--resync", "1", reconcile=True)
         await anyio.to_thread.run_sync(daemon.start)
-        for name in fakes:
-            role = "--public" if name == "pub" else "--private"
-            address = "192.0.2.1" if name == "pub" else f"198.51.100.{name[-1]}"
-            await anyio.to_thread.run_sync(partial(
-                daemon.cli, "hypervisor", "add", name, "--endpoint", f"unix://{tmp_path}/{name}.sock",
-                "--ip-address", address, role, "--data-dir", "/data",
-            ))  # fmt: skip
+        await anyio.to_thread.run_sync(add_fakes, daemon, fakes, tmp_path)
 
         async def create_all() -> None:
             for name, replicas in CLUSTERS.items():

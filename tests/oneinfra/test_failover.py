@@ -30,7 +30,7 @@ from tests.fakecri import MUTATING, FakeEtcd, FakeRuntime, serve_fake
 from tests.pgserver import PostgresServer
 
 from .daemon import Daemon
-from .test_crash_convergence import CONTAINERS, components, converged
+from .test_crash_convergence import CONTAINERS, add_fakes, components, converged
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -90,13 +90,7 @@ async def test_the_leader_killed_ten_times_loses_nothing_and_never_overlaps(
         ]  # fmt: skip
         for daemon in daemons[1:]:
             await anyio.to_thread.run_sync(daemon.start)
-        for name in fakes:
-            role = "--public" if name == "pub" else "--private"
-            address = "192.0.2.1" if name == "pub" else f"198.51.100.{name[-1]}"
-            await anyio.to_thread.run_sync(partial(
-                first.cli, "hypervisor", "add", name, "--endpoint", f"unix://{tmp_path}/{name}.sock",
-                "--ip-address", address, role, "--data-dir", "/data",
-            ))  # fmt: skip
+        await anyio.to_thread.run_sync(add_fakes, first, fakes, tmp_path)
 
         acknowledged: list[str] = []
         stop_clients = anyio.Event()
