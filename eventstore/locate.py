@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .store import EventStore
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+ECHOED = 200  # characters of a URL a message shows
 
 
 def is_url(target: str | Path) -> bool:
@@ -16,13 +17,16 @@ def is_url(target: str | Path) -> bool:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password, for messages and logs; a long one by
+    its first characters and its length, so a message stays one short line."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = parts.username or ""
+        url = urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    if len(url) > ECHOED:
+        return f"{url[:ECHOED]}... ({len(url)} characters)"
+    return url
 
 
 async def open_store(target: str | Path, **options: Any) -> EventStore:

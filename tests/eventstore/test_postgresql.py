@@ -452,3 +452,12 @@ async def test_two_stores_taking_turns_on_one_stream_each_see_the_other_s_append
         assert await first.append("other", events) == done
         assert (await first.verify()).ok
     assert len(await stored_batches(url)) == 21
+
+
+async def test_a_url_far_too_long_is_refused_in_one_short_line() -> None:
+    url = f"postgresql://{'a' * 100_000}:secret@127.0.0.1:{free_port()}/fleet"
+    with pytest.raises(StoreUnavailable) as raised:
+        await PostgreSQLEventStore.open(url, io_timeout=5)
+    message = str(raised.value)
+    assert "secret" not in message and "\n" not in message
+    assert len(message) < 400 and "characters)" in message
