@@ -22,6 +22,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from ..api.pb.runtime.v1 import api_pb2 as pb
 from ..api.runtime import v1 as cri
 from ..errors import CRIError, Failed, NotFound, Unreachable
+from .images import KnownImages
 from .tls import client_context
 
 __all__ = ["CRIError", "Failed", "HypervisorClient", "NotFound", "Unreachable", "mutual_tls"]
@@ -73,6 +74,7 @@ class HypervisorClient:
         # Told of every call: its method, its result (ok, or why not), seconds.
         self.observe: CallObserver = observe or (lambda method, result, seconds: None)
         self._channel = open_channel(endpoint, tls)
+        self.images = KnownImages()  # what realize.ensure_image found there
         self._runtime = cri.RuntimeServiceStub(self._channel)
         self._images = cri.ImageServiceStub(self._channel)
         # What a pass lists, decoded by protobuf's C parser (upb): decoding
@@ -85,6 +87,30 @@ class HypervisorClient:
         self._scan_containers = UnaryUnaryMethod(
             self._channel, "/runtime.v1.RuntimeService/ListContainers",
             cri.ListContainersRequest, pb.ListContainersResponse,
+        )  # fmt: skip
+        # The requests that carry a whole pod or container, encoded by upb
+        # too: betterproto2 took 0.3 ms to encode one container's request,
+        # a fifth of the daemon's time creating 1,000 clusters at once.
+        self._run_sandbox = UnaryUnaryMethod(
+            self._channel, "/runtime.v1.RuntimeService/RunPodSandbox",
+            pb.RunPodSandboxRequest, pb.RunPodSandboxResponse,
+        )  # fmt: skip
+        self._create_container = UnaryUnaryMethod(
+            self._channel, "/runtime.v1.RuntimeService/CreateContainer",
+            pb.CreateContainerRequest, pb.CreateContainerResponse,
+        )  # fmt: skip
+        # And the calls every pod's file writer makes (start, status, remove).
+        self._start_container = UnaryUnaryMethod(
+            self._channel, "/runtime.v1.RuntimeService/StartContainer",
+            pb.StartContainerRequest, pb.StartContainerResponse,
+        )  # fmt: skip
+        self._remove_container = UnaryUnaryMethod(
+            self._channel, "/runtime.v1.RuntimeService/RemoveContainer",
+            pb.RemoveContainerRequest, pb.RemoveContainerResponse,
+        )  # fmt: skip
+        self._container_status = UnaryUnaryMethod(
+            self._channel, "/runtime.v1.RuntimeService/ContainerStatus",
+            pb.ContainerStatusRequest, pb.ContainerStatusResponse,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -148,10 +174,10 @@ class HypervisorClient:
         )
         return list(reply.containers)
 
-    async def run_sandbox(self, config: cri.PodSandboxConfig) -> str:
-        request = cri.RunPodSandboxRequest(config=config)
+    async def run_sandbox(self, config: pb.PodSandboxConfig) -> str:
+        request = pb.RunPodSandboxRequest(config=config)
         reply = await self._call(
-            "run_pod_sandbox", self._runtime.run_pod_sandbox(request, timeout=self.timeout)
+            "run_pod_sandbox", self._run_sandbox(request, timeout=self.timeout)
         )
         return reply.pod_sandbox_id
 
@@ -177,21 +203,23 @@ class HypervisorClient:
         return reply.status
 
     async def create_container(
-        self, sandbox_id: str, config: cri.ContainerConfig, sandbox: cri.PodSandboxConfig
+        self, sandbox_id: str, config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig
     ) -> str:
-        request = cri.CreateContainerRequest(
+        request = pb.CreateContainerRequest(
             pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox
         )
-        reply = await self._call(
-            "create_container", self._runtime.create_container(request, timeout=self.timeout)
-        )
+        try:
+            reply = await self._call(
+                "create_container", self._create_container(request, timeout=self.timeout)
+            )
+        except CRIError:
+            self.images.forget()  # its image may be gone: checked again next time
+            raise
         return reply.container_id
 
     async def start_container(self, container_id: str) -> None:
-        request = cri.StartContainerRequest(container_id=container_id)
-        await self._call(
-            "start_container", self._runtime.start_container(request, timeout=self.timeout)
-        )
+        request = pb.StartContainerRequest(container_id=container_id)
+        await self._call("start_container", self._start_container(request, timeout=self.timeout))
 
     async def stop_container(self, container_id: str, grace_seconds: int = 10) -> None:
         request = cri.StopContainerRequest(container_id=container_id, timeout=grace_seconds)
@@ -199,17 +227,15 @@ class HypervisorClient:
         await self._call("stop_container", self._runtime.stop_container(request, timeout=deadline))
 
     async def remove_container(self, container_id: str) -> None:
-        request = cri.RemoveContainerRequest(container_id=container_id)
-        await self._call(
-            "remove_container", self._runtime.remove_container(request, timeout=self.timeout)
-        )
+        request = pb.RemoveContainerRequest(container_id=container_id)
+        await self._call("remove_container", self._remove_container(request, timeout=self.timeout))
 
-    async def container_status(self, container_id: str) -> cri.ContainerStatus:
-        request = cri.ContainerStatusRequest(container_id=container_id)
+    async def container_status(self, container_id: str) -> pb.ContainerStatus:
+        request = pb.ContainerStatusRequest(container_id=container_id)
         reply = await self._call(
-            "container_status", self._runtime.container_status(request, timeout=self.timeout)
+            "container_status", self._container_status(request, timeout=self.timeout)
         )
-        if reply.status is None:
+        if not reply.HasField("status"):
             raise NotFound(self.endpoint, f"container {container_id} has no status")
         return reply.status
 

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from .. import render as bp
-from ..api.runtime import v1 as cri
+from ..api.pb.runtime.v1 import api_pb2 as pb
 from ..render import etcd
 from ..render.labels import LABEL_LIVE_HASH, LABEL_ROLE, LABEL_STOP_GRACE, WRITER_ROLE
 from .cri import Failed, HypervisorClient
@@ -51,30 +51,38 @@ def writer_script(files: list[bp.File]) -> str:
 
 def host_network_sandbox(
     name: str, uid: str, labels: dict[str, str], log_directory: str
-) -> cri.PodSandboxConfig:
+) -> pb.PodSandboxConfig:
     # Host network: no CNI needed, and no hostname (runc refuses one without a
     # UTS namespace of its own).
-    return cri.PodSandboxConfig(
-        metadata=cri.PodSandboxMetadata(name=name, namespace=NAMESPACE, uid=uid),
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, namespace=NAMESPACE, uid=uid),
         labels=labels,
         log_directory=log_directory,
-        linux=cri.LinuxPodSandboxConfig(
-            security_context=cri.LinuxSandboxSecurityContext(
-                namespace_options=cri.NamespaceOption(network=cri.NamespaceMode.NODE)
+        linux=pb.LinuxPodSandboxConfig(
+            security_context=pb.LinuxSandboxSecurityContext(
+                namespace_options=pb.NamespaceOption(network=pb.NODE)
             )
         ),
     )
 
 
 async def ensure_image(client: HypervisorClient, image: str) -> None:
-    if await client.image_status(image) is None:
-        await client.pull_image(image)
+    """The image present on the hypervisor, pulled if it is missing: checked
+    once however many pods ask for it at once (runtime/images.py)."""
+    if client.images.present(image):
+        return
+    async with client.images.lock(image):
+        if client.images.present(image):
+            return
+        if await client.image_status(image) is None:
+            await client.pull_image(image)
+        client.images.saw(image)
 
 
 async def run_script(
     client: HypervisorClient,
     sandbox: str,
-    sandbox_config: cri.PodSandboxConfig,
+    sandbox_config: pb.PodSandboxConfig,
     labels: dict[str, str],
     host_directory: str,
     script: str,
@@ -91,7 +99,7 @@ async def run_script(
 async def script_exit(
     client: HypervisorClient,
     sandbox: str,
-    sandbox_config: cri.PodSandboxConfig,
+    sandbox_config: pb.PodSandboxConfig,
     labels: dict[str, str],
     host_directory: str,
     script: str,
@@ -111,7 +119,7 @@ async def script_exit(
 async def exit_code(
     client: HypervisorClient,
     sandbox: str,
-    sandbox_config: cri.PodSandboxConfig,
+    sandbox_config: pb.PodSandboxConfig,
     labels: dict[str, str],
     helper: bp.ContainerSpec,
     seconds: float = WRITE_TIMEOUT,
@@ -127,7 +135,7 @@ async def exit_code(
         with anyio.fail_after(seconds):
             while True:
                 status = await client.container_status(container)
-                if status.state == cri.ContainerState.CONTAINER_EXITED:
+                if status.state == pb.CONTAINER_EXITED:
                     break
                 await anyio.sleep(POLL)
         return int(status.exit_code)
@@ -150,7 +158,7 @@ async def checked_exec(
 async def start_shell(
     client: HypervisorClient,
     sandbox: str,
-    sandbox_config: cri.PodSandboxConfig,
+    sandbox_config: pb.PodSandboxConfig,
     labels: dict[str, str],
     name: str,
     host_directory: str,
@@ -258,63 +266,56 @@ async def remove_directory(
 
 def container_config(
     spec: bp.ContainerSpec, labels: dict[str, str], attempt: int = 0
-) -> cri.ContainerConfig:
+) -> pb.ContainerConfig:
     """A blueprint's container as CRI takes it; its log is named after it."""
-    linux = None
-    if spec.capabilities:
-        linux = cri.LinuxContainerConfig(
-            security_context=cri.LinuxContainerSecurityContext(
-                capabilities=cri.Capability(add_capabilities=list(spec.capabilities))
-            )
-        )
-    return cri.ContainerConfig(
-        metadata=cri.ContainerMetadata(name=spec.name, attempt=attempt),
-        image=cri.ImageSpec(image=spec.image),
+    config = pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=spec.name, attempt=attempt),
+        image=pb.ImageSpec(image=spec.image),
         command=spec.command + spec.startup_args,
         mounts=[
-            cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.readonly)
+            pb.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.readonly)
             for m in spec.mounts
         ],
-        devices=[
-            cri.Device(container_path=d, host_path=d, permissions="rwm") for d in spec.devices
-        ],
+        devices=[pb.Device(container_path=d, host_path=d, permissions="rwm") for d in spec.devices],
         labels=labels,
         log_path=f"{spec.name}.log",
-        linux=linux,
     )
+    if spec.capabilities:
+        config.linux.security_context.capabilities.add_capabilities.extend(spec.capabilities)
+    return config
 
 
-PROTOCOLS = {"TCP": cri.Protocol.TCP, "UDP": cri.Protocol.UDP}
+PROTOCOLS = {"TCP": pb.TCP, "UDP": pb.UDP}
 
 
 def own_network_sandbox(
     name: str, uid: str, labels: dict[str, str], log_directory: str, network: bp.Network
-) -> cri.PodSandboxConfig:
+) -> pb.PodSandboxConfig:
     """A network namespace of the pod's own, made by the hypervisor's CNI,
     with the host ports mapped into it (CNI's portmap)."""
-    return cri.PodSandboxConfig(
-        metadata=cri.PodSandboxMetadata(name=name, namespace=NAMESPACE, uid=uid),
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, namespace=NAMESPACE, uid=uid),
         hostname=name[:63],
         labels=labels,
         log_directory=log_directory,
         port_mappings=[
-            cri.PortMapping(
+            pb.PortMapping(
                 protocol=PROTOCOLS[p.protocol],
                 container_port=p.container_port,
                 host_port=p.host_port,
             )
             for p in network.ports
         ],
-        linux=cri.LinuxPodSandboxConfig(
+        linux=pb.LinuxPodSandboxConfig(
             sysctls=dict(network.sysctls),
-            security_context=cri.LinuxSandboxSecurityContext(
-                namespace_options=cri.NamespaceOption(network=cri.NamespaceMode.POD)
+            security_context=pb.LinuxSandboxSecurityContext(
+                namespace_options=pb.NamespaceOption(network=pb.POD)
             ),
         ),
     )
 
 
-def pod_sandbox_config(pod: bp.PodSpec) -> cri.PodSandboxConfig:
+def pod_sandbox_config(pod: bp.PodSpec) -> pb.PodSandboxConfig:
     digest = pod.labels[bp.LABEL_SPEC_HASH]
     if pod.network is not None:
         return own_network_sandbox(pod.name, digest, pod.labels, f"{pod.directory}/logs",
@@ -325,8 +326,10 @@ def pod_sandbox_config(pod: bp.PodSpec) -> cri.PodSandboxConfig:
 async def start_container(
     client: HypervisorClient, sandbox: str, pod: bp.PodSpec, name: str
 ) -> str:
-    """Create and start one of the pod's containers in its sandbox."""
+    """Create and start one of the pod's containers in its sandbox (its
+    image made present first: a restart may come long after it was seen)."""
     container = pod.container(name)
+    await ensure_image(client, container.image)
     labels = {
         **pod.labels,
         LABEL_ROLE: container.name,

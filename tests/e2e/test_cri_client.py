@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from oneinfra.api.runtime import v1 as api
+from oneinfra.api.pb.runtime.v1 import api_pb2 as pb
 from oneinfra.local import config
 from oneinfra.runtime import cri, realize
 
@@ -35,11 +35,11 @@ def test_oneinfras_client_drives_real_containerd(hypervisors: list[dict[str, Any
             try:
                 container = await client.create_container(
                     sandbox,
-                    api.ContainerConfig(
-                        metadata=api.ContainerMetadata(name="sleeper"),
-                        image=api.ImageSpec(image=busybox),
+                    pb.ContainerConfig(
+                        metadata=pb.ContainerMetadata(name="sleeper"),
+                        image=pb.ImageSpec(image=busybox),
                         command=["sleep", "3600"],
-                        envs=[api.KeyValue(key="GREETING", value=b"hello")],
+                        envs=[pb.KeyValue(key="GREETING", value=b"hello")],
                         labels=labels,
                     ),
                     sandbox_config,
@@ -51,10 +51,10 @@ def test_oneinfras_client_drives_real_containerd(hypervisors: list[dict[str, Any
                 result = await client.exec_sync(container, ["sh", "-c", "echo $GREETING"])
                 assert (result.exit_code, result.stdout) == (0, b"hello\n")
                 status = await client.container_status(container)
-                assert status.state == api.ContainerState.CONTAINER_RUNNING
+                assert status.state == pb.CONTAINER_RUNNING
                 await client.stop_container(container, grace_seconds=1)
                 status = await client.container_status(container)
-                assert status.state == api.ContainerState.CONTAINER_EXITED
+                assert status.state == pb.CONTAINER_EXITED
             finally:
                 await client.stop_sandbox(sandbox)
                 await client.remove_sandbox(sandbox)

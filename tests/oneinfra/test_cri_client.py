@@ -16,6 +16,7 @@ import pytest
 from grpclib.const import Status
 from grpclib.server import Server
 
+from oneinfra.api.pb.runtime.v1 import api_pb2 as pb
 from oneinfra.api.runtime import v1 as api
 from oneinfra.pki import x509 as pki
 from oneinfra.runtime import cri
@@ -35,13 +36,13 @@ async def fake(tmp_path: Path) -> AsyncIterator[tuple[FakeRuntime, cri.Hyperviso
         client.close()
 
 
-def sandbox_config(name: str, labels: dict[str, str]) -> api.PodSandboxConfig:
-    return api.PodSandboxConfig(
-        metadata=api.PodSandboxMetadata(name=name, namespace="oneinfra", uid=name),
+def sandbox_config(name: str, labels: dict[str, str]) -> pb.PodSandboxConfig:
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, namespace="oneinfra", uid=name),
         labels=labels,
-        linux=api.LinuxPodSandboxConfig(
-            security_context=api.LinuxSandboxSecurityContext(
-                namespace_options=api.NamespaceOption(network=api.NamespaceMode.NODE)
+        linux=pb.LinuxPodSandboxConfig(
+            security_context=pb.LinuxSandboxSecurityContext(
+                namespace_options=pb.NamespaceOption(network=pb.NODE)
             )
         ),
     )
@@ -64,17 +65,17 @@ async def test_a_pod_and_its_container_from_start_to_end(
     sandbox = await client.run_sandbox(config)
     container = await client.create_container(
         sandbox,
-        api.ContainerConfig(
-            metadata=api.ContainerMetadata(name="etcd"),
-            image=api.ImageSpec(image="registry.k8s.io/pause:3.10"),
+        pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name="etcd"),
+            image=pb.ImageSpec(image="registry.k8s.io/pause:3.10"),
             labels=OURS,
-            envs=[api.KeyValue(key="A", value=b"1")],
+            envs=[pb.KeyValue(key="A", value=b"1")],
         ),
         config,
     )
     await client.start_container(container)
     status = await client.container_status(container)
-    assert status.state == api.ContainerState.CONTAINER_RUNNING and status.labels == OURS
+    assert status.state == pb.CONTAINER_RUNNING and status.labels == OURS
     runtime.exec_result = api.ExecSyncResponse(stdout=b"ok", exit_code=0)
     assert (await client.exec_sync(container, ["true"])).stdout == b"ok"
     await client.stop_container(container, grace_seconds=1)

@@ -11,10 +11,13 @@ import msgspec
 import pytest
 
 from oneinfra import render as bp
+from oneinfra.api.pb.runtime.v1 import api_pb2 as pb
 from oneinfra.api.runtime import v1 as api
 from oneinfra.reconcile import hypervisor_pass as reconciler
 from oneinfra.reconcile import plan as pl
+from oneinfra.render.labels import LABEL_ROLE
 from oneinfra.runtime import cri
+from oneinfra.runtime.realize import WRITER_IMAGE
 from tests.fakecri import FakeRuntime, serve_fake
 
 from .pods import pod_spec
@@ -216,8 +219,8 @@ async def test_deleting_everything_leaves_only_what_is_not_ours(
 ) -> None:
     fake, client = hypervisor
     theirs = await client.run_sandbox(
-        api.PodSandboxConfig(
-            metadata=api.PodSandboxMetadata(name="kubelet-pod", uid="x"),
+        pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name="kubelet-pod", uid="x"),
             labels={"io.kubernetes.pod.name": "coredns"},
         )
     )
@@ -257,3 +260,30 @@ async def test_a_removed_component_takes_its_directory_with_it(
     assert "rm -rf /target/a/control-plane-0" in script
     assert cleaner[0].config.mounts[0].host_path == "/data"
     assert len(fake.sandboxes) == 1
+
+
+async def test_pods_started_together_check_and_pull_each_image_once(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    desired = [pod_spec(c, "control-plane-0", ("etcd", "kube-apiserver")) for c in "abcdef"]
+    await reconciler.reconcile(client, desired)
+    images = {c.image for pod in desired for c in pod.containers} | {WRITER_IMAGE}
+    assert fake.calls["image_status"] == len(images)  # not once per pod, nor per file writer
+    assert fake.calls["pull_image"] == len(images)
+    assert running_roles(fake).count("etcd") == 6
+
+
+async def test_an_image_gone_since_it_was_seen_is_pulled_again(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    await reconciler.reconcile(client, DESIRED)
+    etcd_image = DESIRED[0].container("etcd").image
+    fake.images.discard(etcd_image)  # someone's `crictl rmi`
+    (etcd,) = [c for c in fake.containers.values() if c.config.labels[LABEL_ROLE] == "etcd"]
+    fake.exit(etcd.id, 1)
+    failed = await reconciler.reconcile(client, DESIRED)  # remembered present: the create fails
+    assert failed.failures and etcd_image not in fake.images
+    await reconciler.reconcile(client, DESIRED)  # checked again after the failure: pulled
+    assert etcd_image in fake.images and running_roles(fake).count("etcd") == 1

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oneinfra import render as bp
-from oneinfra.api.runtime import v1 as cri
+from oneinfra.api.pb.runtime.v1 import api_pb2 as pb
 from oneinfra.model import commands as cmd
 from oneinfra.model import events as ev
 from oneinfra.pki import wireguard
@@ -67,16 +67,12 @@ def test_the_server_pod_has_its_own_network_its_port_mapped_and_its_key_0600(edg
 def test_cri_is_asked_for_a_pod_network_namespace_with_the_udp_port(edge: Fleet) -> None:
     pod = server_pod(edge)
     sandbox = realize.pod_sandbox_config(pod)
-    assert sandbox.linux is not None and sandbox.linux.security_context is not None
-    options = sandbox.linux.security_context.namespace_options
-    assert options is not None and options.network == cri.NamespaceMode.POD
+    assert sandbox.linux.security_context.namespace_options.network == pb.POD
     (mapping,) = sandbox.port_mappings
-    assert (mapping.protocol, mapping.container_port) == (cri.Protocol.UDP, 51820)
-    assert sandbox.linux.sysctls == {"net.ipv4.ip_forward": "1"}
+    assert (mapping.protocol, mapping.container_port) == (pb.UDP, 51820)
+    assert dict(sandbox.linux.sysctls) == {"net.ipv4.ip_forward": "1"}
     config = realize.container_config(pod.containers[0], {})
-    assert config.linux is not None and config.linux.security_context is not None
-    capabilities = config.linux.security_context.capabilities
-    assert capabilities is not None and capabilities.add_capabilities == ["NET_ADMIN"]
+    assert list(config.linux.security_context.capabilities.add_capabilities) == ["NET_ADMIN"]
     assert [d.host_path for d in config.devices] == ["/dev/net/tun"]
 
 
