@@ -154,6 +154,21 @@ class StatusBoard:
         self._notify()
 
     @locked
+    def seen_stopped(self, hypervisor: str, key: Key, role: str) -> bool:
+        """Whether the hypervisor's last observation, made while it answered,
+        shows the pod `key` without its `role` container running. False
+        when nothing is known: not observed yet, or unreachable since."""
+        health = self.hypervisors.get(hypervisor)
+        if health is None or health.reachable is not True:
+            return False
+        return not any(
+            c.role == role and c.running
+            for pod in health.observed
+            if pod.ready and pod.key == key
+            for c in pod.containers
+        )
+
+    @locked
     def hypervisor_unreachable(self, name: str, error: str) -> None:
         health = self.hypervisors.setdefault(name, HypervisorHealth())
         health.reachable, health.error = False, error
@@ -182,14 +197,16 @@ class StatusBoard:
         desired: list[bp.PodSpec],
         failures: Mapping[Key, str],
         api_ready: Container[str] = frozenset(),
-    ) -> None:
-        """The phases of the components a hypervisor should run."""
+    ) -> set[str]:
+        """The phases of the components a hypervisor should run; the ids of
+        the clusters where one of them changed."""
         health = self.hypervisors.get(hypervisor, HypervisorHealth())
         pods = {
             pod.key: pod
             for pod in health.observed
             if pod.ready and pod.labels.get(LABEL_ROLE) != WRITER_ROLE
         }
+        changed: set[str] = set()
         for spec in desired:
             cluster_id, component = pl.key_of(spec)
             phase = component_phase(
@@ -198,8 +215,11 @@ class StatusBoard:
             )  # fmt: skip
             status = self.cluster(spec.labels[bp.LABEL_CLUSTER], cluster_id)
             status.hypervisors[component] = hypervisor
+            if status.components.get(component) != phase:
+                changed.add(cluster_id)
             self.set_component(status, component, phase)
         self._notify()
+        return changed
 
     def set_component(self, status: ClusterStatus, component: str, phase: Phase) -> None:
         status.components[component] = phase

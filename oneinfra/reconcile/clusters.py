@@ -80,9 +80,15 @@ class ClusterLoop:
                 delay = min(self.options.quick * BACKOFF ** max(0, quiet - QUICK_PROBES),
                             self.options.resync)  # fmt: skip
                 try:
-                    if self.membership_to_watch(cluster):
+                    watch_membership = self.membership_to_watch(cluster)
+                    if watch_membership:
                         await self.reconcile_membership(cluster)
                     ready = await self.check_ready(cluster)
+                    if not ready and not watch_membership and self.cannot_answer(cluster):
+                        # Nothing to look at until its pods change, and its
+                        # hypervisors ring when they do: a thousand clusters
+                        # being created at once cost nothing meanwhile.
+                        delay = self.options.resync
                     if cluster.vpn is not None:
                         await self.vpn.reconcile(cluster)
                     if ready and cluster.etcd_restore is not None:
@@ -119,8 +125,10 @@ class ClusterLoop:
         endpoint = api_server_endpoint(cluster, self.fleet.state.hypervisors)
         if endpoint is None:
             probe = Phase(FAILED, "the cluster has no ingress")
+        elif why_not := self.cannot_answer(cluster):
+            probe = Phase(FAILED, why_not)  # not probed: its pods will ring when they change
         else:
-            why = await self.options.probe(endpoint, await self.probe_tls(cluster))
+            why = await self.shared.probe(endpoint, cluster)
             probe = Phase(READY, "") if why is None else Phase(FAILED, why)
         note = self.memberships.record(cluster.cluster_id).note
         answered_before = cluster.cluster_id in self.board.answering
@@ -129,6 +137,23 @@ class ClusterLoop:
             # What waits for the API (controller manager, scheduler) starts now.
             self.doorbells.ring_hypervisors({c.hypervisor for c in cluster.control_planes()})
         return phase.phase == READY
+
+    def cannot_answer(self, cluster: Cluster) -> str:
+        """Why a probe of the cluster could not succeed, as its hypervisors
+        were last seen: its ingress, or every API server, not running. Empty
+        when it could, or when it is not known."""
+        ingress = cluster.ingress()
+        if ingress is not None and self.board.seen_stopped(
+            ingress.hypervisor, (cluster.cluster_id, ingress.name), "haproxy"
+        ):
+            return "not probed: its ingress is not running"
+        planes = cluster.control_planes()
+        if planes and all(
+            self.board.seen_stopped(c.hypervisor, (cluster.cluster_id, c.name), "kube-apiserver")
+            for c in planes
+        ):
+            return "not probed: no API server is running"
+        return ""
 
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
         return await self.shared.probe_tls(cluster)

@@ -19,6 +19,10 @@ from ..runtime.probe import readyz
 RESYNC = 30.0  # seconds between passes of a converged hypervisor or a ready cluster
 QUICK = 0.25  # seconds between passes while something is under way
 MAX_BACKOFF = 60.0  # seconds, for a hypervisor that keeps failing
+# Probes of API servers a second, fleet-wide: a cluster alone is probed each
+# `quick`, but a thousand starting at once (a restore onto new machines)
+# would take more than a core probing 4,000 times a second. They share this.
+PROBE_RATE = 200.0
 
 Probe = Callable[[str, ssl.SSLContext], Awaitable[str | None]]  # endpoint, TLS -> why not ready
 
@@ -70,6 +74,7 @@ class Options:
     max_backoff: float = MAX_BACKOFF
     cri_timeout: float = DEFAULT_TIMEOUT
     probe: Probe = readyz
+    probe_rate: float = PROBE_RATE
     fleet: str = ""  # labels this daemon's pods, so that hypervisors may be shared
     # Told of every hypervisor pass: its hypervisor, "ok" or "failed", seconds.
     observe_pass: Callable[[str, str, float], None] = field(default=no_pass_observer)

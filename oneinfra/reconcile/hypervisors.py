@@ -86,7 +86,7 @@ class HypervisorLoop:
             rolled = await self.roll_on(desired, result)
         except (Unreachable, TimeoutError) as error:
             self.board.hypervisor_unreachable(name, str(error) or "timed out")
-            self.board.components_observed(name, desired, {})
+            self.doorbells.ring_clusters(self.board.components_observed(name, desired, {}))
             return BackOff()
         except Exception as error:  # a bug or a race with a change: retried, and told
             log.exception("reconciling hypervisor %s", name)
@@ -98,13 +98,13 @@ class HypervisorLoop:
         for key in result.lost:
             self.memberships.exits.data_lost(key, time.monotonic())
         self.board.hypervisor_observed(name, result.observed, position)
-        self.board.components_observed(name, desired, result.failures, api_ready)
+        changed = self.board.components_observed(name, desired, result.failures, api_ready)
         if came_back:  # every cluster it holds may have news
             self.doorbells.ring_clusters(
                 {pl.key_of(p)[0] for p in desired} | {p.key[0] for p in result.observed}
             )
-        elif result.touched:  # only the clusters whose pods changed
-            self.doorbells.ring_clusters({cluster_id for cluster_id, _ in result.touched})
+        else:  # the clusters whose pods were acted upon, or seen to change
+            self.doorbells.ring_clusters(changed | {cluster_id for cluster_id, _ in result.touched})
         if result.failures:
             return BackOff()
         if result.actions or not settled(desired, result.observed, api_ready) or not rolled:
@@ -197,7 +197,7 @@ class HypervisorLoop:
             return False
         endpoint = f"https://{host_port(host.ip_address, component.ports['apiserver'])}"
         try:
-            why = await self.options.probe(endpoint, await self.shared.probe_tls(cluster))
+            why = await self.shared.probe(endpoint, cluster)
         except Exception as error:  # a probe that fails says no, nothing more
             log.debug("probing %s of %s: %r", component.name, cluster.name, error)
             return False

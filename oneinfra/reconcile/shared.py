@@ -7,6 +7,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 
+from aiolimiter import AsyncLimiter
+
 from ..model.certificates import trusted_pki
 from ..model.state import CARotation, Cluster, Component
 from ..pki.sealing import unseal
@@ -37,6 +39,18 @@ class Shared:
     _tls: dict[str, tuple[tuple[int, CARotation | None], ssl.SSLContext]] = field(
         default_factory=dict
     )
+    _probes: AsyncLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._probes = AsyncLimiter(self.options.probe_rate, 1)
+
+    async def probe(self, endpoint: str, cluster: Cluster) -> str | None:
+        """Why the cluster's API server at `endpoint` is not ready (None: it
+        is), asked within the fleet's budget of probes (fleet.PROBE_RATE):
+        when many clusters want probing, each waits its turn."""
+        tls = await self.probe_tls(cluster)
+        async with self._probes:
+            return await self.options.probe(endpoint, tls)
 
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
         """oneinfra's own client of the cluster, with its admin certificate

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import logging
 import ssl
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -40,8 +41,10 @@ class Api:
 
     everyone: bool = True
     answering: set[str] = field(default_factory=set)
+    probed: Counter[str] = field(default_factory=Counter)  # probes, by endpoint
 
     async def probe(self, endpoint: str, tls: ssl.SSLContext) -> str | None:
+        self.probed[endpoint] += 1
         return None if self.everyone or endpoint in self.answering else "connection refused"
 
 
@@ -347,6 +350,45 @@ async def test_a_refused_action_fails_its_component_with_the_reason_then_recover
     public.pullable = None  # the images arrive
     world.api.everyone = True
     await make_ready(world, "a")
+
+
+async def test_a_cluster_whose_ingress_is_not_running_is_not_probed_until_it_runs(
+    world: World,
+) -> None:
+    world.fakes["pub"].pullable = set()  # the ingress's hypervisor cannot pull its image
+    await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
+    cluster_id = world.service.state.clusters["a"].cluster_id
+    board = world.controller.board
+
+    def ingress_phase() -> str:
+        status = board.clusters.get(cluster_id)
+        found = status.components.get("ingress") if status else None
+        return found.phase if found else ""
+
+    await eventually(lambda: ingress_phase() == "failed", "the ingress failed")
+    await anyio.sleep(0.1)  # a probe under way as it was seen failing ends
+    before = world.api.probed[ingress_of(world, "a")]
+    await anyio.sleep(0.3)  # passes go by, 0.02 s apart while it starts
+    assert world.api.probed[ingress_of(world, "a")] == before  # none could have succeeded
+    world.fakes["pub"].pullable = None
+    await make_ready(world, "a")  # its pod, seen running, rang the cluster: probed, ready
+    assert world.api.probed[ingress_of(world, "a")] >= 1
+
+
+async def test_probes_keep_to_the_fleets_budget(world: World) -> None:
+    for n in range(5):
+        await world.service.execute(cmd.CreateCluster(name=f"c{n}", control_plane_replicas=1))
+    clusters = list(world.service.state.clusters.values())
+    api = Api(everyone=False)  # counts this budget's probes alone
+    shared = Controller(world.service, Options(probe=api.probe, probe_rate=10)).shared
+    began = anyio.current_time()
+    async with anyio.create_task_group() as tasks:
+        for _ in range(6):  # 30 probes wanted at once
+            for cluster in clusters:
+                tasks.start_soon(shared.probe, f"https://{cluster.name}", cluster)
+    # A burst of 10 at most, then 10 a second: the last 20 wait 2 s at least.
+    assert anyio.current_time() - began >= 1.9
+    assert sum(api.probed.values()) == 30
 
 
 def apiservers(world: World, name: str) -> dict[str, str]:
