@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import anyio
+import uvloop
 from grpclib.events import RecvRequest, listen
 
 from ..errors import DaemonError
@@ -116,7 +117,7 @@ class ApiThread:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._serve())
+            uvloop.run(self._serve())  # as the main loop (daemon/main.py)
         except BaseException as error:
             started = self._started.is_set()
             self._error = error

@@ -415,7 +415,8 @@ def run_from_command_line(args: argparse.Namespace) -> int:
                 notifier=Notifier.from_environment(),
                 backup_dir=Path(args.backup_dir) if args.backup_dir else None,
                 store_target=store_target,
-            )
+            ),
+            backend_options={"use_uvloop": True},
         )
     except (OneinfraError, EventStoreError, OSError) as error:
         say(str(error))
