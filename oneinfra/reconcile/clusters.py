@@ -127,6 +127,8 @@ class ClusterLoop:
             probe = Phase(FAILED, "the cluster has no ingress")
         elif why_not := self.cannot_answer(cluster):
             probe = Phase(FAILED, why_not)  # not probed: its pods will ring when they change
+        elif not await self.shared.spend_probe():
+            return cluster.cluster_id in self.board.answering  # as last probed; again soon
         else:
             why = await self.shared.probe(endpoint, cluster)
             probe = Phase(READY, "") if why is None else Phase(FAILED, why)

@@ -197,7 +197,7 @@ class HypervisorLoop:
             return False
         endpoint = f"https://{host_port(host.ip_address, component.ports['apiserver'])}"
         try:
-            why = await self.shared.probe(endpoint, cluster)
+            why = await self.shared.probe(endpoint, cluster)  # a rollout's step: not budgeted
         except Exception as error:  # a probe that fails says no, nothing more
             log.debug("probing %s of %s: %r", component.name, cluster.name, error)
             return False

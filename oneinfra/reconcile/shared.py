@@ -45,12 +45,20 @@ class Shared:
         self._probes = AsyncLimiter(self.options.probe_rate, 1)
 
     async def probe(self, endpoint: str, cluster: Cluster) -> str | None:
-        """Why the cluster's API server at `endpoint` is not ready (None: it
-        is), asked within the fleet's budget of probes (fleet.PROBE_RATE):
-        when many clusters want probing, each waits its turn."""
-        tls = await self.probe_tls(cluster)
-        async with self._probes:
-            return await self.options.probe(endpoint, tls)
+        """Why the cluster's API server at `endpoint` is not ready (None: it is)."""
+        return await self.options.probe(endpoint, await self.probe_tls(cluster))
+
+    async def spend_probe(self) -> bool:
+        """Whether the fleet's budget of probes (fleet.PROBE_RATE) allows one
+        more now; if so, it is spent. A cluster's routine probe is skipped
+        when it does not, and made at a later pass: waiting for the budget
+        instead held the cluster's pass (its etcd members, a scale's steps)
+        behind a thousand silent clusters. A change's own probes (a replica
+        rolling) are not counted."""
+        if not self._probes.has_capacity():
+            return False
+        await self._probes.acquire()  # there is capacity: returns at once
+        return True
 
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
         """oneinfra's own client of the cluster, with its admin certificate
