@@ -15,10 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
-def shares(path: Path, thread: str) -> tuple[int, Counter[str], Counter[str]]:
+def samples(document: dict[str, Any], thread: str) -> Iterator[tuple[list[int], Any]]:
+    """The thread's samples: each stack (frame indexes, outermost first)
+    and its weight."""
+    for profile in document["profiles"]:
+        if f'"{thread}"' in profile["name"]:
+            yield from zip(profile["samples"], profile["weights"], strict=True)
+
+
+def shares(path: Path, thread: str) -> tuple[float, Counter[str], Counter[str]]:
     """The thread's sample count, and samples by function: inclusive, self."""
     document = json.loads(path.read_text())
     frames = [
@@ -27,16 +37,13 @@ def shares(path: Path, thread: str) -> tuple[int, Counter[str], Counter[str]]:
     ]
     inclusive: Counter[str] = Counter()
     alone: Counter[str] = Counter()
-    total = 0
-    for profile in document["profiles"]:
-        if f'"{thread}"' not in profile["name"]:
-            continue
-        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
-            total += weight
-            for name in {frames[i] for i in stack}:  # a recursive frame counts once
-                inclusive[name] += weight
-            if stack:
-                alone[frames[stack[-1]]] += weight
+    total = 0.0
+    for stack, weight in samples(document, thread):
+        total += weight
+        for name in {frames[i] for i in stack}:  # a recursive frame counts once
+            inclusive[name] += weight
+        if stack:
+            alone[frames[stack[-1]]] += weight
     return total, inclusive, alone
 
 
@@ -60,17 +67,14 @@ def grouped(path: Path, thread: str, names: list[str]) -> tuple[float, dict[str,
     frames = document["shared"]["frames"]
     groups = dict.fromkeys(names, 0.0)
     total = 0.0
-    for profile in document["profiles"]:
-        if f'"{thread}"' not in profile["name"]:
-            continue
-        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
-            total += weight
-            present = {frames[i]["name"] for i in stack}
-            group = next((n for n in names if n in present), None)
-            if group is None:
-                leaf = frames[stack[-1]].get("file", "?") if stack else "?"
-                group = f"elsewhere: {package(leaf)}"
-            groups[group] = groups.get(group, 0.0) + weight
+    for stack, weight in samples(document, thread):
+        total += weight
+        present = {frames[i]["name"] for i in stack}
+        group = next((n for n in names if n in present), None)
+        if group is None:
+            leaf = frames[stack[-1]].get("file", "?") if stack else "?"
+            group = f"elsewhere: {package(leaf)}"
+        groups[group] = groups.get(group, 0.0) + weight
     return total, groups
 
 

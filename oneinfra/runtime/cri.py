@@ -28,6 +28,8 @@ from .tls import client_context
 __all__ = ["CRIError", "Failed", "HypervisorClient", "NotFound", "Unreachable", "mutual_tls"]
 
 T = TypeVar("T")
+Request = TypeVar("Request")
+Reply = TypeVar("Reply")
 
 DEFAULT_TIMEOUT = 10.0
 PULL_TIMEOUT = 600.0  # image pulls move bytes; everything else is quick
@@ -79,39 +81,38 @@ class HypervisorClient:
         self._images = cri.ImageServiceStub(self._channel)
         # What a pass lists, decoded by protobuf's C parser (upb): decoding
         # them in pure Python (betterproto2) was a quarter of the daemon's
-        # time at 1,000 clusters. The requests stay betterproto2 messages.
-        self._scan_sandboxes = UnaryUnaryMethod(
-            self._channel, "/runtime.v1.RuntimeService/ListPodSandbox",
-            cri.ListPodSandboxRequest, pb.ListPodSandboxResponse,
-        )  # fmt: skip
-        self._scan_containers = UnaryUnaryMethod(
-            self._channel, "/runtime.v1.RuntimeService/ListContainers",
-            cri.ListContainersRequest, pb.ListContainersResponse,
-        )  # fmt: skip
+        # time at 1,000 clusters. Their requests stay betterproto2 messages.
+        self._scan_sandboxes = self._method(
+            "ListPodSandbox", cri.ListPodSandboxRequest, pb.ListPodSandboxResponse
+        )
+        self._scan_containers = self._method(
+            "ListContainers", cri.ListContainersRequest, pb.ListContainersResponse
+        )
         # The requests that carry a whole pod or container, encoded by upb
         # too: betterproto2 took 0.3 ms to encode one container's request,
         # a fifth of the daemon's time creating 1,000 clusters at once.
-        self._run_sandbox = UnaryUnaryMethod(
-            self._channel, "/runtime.v1.RuntimeService/RunPodSandbox",
-            pb.RunPodSandboxRequest, pb.RunPodSandboxResponse,
-        )  # fmt: skip
-        self._create_container = UnaryUnaryMethod(
-            self._channel, "/runtime.v1.RuntimeService/CreateContainer",
-            pb.CreateContainerRequest, pb.CreateContainerResponse,
-        )  # fmt: skip
+        self._run_sandbox = self._method(
+            "RunPodSandbox", pb.RunPodSandboxRequest, pb.RunPodSandboxResponse
+        )
+        self._create_container = self._method(
+            "CreateContainer", pb.CreateContainerRequest, pb.CreateContainerResponse
+        )
         # And the calls every pod's file writer makes (start, status, remove).
-        self._start_container = UnaryUnaryMethod(
-            self._channel, "/runtime.v1.RuntimeService/StartContainer",
-            pb.StartContainerRequest, pb.StartContainerResponse,
-        )  # fmt: skip
-        self._remove_container = UnaryUnaryMethod(
-            self._channel, "/runtime.v1.RuntimeService/RemoveContainer",
-            pb.RemoveContainerRequest, pb.RemoveContainerResponse,
-        )  # fmt: skip
-        self._container_status = UnaryUnaryMethod(
-            self._channel, "/runtime.v1.RuntimeService/ContainerStatus",
-            pb.ContainerStatusRequest, pb.ContainerStatusResponse,
-        )  # fmt: skip
+        self._start_container = self._method(
+            "StartContainer", pb.StartContainerRequest, pb.StartContainerResponse
+        )
+        self._remove_container = self._method(
+            "RemoveContainer", pb.RemoveContainerRequest, pb.RemoveContainerResponse
+        )
+        self._container_status = self._method(
+            "ContainerStatus", pb.ContainerStatusRequest, pb.ContainerStatusResponse
+        )
+
+    def _method(
+        self, name: str, request: type[Request], reply: type[Reply]
+    ) -> UnaryUnaryMethod[Request, Reply]:
+        """A RuntimeService call with these message classes on the wire."""
+        return UnaryUnaryMethod(self._channel, f"/runtime.v1.RuntimeService/{name}", request, reply)
 
     def close(self) -> None:
         self._channel.close()

@@ -143,6 +143,14 @@ async def status_events(world: World) -> list[ev.Event]:
     return await world.controller.recorded_status()
 
 
+def component_phase(world: World, name: str, component: str) -> str:
+    """The component's phase on the board, "" before it is seen."""
+    cluster = world.service.state.clusters[name]
+    status = world.controller.board.clusters.get(cluster.cluster_id)
+    found = status.components.get(component) if status else None
+    return found.phase if found else ""
+
+
 def ingress_of(world: World, name: str) -> str:
     ingress = world.service.state.clusters[name].components["ingress"]
     return f"https://192.0.2.1:{ingress.ports['apiserver']}"
@@ -333,13 +341,9 @@ async def test_a_refused_action_fails_its_component_with_the_reason_then_recover
     await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
     cluster_id = world.service.state.clusters["a"].cluster_id
     board = world.controller.board
-
-    def ingress_phase() -> str:
-        status = board.clusters.get(cluster_id)
-        found = status.components.get("ingress") if status else None
-        return found.phase if found else ""
-
-    await eventually(lambda: ingress_phase() == "failed", "the ingress failed")
+    await eventually(
+        lambda: component_phase(world, "a", "ingress") == "failed", "the ingress failed"
+    )
     reason = board.clusters[cluster_id].components["ingress"].reason
     assert "not found in any registry" in reason
     await eventually(lambda: phase(world, "a") == "failed", "the cluster failed")
@@ -357,15 +361,9 @@ async def test_a_cluster_whose_ingress_is_not_running_is_not_probed_until_it_run
 ) -> None:
     world.fakes["pub"].pullable = set()  # the ingress's hypervisor cannot pull its image
     await world.service.execute(cmd.CreateCluster(name="a", control_plane_replicas=1))
-    cluster_id = world.service.state.clusters["a"].cluster_id
-    board = world.controller.board
-
-    def ingress_phase() -> str:
-        status = board.clusters.get(cluster_id)
-        found = status.components.get("ingress") if status else None
-        return found.phase if found else ""
-
-    await eventually(lambda: ingress_phase() == "failed", "the ingress failed")
+    await eventually(
+        lambda: component_phase(world, "a", "ingress") == "failed", "the ingress failed"
+    )
     await anyio.sleep(0.1)  # a probe under way as it was seen failing ends
     before = world.api.probed[ingress_of(world, "a")]
     await anyio.sleep(0.3)  # passes go by, 0.02 s apart while it starts
