@@ -84,6 +84,9 @@ class ClusterLoop:
                     if watch_membership:
                         await self.reconcile_membership(cluster)
                     ready = await self.check_ready(cluster)
+                    if ready is None:  # the probe budget was spent: as last seen, in turn
+                        ready = cluster.cluster_id in self.board.answering
+                        delay = min(max(delay, self.shared.probe_turn()), self.options.resync)
                     if not ready and not watch_membership and self.cannot_answer(cluster):
                         # Nothing to look at until its pods change, and its
                         # hypervisors ring when they do: a thousand clusters
@@ -121,14 +124,16 @@ class ClusterLoop:
         self.board.inside(cluster.cluster_id, Phase(READY, done))
         return not busy
 
-    async def check_ready(self, cluster: Cluster) -> bool:
+    async def check_ready(self, cluster: Cluster) -> bool | None:
+        """Whether the cluster answers, told on the board; None when its
+        probe was skipped because the fleet's budget of probes is spent."""
         endpoint = api_server_endpoint(cluster, self.fleet.state.hypervisors)
         if endpoint is None:
             probe = Phase(FAILED, "the cluster has no ingress")
         elif why_not := self.cannot_answer(cluster):
             probe = Phase(FAILED, why_not)  # not probed: its pods will ring when they change
         elif not await self.shared.spend_probe():
-            return cluster.cluster_id in self.board.answering  # as last probed; again soon
+            return None
         else:
             why = await self.shared.probe(endpoint, cluster)
             probe = Phase(READY, "") if why is None else Phase(FAILED, why)

@@ -5,6 +5,7 @@ of etcd, and the events already read."""
 from __future__ import annotations
 
 import ssl
+import time
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
@@ -40,6 +41,7 @@ class Shared:
         default_factory=dict
     )
     _probes: AsyncLimiter = field(init=False)
+    _next_turn: float = 0.0  # when the last cluster skipped is due to probe again
 
     def __post_init__(self) -> None:
         self._probes = AsyncLimiter(self.options.probe_rate, 1)
@@ -59,6 +61,15 @@ class Shared:
             return False
         await self._probes.acquire()  # there is capacity: returns at once
         return True
+
+    def probe_turn(self) -> float:
+        """How long a cluster whose probe was skipped waits before its next
+        try: its place in line behind the others skipped, at the budget's
+        rate. Retrying at the quick pace instead made a thousand passes a
+        second that each found the budget spent."""
+        now = time.monotonic()
+        self._next_turn = max(now, self._next_turn) + 1 / self.options.probe_rate
+        return self._next_turn - now
 
     async def probe_tls(self, cluster: Cluster) -> ssl.SSLContext:
         """oneinfra's own client of the cluster, with its admin certificate

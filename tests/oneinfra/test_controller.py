@@ -385,6 +385,16 @@ async def test_routine_probes_keep_to_the_fleets_budget_and_never_wait_for_it(
     assert sum([await shared.spend_probe() for _ in range(30)]) >= 5
 
 
+async def test_clusters_whose_probe_was_skipped_wait_their_turn_in_line(world: World) -> None:
+    shared = Controller(world.service, Options(probe=world.api.probe, probe_rate=10)).shared
+    # Each cluster skipped waits behind the ones skipped before it, a tenth
+    # of a second apart at 10 a second, instead of all retrying at once.
+    turns = [shared.probe_turn() for _ in range(20)]
+    assert turns == sorted(turns)
+    assert 1.9 <= turns[-1] <= 2.0
+    assert all(0.09 <= later - earlier <= 0.11 for earlier, later in zip(turns, turns[1:]))
+
+
 def apiservers(world: World, name: str) -> dict[str, str]:
     """hypervisor -> the id of the cluster's running kube-apiserver there."""
     return {
