@@ -40,6 +40,7 @@ class ObservedPod(msgspec.Struct, frozen=True, gc=False):
 class CreatePod(msgspec.Struct, frozen=True, tag=True):
     pod: bp.PodSpec
     start: list[str]  # the containers to start now (the others wait for the API)
+    files_written: bool = False  # by a helper for the pass's creations (realize.write_many)
 
 
 class RemovePod(msgspec.Struct, frozen=True, tag=True):

@@ -3,8 +3,10 @@
 Files arrive by a short-lived container, in the pod's own sandbox, that
 mounts the component's directory and writes them (each atomically, with its
 mode) from a script that carries their content; then the pod's containers
-start, all at once. Removing a directory takes a helper sandbox of its own,
-since the component's sandbox is gone or going by then.
+start, all at once. Several pods created at once have their files written
+by one helper in a sandbox of its own instead (write_many): a writer per
+pod costs four CRI calls a pod. Removing a directory takes a helper sandbox
+of its own too, since the component's sandbox is gone or going by then.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import base64
 import posixpath
 import re
+import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -30,15 +33,27 @@ SAFE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 NAMESPACE = "oneinfra"
 WRITE_TIMEOUT = 120.0  # seconds for the writer to finish once started
 POLL = 0.02  # seconds between looks at a running writer
+# A helper's arguments: Linux refuses one argument over 128 KiB, and all of
+# them together over ARG_MAX (2 MiB by default).
+ARGUMENT_BYTES = 120 * 1024
+ARGUMENTS_BYTES = 1024 * 1024
+# Each argument a script of its own, run in turn: the first that fails ends it.
+RUN_EACH = 'for script in "$@"; do sh -c "$script" || exit $?; done'
 
 
-def writer_script(files: list[bp.File]) -> str:
-    """A POSIX shell script writing every file under /target."""
+def plain_relative(path: str, what: str) -> str:
+    if not SAFE_PATH.match(path) or ".." in path.split("/"):
+        raise ValueError(f"refusing to {what} {path!r}: not a plain relative path")
+    return path
+
+
+def writer_script(files: list[bp.File], under: str = "") -> str:
+    """A POSIX shell script writing every file under /target (or under
+    /target/`under`, a plain relative directory)."""
     lines = ["set -e", "umask 077"]
+    base = f"/target/{plain_relative(under, 'write under')}" if under else "/target"
     for file in files:
-        if not SAFE_PATH.match(file.path) or ".." in file.path.split("/"):
-            raise ValueError(f"refusing to write {file.path!r}: not a plain relative path")
-        target = f"/target/{file.path}"
+        target = f"{base}/{plain_relative(file.path, 'write')}"
         content = base64.b64encode(file.content).decode()
         lines += [
             f"mkdir -p {posixpath.dirname(target)}",
@@ -87,11 +102,14 @@ async def run_script(
     host_directory: str,
     script: str,
     what: str,
+    arguments: Sequence[str] = (),
 ) -> None:
     """Run a shell script to completion in a short-lived container of a
     sandbox, with a host directory at /target; the container is removed
     after. Raises Failed unless the script exits 0."""
-    code = await script_exit(client, sandbox, sandbox_config, labels, host_directory, script)
+    code = await script_exit(
+        client, sandbox, sandbox_config, labels, host_directory, script, arguments=arguments
+    )
     if code != 0:
         raise Failed(client.endpoint, f"{what} exited {code}")
 
@@ -104,13 +122,15 @@ async def script_exit(
     host_directory: str,
     script: str,
     readonly: bool = False,
+    arguments: Sequence[str] = (),
 ) -> int:
     """The exit code of a shell script run to completion in a short-lived
-    container of the sandbox, a host directory at /target."""
+    container of the sandbox, a host directory at /target; `arguments` are
+    its $@."""
     helper = bp.ContainerSpec(
         name="writer",
         image=WRITER_IMAGE,
-        command=["sh", "-c", script],
+        command=["sh", "-c", script, *(["sh", *arguments] if arguments else [])],
         mounts=[bp.Mount("/target", host_directory, readonly=readonly)],
     )
     return await exit_code(client, sandbox, sandbox_config, labels, helper)
@@ -189,6 +209,7 @@ async def run_helper(
     host_directory: str,
     script: str,
     what: str,
+    arguments: Sequence[str] = (),
 ) -> None:
     """Run a script in a sandbox of its own, removed after."""
     await ensure_image(client, WRITER_IMAGE)
@@ -196,7 +217,7 @@ async def run_helper(
     config = host_network_sandbox(name, labels.get(bp.LABEL_SPEC_HASH, "helper"), labels, "")
     sandbox = await client.run_sandbox(config)
     try:
-        await run_script(client, sandbox, config, labels, host_directory, script, what)
+        await run_script(client, sandbox, config, labels, host_directory, script, what, arguments)
     finally:
         await client.stop_sandbox(sandbox)
         await client.remove_sandbox(sandbox)
@@ -217,6 +238,53 @@ async def write_files(client: HypervisorClient, sandbox: str, pod: bp.PodSpec) -
     )
 
 
+def write_root(pods: Sequence[bp.PodSpec]) -> str | None:
+    """The directory holding every pod's directory, mounted by the helper
+    that writes their files; None when that is too near the root of the
+    host's filesystem to be mounted writable (not a data directory's)."""
+    root = posixpath.commonpath([pod.directory for pod in pods])
+    return root if root.startswith("/") and root.count("/") >= 2 else None
+
+
+def argument_batches(scripts: Sequence[str]) -> Iterator[list[str]]:
+    """The scripts in turn, as few helpers' arguments as the kernel allows."""
+    batch: list[str] = []
+    size = 0
+    for script in scripts:
+        if len(script) > ARGUMENT_BYTES:
+            raise ValueError(f"a pod's files take {len(script)} bytes to write: too many")
+        if batch and size + len(script) > ARGUMENTS_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(script)
+        size += len(script)
+    if batch:
+        yield batch
+
+
+async def write_many(
+    client: HypervisorClient, pods: Sequence[bp.PodSpec], labels: dict[str, str]
+) -> None:
+    """The files of pods about to be created, written by a helper in a
+    sandbox of its own: two pods' writers in their own sandboxes already cost
+    more CRI calls. Raises ValueError when their directories have no common
+    root that may be mounted, Failed when a script fails (which pod's is not
+    told: each writes its own then, and fails on its own)."""
+    root = write_root(pods)
+    if root is None:
+        raise ValueError("the pods' directories share no data directory")
+    scripts = [
+        writer_script(
+            pod.files, "" if pod.directory == root else posixpath.relpath(pod.directory, root)
+        )
+        for pod in pods
+    ]
+    for batch in argument_batches(scripts):
+        # A name of its own: one left by a crash keeps its name reserved.
+        await run_helper(client, f"files-{secrets.token_hex(4)}", labels, root, RUN_EACH,
+                         f"writing the files of {len(batch)} pods", batch)  # fmt: skip
+
+
 HAS_DATA = "test -d /target/member"  # etcd's member/ (its WAL and snapshots): there once started
 
 
@@ -234,8 +302,7 @@ async def etcd_data_present(client: HypervisorClient, sandbox: str, pod: bp.PodS
 
 
 def removal_script(relative: str) -> str:
-    if not SAFE_PATH.match(relative) or ".." in relative.split("/"):
-        raise ValueError(f"refusing to remove {relative!r}: not a plain relative path")
+    plain_relative(relative, "remove")
     parent = posixpath.dirname(relative)
     lines = ["set -e", f"rm -rf /target/{relative}"]
     if parent:
@@ -370,6 +437,7 @@ async def run_pod(
     pod: bp.PodSpec,
     start: list[str] | None = None,
     prepare: Prepare | None = None,
+    write: bool = True,
 ) -> str:
     """Start the pod's sandbox, write its files, start its containers (those
     named in `start`, default all); returns the sandbox id. A crash half way
@@ -378,7 +446,8 @@ async def run_pod(
     images = sorted({c.image for c in pod.containers} | {WRITER_IMAGE})
     await all_at_once(*(partial(ensure_image, client, image) for image in images))
     sandbox = await client.run_sandbox(pod_sandbox_config(pod))
-    await write_files(client, sandbox, pod)
+    if write:  # unless written already (write_many)
+        await write_files(client, sandbox, pod)
     if prepare is not None:  # what must be there before the containers start (etcd's data)
         await prepare(client, sandbox, pod)
     names = [c.name for c in pod.containers] if start is None else start

@@ -16,7 +16,7 @@ from oneinfra.api.runtime import v1 as api
 from oneinfra.reconcile import hypervisor_pass as reconciler
 from oneinfra.reconcile import plan as pl
 from oneinfra.render.labels import LABEL_ROLE
-from oneinfra.runtime import cri
+from oneinfra.runtime import cri, realize
 from oneinfra.runtime.realize import WRITER_IMAGE
 from tests.fakecri import FakeRuntime, serve_fake
 
@@ -227,6 +227,33 @@ async def test_deleting_everything_leaves_only_what_is_not_ours(
     await reconciler.reconcile(client, DESIRED)
     await reconciler.reconcile(client, [])
     assert list(fake.sandboxes) == [theirs]
+
+
+async def test_pods_created_together_have_their_files_written_by_one_helper(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    await reconciler.reconcile(client, DESIRED)
+    # One writer for both pods, in a sandbox of its own, gone after: three
+    # sandboxes made (two pods and the helper's), four containers created.
+    assert fake.calls["run_pod_sandbox"] == 3 and fake.calls["create_container"] == 4
+    assert len(fake.sandboxes) == 2
+    (writer,) = [c for c in fake.removed_containers if c.config.image.image == WRITER_IMAGE]
+    (mount,) = writer.config.mounts
+    assert mount.host_path == "/data/a" and mount.container_path == "/target"
+    command = writer.config.command
+    assert command[:3] == ["sh", "-c", realize.RUN_EACH] and len(command) == 6
+    assert "/target/control-plane-0/pki/ca.crt" in command[4]
+    assert "/target/ingress/pki/ca.crt" in command[5]
+
+
+async def test_a_pod_created_alone_writes_its_files_in_its_own_sandbox(
+    hypervisor: tuple[FakeRuntime, cri.HypervisorClient],
+) -> None:
+    fake, client = hypervisor
+    await reconciler.reconcile(client, DESIRED[1:])
+    # A helper's own sandbox would cost more calls than the pod's writer.
+    assert fake.calls["run_pod_sandbox"] == 1 and fake.calls["create_container"] == 2
 
 
 async def test_a_failing_writer_stops_the_pod_from_starting(
