@@ -10,10 +10,15 @@ fails, so within 2 x check. A daemon that takes the lock waits `takeover`
 leader's session ended, and by then it has stopped, or will within 2 x check.
 Each term is recorded in the log (stream "leadership"), numbered by the
 stream's version, so the history says who led when.
+
+A term whose work fails (a bug in the reconciler, an error nobody
+expected) ends like a lost lock: the lock is released for another daemon,
+and this one, still serving commands, contends again after `takeover`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -32,6 +37,9 @@ LEADERSHIP_STREAM = "leadership"
 LOCK_KEY = 0x4F4E4C44  # "ONLD": pg_advisory_lock's key, one fleet per database
 CHECK = 1.0
 TAKEOVER = 3.0
+UNREACHABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+log = logging.getLogger("oneinfra.daemon")
 
 
 class LeaderElected(msgspec.Struct, frozen=True):
@@ -79,9 +87,10 @@ class Leadership:
     async def _contend(self, lead: Callable[[], Awaitable[None]]) -> None:
         standing_by = False
         while True:
+            failed = False
             try:
                 connection = await asyncpg.connect(self.url, timeout=self.check * 5)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            except UNREACHABLE as error:
                 say(f"leadership: cannot reach {redacted(self.url)} ({error}); trying again")
                 await anyio.sleep(self.check)
                 continue
@@ -102,15 +111,16 @@ class Leadership:
                     await self._hold(connection)
                     tasks.cancel_scope.cancel()
                 say(f"no longer leading (term {self.term}): the lock's connection failed")
-            except (
-                OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
-                EventStoreError,
-            ) as error:  # fmt: skip
+            except (*UNREACHABLE, EventStoreError) as error:
                 say(f"leadership: {error}; contending again")
+            except Exception:
+                log.exception("leadership: term %s failed; contending again", self.term)
+                failed = True
             finally:
                 self.term = None
                 connection.terminate()
-            await anyio.sleep(self.check)
+            # After a failed term, the others first: the lock is free now.
+            await anyio.sleep(self.takeover if failed else self.check)
 
     async def _lead_until_cancelled(
         self, lead: Callable[[], Awaitable[None]], scope: anyio.CancelScope

@@ -15,7 +15,7 @@ from oneinfra.api.pb.runtime.v1 import api_pb2 as pb
 from oneinfra.api.runtime import v1 as api
 from oneinfra.reconcile import hypervisor_pass as reconciler
 from oneinfra.reconcile import plan as pl
-from oneinfra.render.labels import LABEL_ROLE
+from oneinfra.render.labels import LABEL_ROLE, WRITER_ROLE
 from oneinfra.runtime import cri, realize
 from oneinfra.runtime.realize import WRITER_IMAGE
 from tests.fakecri import FakeRuntime, serve_fake
@@ -238,7 +238,7 @@ async def test_pods_created_together_have_their_files_written_by_one_helper(
     # sandboxes made (two pods and the helper's), four containers created.
     assert fake.calls["run_pod_sandbox"] == 3 and fake.calls["create_container"] == 4
     assert len(fake.sandboxes) == 2
-    (writer,) = [c for c in fake.removed_containers if c.config.image.image == WRITER_IMAGE]
+    (writer,) = [c for c in fake.removed_containers if c.config.labels[LABEL_ROLE] == WRITER_ROLE]
     (mount,) = writer.config.mounts
     assert mount.host_path == "/data/a" and mount.container_path == "/target"
     command = writer.config.command
