@@ -15,6 +15,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 UNIT_NAME = "oneinfra.service"
 WATCHDOG_SECONDS = 60  # a pass never blocks the loop this long; a wedged daemon does
@@ -78,11 +79,36 @@ def daemon_options(args: argparse.Namespace) -> list[str]:
 PATH_MAX = 4096  # Linux's, for a path systemd is to read
 
 
+def store_password(daemon_args: list[str]) -> bool:
+    """Whether the daemon's --store URL holds a password: a unit is
+    world-readable, the driver's password file is not."""
+    for i, arg in enumerate(daemon_args):
+        if arg == "--store" and i + 1 < len(daemon_args):
+            url = daemon_args[i + 1]
+        elif arg.startswith("--store="):
+            url = arg.removeprefix("--store=")
+        else:
+            continue
+        try:
+            if urlsplit(url).password is not None:
+                return True
+        except ValueError:
+            continue  # not a URL: the daemon says so when it starts
+    return False
+
+
 def run_service(args: argparse.Namespace) -> int:
     if not args.state_dir.startswith("/") or len(args.state_dir) > PATH_MAX:
         shown = args.state_dir[:60] + ("..." if len(args.state_dir) > 60 else "")
         why = f"is not an absolute path of at most {PATH_MAX} characters (systemd runs it from /)"
         print(f"oneinfra: --state-dir {shown!r} {why}", file=sys.stderr)
+        return 2
+    if store_password(daemon_options(args)):
+        print(
+            "oneinfra: --store's URL holds a password, and a unit is world-readable: "
+            "put it in ~/.pgpass of the daemon's user (mode 0600) or $PGPASSFILE",
+            file=sys.stderr,
+        )
         return 2
     unit = render_unit(executable(), args.state_dir, daemon_options(args))
     if args.action == "unit":

@@ -39,6 +39,37 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert checked.stderr.strip() == "", checked.stderr  # not even a warning
 
 
+def test_a_unit_on_a_shared_store_names_it_and_passes_verify(tmp_path: Path) -> None:
+    analyze = debian_tool("systemd-analyze", "systemd")
+    store = "postgresql://oneinfra@db.example:5432/fleet"
+    subprocess.run(
+        [sys.executable, "-m", "oneinfra", "service", "install", "--unit-dir", str(tmp_path),
+         "--", "--store", store, "--master-key", "/etc/oneinfra/master.key"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    path = tmp_path / unit.UNIT_NAME
+    assert f"--store {store} --master-key /etc/oneinfra/master.key\n" in path.read_text()
+    checked = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True,
+                             check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("given", [["--store", "postgresql://oneinfra:s3cret@db/fleet"],
+                                   ["--store=postgresql://oneinfra:s3cret@db/fleet"]])  # fmt: skip
+def test_a_store_url_with_a_password_is_refused_and_nothing_written(
+    tmp_path: Path, given: list[str]
+) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "oneinfra", "service", "install", "--unit-dir", str(tmp_path),
+         "--", *given],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "holds a password" in refused.stderr and "~/.pgpass" in refused.stderr
+    assert "s3cret" not in refused.stderr + refused.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_state_directory_elsewhere_is_left_to_the_daemon() -> None:
     text = unit.render_unit(["/usr/bin/oneinfra"], "/srv/oneinfra state", [])
     assert "StateDirectory" not in text
