@@ -137,14 +137,24 @@ class FleetServer(fleet_grpc.FleetBase):
         backups: Backups | None = None,
         leadership: Leadership | None = None,
         store_name: str = "",
+        followed: StatusBoard | None = None,
     ) -> None:
         self.service = service
         self.leadership = leadership  # several daemons on the store: None when alone
         self.store_name = store_name
         self.backups = backups  # taken by the reconciler's side: None without one
-        self.board = board or StatusBoard()  # the reconciler's; empty without one
+        self.own_board = board or StatusBoard()  # the reconciler's; empty without one
+        self.followed = followed  # the leader's transitions as recorded (statusfollower.py)
         self.reconciling = board is not None
         self.main = main or MainLoop()
+
+    @property
+    def board(self) -> StatusBoard:
+        """This daemon's reconciler's board while it reconciles; while it
+        stands by, the fleet as the leader last recorded it."""
+        if self.followed is not None and (self.leadership is None or self.leadership.term is None):
+            return self.followed
+        return self.own_board
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[FleetState]:

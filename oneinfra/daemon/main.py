@@ -34,7 +34,9 @@ from eventstore.locate import is_url, redacted
 from ..backup.service import Backups
 from ..errors import DaemonError, OneinfraError
 from ..paths import chosen_socket, default_state_dir
+from ..reconcile.board import StatusBoard
 from ..reconcile.controller import Controller, Options
+from ..reconcile.statusfollower import follow_status
 from ..storage.checkpoint import CHECKPOINT, Verified, verify_since_checkpoint
 from ..storage.keystore import KeyStore, load_or_create_master_key
 from . import gc
@@ -182,8 +184,10 @@ async def serve(
                 else None
             )
             store_name = redacted(shared) if shared is not None else str(target)
+            # On a shared store, what the leader records, for when this one stands by.
+            followed = StatusBoard() if shared is not None else None
             server = FleetServer(service, board, MainLoop(asyncio.get_running_loop()), backups,
-                                 leadership, store_name)  # fmt: skip
+                                 leadership, store_name, followed)  # fmt: skip
             metrics_server = None
             if metrics_address is not None and metrics is not None:  # both, or neither
                 service.observer = metrics
@@ -203,7 +207,7 @@ async def serve(
             try:
                 stopped_by = await run_until_signal(
                     service, controller, api_thread, ready, notifier or Notifier(None), backups,
-                    leadership=leadership, follow=shared is not None,
+                    leadership=leadership, follow=shared is not None, followed=followed,
                 )  # fmt: skip
                 await snapshot_if_it_fits(service)
                 await checkpoint_on_the_way_out(store, state_dir)
@@ -244,12 +248,14 @@ async def run_until_signal(
     *,
     leadership: Leadership | None = None,
     follow: bool = False,
+    followed: StatusBoard | None = None,
 ) -> str:
     """The command worker, the collector, the reconciler and the backups' schedule, until a stop
     signal; then each stopped in turn. The signal's name. systemd, when it
     runs the daemon, is told when it serves, stops, and is well. On a
-    shared store (follow), the state folds what other daemons append, and
-    the reconciler and the backups run only while this daemon leads."""
+    shared store (follow), the state folds what other daemons append (and
+    `followed` the status the leader records), and the reconciler and the
+    backups run only while this daemon leads."""
     stopped_by = "?"
     following = anyio.CancelScope()
     async with anyio.create_task_group() as tasks:
@@ -263,7 +269,11 @@ async def run_until_signal(
                     say(f"cannot follow the shared store ({error}); trying again")
 
                 with following:
-                    await service.follow(outage)
+                    async with anyio.create_task_group() as folding:
+                        if followed is not None:
+                            folding.start_soon(follow_status, service.store, followed, outage)
+                        await service.follow(outage)
+                        folding.cancel_scope.cancel()  # the store closed
 
             tasks.start_soon(fold_others)
         if leadership is not None:

@@ -87,6 +87,9 @@ def heard(
     }
 
 
+LEADER_SAID = "as the leading daemon last recorded"
+
+
 class StatusBoard:
     """What the reconciler last saw, for status and watchers. Changed on the
     main loop; read by the API's thread, under `lock`."""
@@ -133,6 +136,30 @@ class StatusBoard:
                     self.recorded[("csr", event.cluster_id, event.csr)] = DECIDED
                 case ev.NodeTrustRotated():
                     self.recorded[("trust", event.cluster_id, event.node)] = event.ca
+
+    @locked
+    def as_recorded(self, event: ev.Event, at: float) -> None:
+        """A transition another daemon recorded (at `at`, Unix time), folded
+        in: a daemon standing by shows the fleet as its leader last saw it."""
+        self.load([event])
+        match event:
+            case ev.ClusterStatusChanged() if event.phase == DELETED:
+                self.clusters.pop(event.cluster_id, None)
+                self.answering.discard(event.cluster_id)
+            case ev.ClusterStatusChanged():
+                status = self.cluster(event.cluster, event.cluster_id)
+                status.phase, status.since = Phase(event.phase, event.reason), at
+                answers = event.phase == READY
+                status.probe = Phase(READY) if answers else Phase(event.phase, LEADER_SAID)
+                (self.answering.add if answers else self.answering.discard)(event.cluster_id)
+            case ev.ComponentStatusChanged():
+                status = self.cluster(event.cluster, event.cluster_id)
+                status.components[event.component] = Phase(event.phase, event.reason)
+                status.hypervisors[event.component] = event.hypervisor
+            case ev.HypervisorStatusChanged():
+                health = self.hypervisors.setdefault(event.name, HypervisorHealth())
+                health.reachable, health.error = event.reachable, event.error
+        self._notify()
 
     def _record(self, subject: tuple[str, ...], phase: str, event: ev.Event) -> None:
         if self.recorded.get(subject) != phase:

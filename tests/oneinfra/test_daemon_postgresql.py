@@ -228,3 +228,29 @@ def test_daemons_ride_out_a_postgresql_restart_and_lose_nothing_acknowledged(
 
         until(lambda: names(first) == names(second) == sorted(acknowledged), "both agree")
         assert eventstore_cli("verify", url).stdout.startswith("ok: ")
+
+
+def cluster_status(daemon: Daemon, name: str) -> tuple[str, str, list[tuple[str, str]]]:
+    shown = daemon.json("cluster", "show", name)
+    components = [(c["name"], c.get("phase", "")) for c in shown["components"]]
+    return shown["status"].get("phase", ""), shown["status"].get("reason", ""), components
+
+
+def test_a_daemon_standing_by_shows_the_status_its_leader_recorded(
+    tmp_path: Path, url: str, daemons: list[Daemon]
+) -> None:
+    first = Daemon(tmp_path / "a", "--store", url, reconcile=True).start()
+    daemons.append(first)
+    until(lambda: "leading (term 1)" in first.log.read_text(), "the first leads")
+    master = str(first.state_dir / "master.key")
+    second = Daemon(tmp_path / "b", "--store", url, "--master-key", master, reconcile=True)
+    daemons.append(second.start())
+    until(lambda: "standing by" in second.log.read_text(), "the second stands by")
+    first.add_hypervisors()  # unreachable: the leader records them so, and the cluster failing
+    second.cli("cluster", "create", "prod")
+    until(lambda: cluster_status(first, "prod")[0] not in ("", "pending"), "the leader's verdict")
+    until(lambda: cluster_status(second, "prod") == cluster_status(first, "prod"),
+          "the same status on the daemon standing by")  # fmt: skip
+    phase, reason, components = cluster_status(second, "prod")
+    assert phase == "failed" and "unreachable" in reason
+    assert all(p == "failed" for _, p in components)

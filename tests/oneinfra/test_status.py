@@ -69,3 +69,23 @@ def test_each_transition_is_recorded_once_and_a_restart_records_none_again() -> 
     restarted.set_component(status, "cp", UP)
     restarted.probed("a", "id-a", ["cp"], ANSWERS)
     assert restarted.take_outbox() == []
+
+
+def test_a_board_folding_the_leaders_records_shows_what_it_saw_then_forgets_the_deleted() -> None:
+    board = StatusBoard()
+    board.as_recorded(ev.ComponentStatusChanged("a", "id-a", "ingress", "pub", RUNNING, ""), 1.0)
+    board.as_recorded(ev.ClusterStatusChanged("a", "id-a", READY, ""), 2.0)
+    status = board.clusters["id-a"]
+    assert status.phase == Phase(READY, "") and status.since == 2.0
+    assert status.components == {"ingress": Phase(RUNNING, "")}
+    assert status.hypervisors == {"ingress": "pub"} and "id-a" in board.answering
+    board.as_recorded(ev.ClusterStatusChanged("a", "id-a", FAILED, "ingress: gone"), 3.0)
+    assert board.clusters["id-a"].probe is not None and "id-a" not in board.answering
+    board.as_recorded(ev.HypervisorStatusChanged("pub", False, "refused"), 4.0)
+    assert board.hypervisors["pub"].reachable is False
+    board.as_recorded(
+        ev.ClusterStatusChanged("a", "id-a", "deleted", "deleted from the fleet"), 5.0
+    )
+    assert "id-a" not in board.clusters
+    # What it folded is what a leader taking over would not record again.
+    assert board.recorded[("cluster", "id-a")] == "deleted"
