@@ -5,7 +5,9 @@ oneinfra's admin certificate; then a no-op pass, and a repair."""
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import stat
 import time
 import urllib.request
 from pathlib import Path
@@ -21,7 +23,8 @@ from oneinfra.model import commands as cmd
 from oneinfra.model import events as ev
 from oneinfra.pki.sealing import unseal
 from oneinfra.reconcile import hypervisor_pass as reconciler
-from oneinfra.runtime import cri
+from oneinfra.render.labels import LABEL_ROLE, WRITER_ROLE
+from oneinfra.runtime import cri, realize
 from tests.oneinfra.harness import Fleet
 
 pytestmark = pytest.mark.e2e
@@ -169,3 +172,39 @@ def test_a_control_plane_from_a_blueprint_becomes_ready(
             assert mode == 0o600, file.path
     finally:
         anyio.run(tear_down)
+
+
+def test_pods_created_in_one_pass_have_their_files_written_by_one_helper(
+    hypervisors: list[dict[str, Any]],
+) -> None:
+    entry = hypervisors[0]
+    data_dir = config.STATE / "hypervisors" / entry["name"] / "data"
+    cluster_id = f"writer-{time.time_ns()}"
+    pods = [
+        bp.PodSpec(
+            name=f"{cluster_id}-{component}",
+            hypervisor=entry["name"],
+            directory=f"{data_dir}/clusters/{cluster_id}/{component}",
+            labels={**bp.MANAGED, bp.LABEL_CLUSTER_ID: cluster_id, bp.LABEL_COMPONENT: component},
+            containers=[],
+            files=[bp.File("pki/ca.crt", f"{component}\n".encode(), 0o640)],
+        )
+        for component in ("control-plane-0", "ingress")
+    ]
+
+    async def write() -> list[Any]:
+        client = cri.HypervisorClient(entry["endpoint"], timeout=60)
+        try:
+            await realize.write_many(client, pods, dict(bp.MANAGED))
+            return await client.list_sandboxes({LABEL_ROLE: WRITER_ROLE})
+        finally:
+            client.close()
+
+    try:
+        assert anyio.run(write) == []  # the helper's sandbox is gone
+        for pod in pods:
+            written = Path(pod.directory) / "pki/ca.crt"
+            assert written.read_bytes() == pod.files[0].content
+            assert stat.S_IMODE(written.stat().st_mode) == 0o640
+    finally:
+        shutil.rmtree(data_dir / "clusters" / cluster_id, ignore_errors=True)
