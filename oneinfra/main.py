@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return run_local(args)
     import asyncio
 
+    from .cli import apply  # noqa: F401  # its handlers: apply -f, delete -f
     from .cli.commands import HANDLERS, call
 
     handler = HANDLERS[(args.command, getattr(args, "action", None))]

@@ -19,6 +19,7 @@ from ..api.pb.oneinfra.v1 import fleet_pb2 as api
 from ..api.pb.oneinfra.v1.fleet_grpc import FleetStub
 from ..errors import CommandFailed
 from ..paths import chosen_socket
+from .applyplan import cluster_manifest, hypervisor_manifest
 from .output import as_data, emit, pairs, replies, table
 from .parser import key_value
 from .progress import wait_gone, wait_ready
@@ -46,7 +47,18 @@ def handles(command: str, action: str | None = None) -> Callable[[Handler], Hand
     return register
 
 
+def manifests_out(objects: Sequence[dict[str, Any]]) -> None:
+    """-o yaml: the objects as manifests, one document each, as `apply -f`
+    reads them (applied again, they change nothing)."""
+    import yaml  # only for YAML output
+
+    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True))
+
+
 def show_hypervisors(hypervisors: Sequence[api.Hypervisor], fmt: str, single: bool) -> None:
+    if fmt == "yaml":
+        manifests_out([hypervisor_manifest(h) for h in hypervisors])
+        return
     if fmt != "table":
         data = [as_data(h) for h in hypervisors]
         emit(data[0] if single else data, fmt)
@@ -62,6 +74,9 @@ def show_hypervisors(hypervisors: Sequence[api.Hypervisor], fmt: str, single: bo
 
 
 def show_clusters(clusters: Sequence[api.Cluster], fmt: str, single: bool) -> None:
+    if fmt == "yaml":
+        manifests_out([cluster_manifest(c) for c in clusters])
+        return
     if fmt != "table":
         data = [as_data(c) for c in clusters]
         emit(data[0] if single else data, fmt)
@@ -480,11 +495,13 @@ async def history(stub: FleetStub, args: argparse.Namespace) -> None:
         if args.output == "yaml":
             emit([as_data(event)], "yaml")
             continue
-        actor = json.loads(event.metadata_json or "{}").get("actor") or {}
+        metadata = json.loads(event.metadata_json or "{}")
+        actor = metadata.get("actor") or {}
         by = actor.get("user") or (f"uid {actor['uid']}" if "uid" in actor else "-")
+        source = f" (from {metadata['source']})" if metadata.get("source") else ""
         print(
             f"{event.position:>8}  {event.recorded_at:32}  {by:10}  {event.type:26}  "
-            f"{summary(json.loads(event.data_json))}",
+            f"{summary(json.loads(event.data_json))}{source}",
             flush=True,
         )
 

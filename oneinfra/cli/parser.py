@@ -180,6 +180,26 @@ def build_parser() -> argparse.ArgumentParser:
     nodes(top.add("node", "worker nodes: join this machine to a cluster, list a cluster's",
                   client=False))  # fmt: skip
 
+    for verb, what in (
+        ("apply", "bring the fleet to manifests: create, scale, label, enable the VPN, ..."),
+        ("delete", "delete the clusters and remove the hypervisors that manifests describe"),
+    ):
+        manifest = top.add(verb, what)
+        manifest.add_argument(
+            "-f", "--filename", action="append", required=True, metavar="FILE|DIR|-",
+            help="a YAML file (several documents), a directory of them (recursively) or - "
+            "for stdin (repeatable)",
+        )  # fmt: skip
+        manifest.add_argument(
+            "--dry-run", action="store_true",
+            help="print what would be sent, and the changes, sending nothing",
+        )  # fmt: skip
+        manifest.add_argument(
+            "--map-version", action="append", default=[], metavar="FROM=TO",
+            help="the original oneinfra's Kubernetes version FROM applied as TO "
+            "(e.g. 1.18.2=v1.37.2; repeatable)",
+        )  # fmt: skip
+
     history = top.add("history", "the log of decisions and observations, oldest first")
     which = history.add_mutually_exclusive_group()
     which.add_argument("--cluster", metavar="NAME", help="only what concerns this cluster")

@@ -42,7 +42,7 @@ from ..model.state import Cluster, FleetState, api_server_endpoint
 from ..pki.x509 import public_key_hash
 from ..reconcile.board import StatusBoard
 from . import messages as views
-from .callers import CALLER, CORRELATION
+from .callers import asked
 from .certificate_status import certificates_view
 from .leadership import Leadership, current_term
 from .mainloop import MainLoop
@@ -167,12 +167,16 @@ class FleetServer(fleet_grpc.FleetBase):
         return views.cluster_view(cluster, self.service.state, status)
 
     async def _execute(
-        self, command: cmd.Command, actor: Actor | None, correlation: str | None
+        self,
+        command: cmd.Command,
+        actor: Actor | None,
+        correlation: str | None,
+        source: str | None = None,
     ) -> Outcome:
-        return await refusals_as_status(self.service.execute(command, actor, correlation))
+        return await refusals_as_status(self.service.execute(command, actor, correlation, source))
 
     async def _run(self, command: cmd.Command) -> int:
-        outcome = await self.main.call(self._execute, command, CALLER.get(), CORRELATION.get())
+        outcome = await self.main.call(self._execute, command, *asked())
         return outcome.position
 
     # -- commands -------------------------------------------------------------------
@@ -311,7 +315,7 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def issue_kubeconfig(self, message: api.IssueKubeconfigRequest) -> api.Kubeconfig:
         command = views.issue_kubeconfig(message)
-        outcome = await self.main.call(self._execute, command, CALLER.get(), CORRELATION.get())
+        outcome = await self.main.call(self._execute, command, *asked())
         (issued,) = outcome.decision.events
         assert outcome.decision.reply is not None
         return api.Kubeconfig(
@@ -322,7 +326,7 @@ class FleetServer(fleet_grpc.FleetBase):
 
     async def create_join_token(self, message: api.CreateJoinTokenRequest) -> api.JoinToken:
         command = views.create_join_token(message)
-        outcome = await self.main.call(self._execute, command, CALLER.get(), CORRELATION.get())
+        outcome = await self.main.call(self._execute, command, *asked())
         created = outcome.decision.events[-1]
         assert isinstance(created, ev.JoinTokenCreated) and outcome.decision.reply is not None
         with self.reading() as state:

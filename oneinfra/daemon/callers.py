@@ -20,6 +20,15 @@ CORRELATION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation", default=None
 )
 CORRELATION_HEADER = "x-correlation-id"
+SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("source", default=None)
+SOURCE_HEADER = "x-oneinfra-source"  # apply -f: FILE#INDEX, recorded in the command's metadata
+SOURCE_MAX = 512  # characters of it kept: a header is the client's to fill
+
+
+def asked() -> tuple[Actor | None, str | None, str | None]:
+    """Who asks, their correlation id and their source: read on the API's
+    thread, handed to the main loop with the command."""
+    return CALLER.get(), CORRELATION.get(), SOURCE.get()
 
 
 def actor_from_credentials(uid: int, gid: int, pid: int) -> Actor:
@@ -52,11 +61,13 @@ async def remember_caller(event: RecvRequest) -> None:
     """Runs before each handler: the caller becomes visible to it."""
     actor = peer_actor(event.peer)
     correlation = event.metadata.get(CORRELATION_HEADER)
+    source = event.metadata.get(SOURCE_HEADER)
     handler = event.method_func
 
     async def with_caller(stream: Any) -> None:
         CALLER.set(actor)
-        CORRELATION.set(str(correlation) if correlation else None)
+        CORRELATION.set(str(correlation)[:SOURCE_MAX] if correlation else None)
+        SOURCE.set(str(source)[:SOURCE_MAX] if source else None)
         await handler(stream)
 
     event.method_func = with_caller

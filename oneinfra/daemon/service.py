@@ -65,6 +65,7 @@ class Job:
     command: cmd.Command
     actor: Actor | None
     correlation_id: str | None
+    source: str | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
     outcome: Outcome | None = None
     error: BaseException | None = None
@@ -144,9 +145,13 @@ class FleetService:
     # -- commands -------------------------------------------------------------------
 
     async def execute(
-        self, command: cmd.Command, actor: Actor | None = None, correlation_id: str | None = None
+        self,
+        command: cmd.Command,
+        actor: Actor | None = None,
+        correlation_id: str | None = None,
+        source: str | None = None,
     ) -> Outcome:
-        job = Job(command, actor, correlation_id)
+        job = Job(command, actor, correlation_id, source)
         try:
             await self._jobs_in.send(job)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -193,6 +198,7 @@ class FleetService:
                 command=type(job.command).__name__,
                 correlation_id=job.correlation_id or command_id,
                 causation_id=command_id,
+                source=job.source,
             )
         )
         for _ in range(CONFLICT_RETRIES):

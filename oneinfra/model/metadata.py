@@ -15,8 +15,11 @@ class Actor(msgspec.Struct, frozen=True):
     user: str | None = None
 
 
-class Metadata(msgspec.Struct, frozen=True):
+class Metadata(msgspec.Struct, frozen=True, omit_defaults=True):
     actor: Actor | None  # None: the daemon itself (the reconciler's observations)
     command: str
     correlation_id: str
     causation_id: str
+    # Where the command came from, when its client says: `apply -f`'s file
+    # and document index ("prod.yaml#2"). Absent from the record otherwise.
+    source: str | None = None

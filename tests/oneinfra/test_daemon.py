@@ -77,7 +77,13 @@ def test_every_cli_command_end_to_end(daemon: Daemon, tmp_path: Path) -> None:
     assert {c["role"] for c in shown["components"]} == {"control-plane", "ingress"}
     assert all({"name", "role", "hypervisor", "ports"} <= c.keys() for c in shown["components"])
     assert shown["status"]["ready"] is False and shown["status"]["phase"] == "pending"
-    assert yaml.safe_load(daemon.cli("cluster", "show", "prod", "-o", "yaml").stdout) == shown
+    # -o yaml: the cluster as a manifest, its spec what apply -f reads, the rest its status.
+    manifest = yaml.safe_load(daemon.cli("cluster", "show", "prod", "-o", "yaml").stdout)
+    assert (manifest["apiVersion"], manifest["kind"]) == ("oneinfra.io/v1", "Cluster")
+    assert manifest["metadata"] == {"name": "prod"}
+    assert manifest["spec"]["controlPlaneReplicas"] == 3
+    assert manifest["spec"]["apiserverExtraSans"] == ["api.example.com"]
+    assert manifest["status"]["components"] == shown["components"]
     assert "control-plane-2" in daemon.cli("cluster", "show", "prod").stdout
     assert [c["name"] for c in daemon.json("cluster", "list")] == ["prod"]
 
