@@ -46,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "version":
         print(f"oneinfra {__version__}")
         return EXIT_OK
+    if args.command == "schema":
+        import json
+
+        from .cli.manifests import json_schema
+
+        print(json.dumps(json_schema(), indent=2))
+        return EXIT_OK
     if args.command == "completion":
         from .cli.completion import shell_code
 

@@ -482,6 +482,22 @@ def read(
     return found
 
 
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema of oneinfra's own manifests, for editors (the YAML
+    language server's `# yaml-language-server: $schema=...`)."""
+    refs, definitions = msgspec.json.schema_components([HypervisorDocument, ClusterDocument])
+    for kind in ("Hypervisor", "Cluster"):
+        properties = definitions[f"{kind}Document"]["properties"]
+        properties["apiVersion"] = {"const": API_VERSION}
+        properties["kind"] = {"const": kind}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"oneinfra manifests ({API_VERSION})",
+        "oneOf": list(refs),
+        "$defs": definitions,
+    }
+
+
 def no_duplicates(objects: Sequence[Wanted]) -> list[Wanted]:
     seen: dict[str, str] = {}
     for wanted in objects:

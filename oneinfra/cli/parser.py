@@ -233,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="bash: eval \"$(oneinfra completion bash)\"; zsh: the same with zsh",
     )  # fmt: skip
     top.add("info", "the daemon: its version, its store, its place in the log, who leads")
+    top.add("schema", "print the JSON Schema of oneinfra's manifests (apply -f), for editors",
+            client=False)  # fmt: skip
     top.add("version", "print the version", client=False)
     top.add("eventstore", "inspect and verify an event store file, without the daemon",
             client=False, add_help=False)  # fmt: skip

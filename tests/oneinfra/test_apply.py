@@ -6,15 +6,23 @@ original oneinfra's samples, and bad files refused whole."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oneinfra.cli import manifests
 
 from .daemon import Daemon
+from .test_manifests import cluster_doc, spec_fields
 
 ORIGINAL = Path(__file__).parent / "manifests" / "original"
 
@@ -144,3 +152,49 @@ def test_a_bad_file_is_refused_whole_in_one_line(daemon: Daemon, text: str, said
     assert result.returncode == 1 and said in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert result.stdout == "" and head(daemon) == 0  # nothing applied, not even the good ones
+
+
+@pytest.fixture(scope="module")
+def fleet_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    started = Daemon(tmp_path_factory.mktemp("fleet")).start()
+    started.add_hypervisors(private=5)  # room for 5 replicas
+    yield started
+    started.stop()
+
+
+NAMES = itertools.count()
+# What the daemon takes: leaves that do not outlive their CAs.
+daemon_specs = st.fixed_dictionaries({}, optional={
+    **spec_fields,
+    "certificateLifetime": st.sampled_from(["90d", "365d", 86400]),
+    "caLifetime": st.sampled_from(["3650d", "7300d"]),
+})  # fmt: skip
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(st.lists(daemon_specs, min_size=1, max_size=4))
+def test_random_fleets_applied_to_a_daemon_are_what_it_holds(
+    fleet_daemon: Daemon, tmp_path: Path, fleet: list[dict[str, Any]]
+) -> None:
+    docs = [cluster_doc(f"r{next(NAMES)}", **spec) for spec in fleet]
+    path = tmp_path / f"fleet-{docs[0]['metadata']['name']}.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    fleet_daemon.cli("apply", "-f", str(path))
+    for doc in docs:
+        shown = yaml.safe_load(
+            fleet_daemon.cli("cluster", "show", doc["metadata"]["name"], "-o", "yaml").stdout
+        )["spec"]
+        for field, value in doc["spec"].items():
+            if field in ("certificateLifetime", "caLifetime"):
+                assert manifests.seconds(shown[field], field) == manifests.seconds(value, field)
+            elif field == "apiserverExtraSans":
+                assert sorted(shown[field]) == sorted(value)
+            elif field == "vpn":
+                assert shown["vpn"]["enabled"] == value["enabled"]
+            else:
+                assert shown[field] == value, field
+    assert all(
+        line.endswith(" unchanged")
+        for line in fleet_daemon.cli("apply", "-f", str(path)).stdout.splitlines()
+    )

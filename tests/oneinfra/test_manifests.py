@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -58,22 +59,20 @@ durations = st.one_of(
     st.integers(min_value=1, max_value=2**32 - 1),
     st.builds(lambda n, u: f"{n}{u}", st.integers(1, 999), st.sampled_from("smhd")),
 )
-specs = st.fixed_dictionaries(
-    {},
-    optional={
-        "kubernetesVersion": st.sampled_from([r.version for r in SUPPORTED]),
-        "controlPlaneReplicas": st.sampled_from([1, 3, 5]),
-        "serviceCidr": st.sampled_from(["10.96.0.0/12", "172.20.0.0/16"]),
-        "podCidr": st.sampled_from(["10.244.0.0/16", "10.32.0.0/12"]),
-        "dnsDomain": st.sampled_from(["cluster.local", "prod.example"]),
-        "apiserverExtraSans": st.lists(
-            st.sampled_from(["a.example", "b.example", "10.0.0.1"]), unique=True
-        ),
-        "vpn": st.fixed_dictionaries({"enabled": st.booleans()}),
-        "certificateLifetime": durations,
-        "caLifetime": durations,
-    },
-)
+spec_fields: dict[str, st.SearchStrategy[Any]] = {
+    "kubernetesVersion": st.sampled_from([r.version for r in SUPPORTED]),
+    "controlPlaneReplicas": st.sampled_from([1, 3, 5]),
+    "serviceCidr": st.sampled_from(["10.96.0.0/12", "172.20.0.0/16"]),
+    "podCidr": st.sampled_from(["10.244.0.0/16", "10.32.0.0/12"]),
+    "dnsDomain": st.sampled_from(["cluster.local", "prod.example"]),
+    "apiserverExtraSans": st.lists(
+        st.sampled_from(["a.example", "b.example", "10.0.0.1"]), unique=True
+    ),
+    "vpn": st.fixed_dictionaries({"enabled": st.booleans()}),
+    "certificateLifetime": durations,
+    "caLifetime": durations,
+}
+specs = st.fixed_dictionaries({}, optional=spec_fields)
 
 
 @settings(max_examples=200, deadline=None)
@@ -314,3 +313,17 @@ def test_aliases_are_refused_before_they_expand(tmp_path: Path) -> None:
     laughs.write_text('a: &a ["lol"]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n')
     with pytest.raises(manifests.ManifestError.__mro__[1], match="alias at line 2"):
         list(apply.documents([str(laughs)]))
+
+
+def test_the_published_schema_holds_what_show_prints_and_not_a_bad_document() -> None:
+    schema = manifests.json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    cluster = held(api.CreateClusterRequest(name="prod", vpn_enabled=True))
+    hypervisor = api.Hypervisor(name="pub", endpoint="unix:///run/hv/pub.sock", role="public",
+                                ip_address="192.0.2.1", port_range_low=30000,
+                                port_range_high=32767)  # fmt: skip
+    for shown in (applyplan.cluster_manifest(cluster), applyplan.hypervisor_manifest(hypervisor)):
+        validator.validate(yaml.safe_load(yaml.safe_dump(shown)))
+    assert not validator.is_valid(cluster_doc(controlPlaneReplicas="three"))
+    assert not validator.is_valid({**cluster_doc(), "kind": "Clusters"})
