@@ -107,6 +107,10 @@ class HypervisorClient:
         self._container_status = self._method(
             "ContainerStatus", pb.ContainerStatusRequest, pb.ContainerStatusResponse
         )
+        # And ExecSync: a backup's snapshot comes out in 4 MiB replies, a
+        # restore's goes in as arguments of as much; betterproto2 copies
+        # and walks them in Python.
+        self._exec_sync = self._method("ExecSync", pb.ExecSyncRequest, pb.ExecSyncResponse)
 
     def _method(
         self, name: str, request: type[Request], reply: type[Reply]
@@ -242,12 +246,12 @@ class HypervisorClient:
 
     async def exec_sync(
         self, container_id: str, command: list[str], timeout_seconds: int = 10
-    ) -> cri.ExecSyncResponse:
-        request = cri.ExecSyncRequest(
+    ) -> pb.ExecSyncResponse:
+        request = pb.ExecSyncRequest(
             container_id=container_id, cmd=command, timeout=timeout_seconds
         )
         deadline = self.timeout + timeout_seconds
-        return await self._call("exec_sync", self._runtime.exec_sync(request, timeout=deadline))
+        return await self._call("exec_sync", self._exec_sync(request, timeout=deadline))
 
     # -- images ---------------------------------------------------------------------------
 
