@@ -83,6 +83,8 @@ def documents(paths: list[str]) -> Iterator[tuple[str, object]]:
                 yield f"{name}#{index}", document
         except yaml.YAMLError as error:
             raise CommandFailed(f"{name}: not YAML: {yaml_problem(error)}") from None
+        except RecursionError:
+            raise CommandFailed(f"{name}: nested too deeply to be a manifest") from None
 
 
 def yaml_problem(error: Exception) -> str:

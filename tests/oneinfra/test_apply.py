@@ -145,6 +145,7 @@ def test_the_originals_samples_apply_and_delete_removes_them(daemon: Daemon) -> 
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "v1 ConfigMap is not known"),
         ("key: [unclosed\n", "not YAML"),
         ("a: &a [1]\nb: *a\n", "an alias at line 2"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
     ],
 )  # fmt: skip
 def test_a_bad_file_is_refused_whole_in_one_line(daemon: Daemon, text: str, said: str) -> None:
