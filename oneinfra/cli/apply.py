@@ -20,6 +20,7 @@ from grpclib.exceptions import GRPCError
 from ..api.pb.oneinfra.v1 import fleet_pb2 as api
 from ..api.pb.oneinfra.v1.fleet_grpc import FleetStub
 from ..errors import CommandFailed
+from ..model.metadata import CORRELATION_HEADER, SOURCE_HEADER
 from . import manifests
 from .applyplan import Plan, kind_of, plan, plan_delete
 from .commands import handles
@@ -27,8 +28,6 @@ from .commands import handles
 MAX_BYTES = 32 * 1024 * 1024  # the whole input: a fleet of 10,000 clusters is a few MB
 SUFFIXES = (".yaml", ".yml", ".json")
 IN_FLIGHT = 8  # requests sent at once: the daemon decides one at a time, the rest is round trips
-SOURCE_HEADER = "x-oneinfra-source"  # the daemon records it in the command's metadata
-CORRELATION_HEADER = "x-correlation-id"
 
 
 def inputs(paths: list[str]) -> Iterator[tuple[str, str]]:
@@ -105,10 +104,14 @@ def version_map(pairs: list[str]) -> dict[str, str]:
     return mapped
 
 
-async def current(stub: FleetStub) -> tuple[dict[str, Any], dict[str, Any]]:
+async def current(stub: FleetStub) -> dict[str, dict[str, Any]]:
+    """What the fleet holds, by kind, then by name."""
     hypervisors = (await stub.ListHypervisors(api.ListRequest())).hypervisors
     clusters = (await stub.ListClusters(api.ListRequest())).clusters
-    return {h.name: h for h in hypervisors}, {c.name: c for c in clusters}
+    return {
+        "Hypervisor": {h.name: h for h in hypervisors},
+        "Cluster": {c.name: c for c in clusters},
+    }
 
 
 def summary(done: Plan, failure: str = "") -> str:
@@ -117,9 +120,11 @@ def summary(done: Plan, failure: str = "") -> str:
     return f"{line}: {why}" if why else line
 
 
-async def send(stub: FleetStub, plans: list[Plan], correlation: str) -> dict[int, str]:
+async def send(
+    stub: FleetStub, plans: list[Plan], correlation: str, order: tuple[str, ...]
+) -> dict[int, str]:
     """Each plan's calls in order, plans concurrently (IN_FLIGHT at once),
-    hypervisors before clusters; why each plan that failed did."""
+    one kind after the other in `order`; why each plan that failed did."""
     failures: dict[int, str] = {}
     limit = asyncio.Semaphore(IN_FLIGHT)
 
@@ -133,7 +138,7 @@ async def send(stub: FleetStub, plans: list[Plan], correlation: str) -> dict[int
                     failures[index] = error.message or error.status.name
                     return
 
-    for kind in ("Hypervisor", "Cluster"):
+    for kind in order:
         await asyncio.gather(*(run(i, p) for i, p in enumerate(plans) if p.kind == kind))
     return failures
 
@@ -156,30 +161,26 @@ async def apply(stub: FleetStub, args: argparse.Namespace) -> None:
     found = manifests.read(documents(args.filename), version_map(args.map_version))
     for warning in found.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    hypervisors, clusters = await current(stub)
-    plans = [
-        plan(w, (hypervisors if kind_of(w) == "Hypervisor" else clusters).get(w.name))
-        for w in found.objects
-    ]
-    failures = {} if args.dry_run else await send(stub, plans, f"apply-{uuid.uuid4()}")
+    held = await current(stub)
+    plans = [plan(w, held[kind_of(w)].get(w.name)) for w in found.objects]
+    failures = (
+        {}
+        if args.dry_run
+        else await send(stub, plans, f"apply-{uuid.uuid4()}", ("Hypervisor", "Cluster"))
+    )
     report(plans, failures, args.dry_run)
 
 
 @handles("delete")
 async def delete(stub: FleetStub, args: argparse.Namespace) -> None:
     found = manifests.read(documents(args.filename), versions=None)  # the names count
-    hypervisors, clusters = await current(stub)
+    held = await current(stub)
     # Clusters first: a hypervisor is removed only once it holds nothing.
     ordered = sorted(found.objects, key=lambda w: kind_of(w) == "Hypervisor")
-    plans = [
-        plan_delete(w, w.name in (hypervisors if kind_of(w) == "Hypervisor" else clusters))
-        for w in ordered
-    ]
-    failures: dict[int, str] = {}
-    if not args.dry_run:
-        correlation = f"delete-{uuid.uuid4()}"
-        for kind in ("Cluster", "Hypervisor"):
-            subset = [(i, p) for i, p in enumerate(plans) if p.kind == kind]
-            sent = await send(stub, [p for _, p in subset], correlation)
-            failures.update({subset[i][0]: why for i, why in sent.items()})
+    plans = [plan_delete(w, w.name in held[kind_of(w)]) for w in ordered]
+    failures = (
+        {}
+        if args.dry_run
+        else await send(stub, plans, f"delete-{uuid.uuid4()}", ("Cluster", "Hypervisor"))
+    )
     report(plans, failures, args.dry_run)

@@ -18,15 +18,15 @@ from typing import Any, Literal
 import msgspec
 
 from ..errors import CommandFailed
+from ..model.validation import DNS1123_LABEL
 from ..model.versions import SUPPORTED
+from .parser import MAX_DURATION, UNITS
 
 API_VERSION = "oneinfra.io/v1"
 ORIGINAL_CLUSTER = "cluster.oneinfra.ereslibre.es/v1alpha1"
 ORIGINAL_INFRA = "infra.oneinfra.ereslibre.es/v1alpha1"
-NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a DNS label, as the decider wants
-DURATION = re.compile(r"^([0-9]{1,10})([smhd])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_DURATION = 2**32 - 1
+NAME_LENGTH = 63  # a DNS label's: the decider says if it wants fewer
+DURATION = re.compile(r"^([0-9]{1,10})([smhd])$")  # as the command line's (parser.duration)
 NO_MAPPING: Mapping[str, str] = MappingProxyType({})
 
 
@@ -282,7 +282,7 @@ def duration_text(value: int) -> str:
 
 
 def checked_name(name: str, source: str) -> str:
-    if not NAME.match(name):
+    if len(name) > NAME_LENGTH or not DNS1123_LABEL.match(name):
         raise ManifestError(f"{source}: metadata.name {name[:70]!r} is not a DNS label")
     return name
 

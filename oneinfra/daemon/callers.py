@@ -13,16 +13,14 @@ from typing import Any
 from grpclib.events import RecvRequest
 from grpclib.protocol import Peer
 
-from ..model.metadata import Actor
+from ..model.metadata import CORRELATION_HEADER, SOURCE_HEADER, Actor
 
 CALLER: contextvars.ContextVar[Actor | None] = contextvars.ContextVar("caller", default=None)
 CORRELATION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation", default=None
 )
-CORRELATION_HEADER = "x-correlation-id"
 SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("source", default=None)
-SOURCE_HEADER = "x-oneinfra-source"  # apply -f: FILE#INDEX, recorded in the command's metadata
-SOURCE_MAX = 512  # characters of it kept: a header is the client's to fill
+HEADER_MAX = 512  # characters kept of each header: they are the client's to fill
 
 
 def asked() -> tuple[Actor | None, str | None, str | None]:
@@ -66,8 +64,8 @@ async def remember_caller(event: RecvRequest) -> None:
 
     async def with_caller(stream: Any) -> None:
         CALLER.set(actor)
-        CORRELATION.set(str(correlation)[:SOURCE_MAX] if correlation else None)
-        SOURCE.set(str(source)[:SOURCE_MAX] if source else None)
+        CORRELATION.set(str(correlation)[:HEADER_MAX] if correlation else None)
+        SOURCE.set(str(source)[:HEADER_MAX] if source else None)
         await handler(stream)
 
     event.method_func = with_caller

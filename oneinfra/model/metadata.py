@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import msgspec
 
+# The request headers a client fills them with (apply -f sends both).
+CORRELATION_HEADER = "x-correlation-id"
+SOURCE_HEADER = "x-oneinfra-source"
+
 
 class Actor(msgspec.Struct, frozen=True):
     """Who sent a command, from the Unix socket's peer credentials."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import anyio
 
-from eventstore import EventStore, EventStoreError, StoreClosed
+from eventstore import EventStore, EventStoreError, RecordedEvent, StoreClosed
 
 from ..errors import OneinfraError
 from ..model import events as ev
@@ -32,13 +32,12 @@ async def follow_status(
             # status record, if later).
             position = max(position, await store.head_position())
             async for record in store.read_stream(ev.STATUS_STREAM, version):
-                fold(board, record.type, record.schema_version, record.data, record.recorded_at_us)
+                fold(board, record)
                 version, position = record.stream_version + 1, max(position, record.position)
             async for record in store.subscribe(position + 1):
                 position = record.position
                 if record.stream_id == ev.STATUS_STREAM and record.stream_version >= version:
-                    fold(board, record.type, record.schema_version, record.data,
-                         record.recorded_at_us)  # fmt: skip
+                    fold(board, record)
                     version = record.stream_version + 1
         except StoreClosed:
             return
@@ -48,5 +47,6 @@ async def follow_status(
             await anyio.sleep(RETRY)
 
 
-def fold(board: StatusBoard, kind: str, schema: int, data: bytes, at_us: int) -> None:
-    board.as_recorded(ev.decode(kind, schema, data), at_us / 1e6)
+def fold(board: StatusBoard, record: RecordedEvent) -> None:
+    event = ev.decode(record.type, record.schema_version, record.data)
+    board.as_recorded(event, record.recorded_at_us / 1e6)

@@ -166,9 +166,9 @@ def test_a_daemon_with_another_master_key_is_refused_in_one_line(
     assert "--master-key" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_one_daemon_leads_and_another_takes_over_when_it_is_killed(
-    tmp_path: Path, url: str, daemons: list[Daemon]
-) -> None:
+def leader_and_standby(tmp_path: Path, url: str, daemons: list[Daemon]) -> tuple[Daemon, Daemon]:
+    """Two reconciling daemons on one store: the first leads (term 1), the
+    second, with its master key, stands by."""
     first = Daemon(tmp_path / "a", "--store", url, reconcile=True).start()
     daemons.append(first)
     until(lambda: "leading (term 1)" in first.log.read_text(), "the first leads")
@@ -176,6 +176,13 @@ def test_one_daemon_leads_and_another_takes_over_when_it_is_killed(
     second = Daemon(tmp_path / "b", "--store", url, "--master-key", master, reconcile=True)
     daemons.append(second.start())
     until(lambda: "standing by" in second.log.read_text(), "the second stands by")
+    return first, second
+
+
+def test_one_daemon_leads_and_another_takes_over_when_it_is_killed(
+    tmp_path: Path, url: str, daemons: list[Daemon]
+) -> None:
+    first, second = leader_and_standby(tmp_path, url, daemons)
     leading, standing = first.json("info"), second.json("info")
     assert (leading["role"], standing["role"]) == ("leading", "standing by")
     assert leading["leader"] == standing["leader"] == str(first.state_dir)
@@ -239,13 +246,7 @@ def cluster_status(daemon: Daemon, name: str) -> tuple[str, str, list[tuple[str,
 def test_a_daemon_standing_by_shows_the_status_its_leader_recorded(
     tmp_path: Path, url: str, daemons: list[Daemon]
 ) -> None:
-    first = Daemon(tmp_path / "a", "--store", url, reconcile=True).start()
-    daemons.append(first)
-    until(lambda: "leading (term 1)" in first.log.read_text(), "the first leads")
-    master = str(first.state_dir / "master.key")
-    second = Daemon(tmp_path / "b", "--store", url, "--master-key", master, reconcile=True)
-    daemons.append(second.start())
-    until(lambda: "standing by" in second.log.read_text(), "the second stands by")
+    first, second = leader_and_standby(tmp_path, url, daemons)
     first.add_hypervisors()  # unreachable: the leader records them so, and the cluster failing
     second.cli("cluster", "create", "prod")
     until(lambda: cluster_status(first, "prod")[0] not in ("", "pending"), "the leader's verdict")
