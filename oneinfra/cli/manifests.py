@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -25,6 +25,8 @@ from .parser import MAX_DURATION, UNITS
 API_VERSION = "oneinfra.io/v1"
 ORIGINAL_CLUSTER = "cluster.oneinfra.ereslibre.es/v1alpha1"
 ORIGINAL_INFRA = "infra.oneinfra.ereslibre.es/v1alpha1"
+# What the API's fields carry (uint32): the daemon says what it takes within that.
+Uint32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
 NAME_LENGTH = 63  # a DNS label's: the decider says if it wants fewer
 DURATION = re.compile(r"^([0-9]{1,10})([smhd])$")  # as the command line's (parser.duration)
 NO_MAPPING: Mapping[str, str] = MappingProxyType({})
@@ -43,8 +45,8 @@ class Metadata(Strict):
 
 
 class PortRange(Strict):
-    low: int
-    high: int
+    low: Uint32
+    high: Uint32
 
 
 class Tls(Strict):
@@ -71,12 +73,12 @@ class Vpn(Strict):
 
 class Backups(Strict):
     every: int | str  # seconds, or a duration: 90s, 30m, 24h, 7d
-    keep: int
+    keep: Uint32
 
 
 class ClusterSpec(Strict):
     kubernetes_version: str | None = None
-    control_plane_replicas: int | None = None
+    control_plane_replicas: Uint32 | None = None
     service_cidr: str | None = None
     pod_cidr: str | None = None
     dns_domain: str | None = None
@@ -142,7 +144,7 @@ class OriginalApiServer(Loose):
 
 class OriginalClusterSpec(Loose):
     kubernetesVersion: str | None = None
-    controlPlaneReplicas: int | None = None
+    controlPlaneReplicas: Uint32 | None = None
     networking: OriginalNetworking | None = None
     vpn: OriginalVpn | None = None
     apiServer: OriginalApiServer | None = None
@@ -189,8 +191,8 @@ class OriginalRemoteEndpoint(Loose):
 
 
 class OriginalPortRange(Loose):
-    low: int
-    high: int
+    low: Uint32
+    high: Uint32
 
 
 class OriginalHypervisorSpec(Loose):
